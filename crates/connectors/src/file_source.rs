@@ -1,0 +1,130 @@
+//! The `file` source: JSON lines from a file or a glob of files, followed as they grow and
+//! as new files match. A line that does not decode goes to the error log with its file and
+//! line number; a partial last line waits for its newline.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::json_decode::JsonDecoder;
+use crate::source::{BatchSender, SourceContext, StartupMode, BATCH_ROWS};
+
+/// How long the reader sleeps at the end of every file before looking again.
+const POLL: Duration = Duration::from_millis(5);
+
+struct Followed {
+    reader: BufReader<File>,
+    line_no: i64,
+    partial: String,
+}
+
+pub(crate) fn spawn(
+    path: String,
+    startup: StartupMode,
+    ctx: SourceContext,
+    mut out: BatchSender,
+) -> Result<(), String> {
+    glob::Pattern::new(&path).map_err(|e| format!("option 'path' is not a valid file name or glob: {e}"))?;
+    let decoder = JsonDecoder::new(&ctx.desc);
+    let initial: Vec<PathBuf> = matches(&path);
+    std::thread::Builder::new()
+        .name(format!("source-{}", ctx.name))
+        .spawn(move || {
+            let mut files: HashMap<PathBuf, Followed> = HashMap::new();
+            let mut first = true;
+            loop {
+                for p in matches(&path) {
+                    if files.contains_key(&p) {
+                        continue;
+                    }
+                    let Ok(mut f) = File::open(&p) else { continue };
+                    // Files present at start skip to their end in 'latest' mode; files that
+                    // appear later are new data and are read whole.
+                    if startup == StartupMode::Latest && first && initial.contains(&p) {
+                        let _ = f.seek(SeekFrom::End(0));
+                    }
+                    files.insert(
+                        p,
+                        Followed {
+                            reader: BufReader::with_capacity(1 << 20, f),
+                            line_no: 0,
+                            partial: String::new(),
+                        },
+                    );
+                }
+                first = false;
+                let mut batch = Vec::with_capacity(BATCH_ROWS);
+                let mut progressed = false;
+                let mut names: Vec<&PathBuf> = files.keys().collect();
+                names.sort();
+                let names: Vec<PathBuf> = names.into_iter().cloned().collect();
+                for name in names {
+                    let Some(f) = files.get_mut(&name) else { continue };
+                    let location = name.display().to_string();
+                    loop {
+                        let mut line = std::mem::take(&mut f.partial);
+                        match f.reader.read_line(&mut line) {
+                            Ok(0) => {
+                                f.partial = line;
+                                break;
+                            }
+                            Ok(_) if !line.ends_with('\n') => {
+                                f.partial = line;
+                                break;
+                            }
+                            Ok(_) => {
+                                progressed = true;
+                                f.line_no += 1;
+                                let text = line.trim();
+                                if text.is_empty() {
+                                    continue;
+                                }
+                                match decoder.decode(text) {
+                                    Ok(row) => batch.push(row),
+                                    Err(e) => ctx.errors.record(&ctx.name, &location, Some(f.line_no), text, e),
+                                }
+                                if batch.len() >= BATCH_ROWS
+                                    && !out.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS)))
+                                {
+                                    return;
+                                }
+                            }
+                            Err(e) => {
+                                ctx.errors.record(
+                                    &ctx.name,
+                                    &location,
+                                    Some(f.line_no + 1),
+                                    "",
+                                    format!("read error: {e}"),
+                                );
+                                f.partial.clear();
+                                break;
+                            }
+                        }
+                    }
+                }
+                if !out.send(batch) {
+                    return;
+                }
+                if !progressed {
+                    std::thread::sleep(POLL);
+                    if !out.alive() {
+                        return;
+                    }
+                }
+            }
+        })
+        .map_err(|e| format!("could not start the reader thread: {e}"))?;
+    Ok(())
+}
+
+fn matches(pattern: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = match glob::glob(pattern) {
+        Ok(paths) => paths.filter_map(Result::ok).filter(|p| p.is_file()).collect(),
+        Err(_) => vec![],
+    };
+    v.sort();
+    v
+}

@@ -1,0 +1,14 @@
+//! Rampart's sources and sinks: one module per connector, plus event decoding.
+//!
+//! - [`generator`]: the built-in security event generator (auth, firewall, endpoint and
+//!   web logs with attacks mixed in) and the reference tables its events join against.
+//! - [`source`]: source configuration from `WITH` options and reader start-up;
+//!   [`file_source`] and [`generator_source`] are the readers, [`json_decode`] decodes.
+//! - [`sink`]: file and stdout sinks in PLAIN, UPSERT and DEBEZIUM formats.
+
+pub mod file_source;
+pub mod generator;
+pub mod generator_source;
+pub mod json_decode;
+pub mod sink;
+pub mod source;

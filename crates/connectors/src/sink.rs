@@ -1,0 +1,180 @@
+//! Sink connectors: `file` (JSON lines appended to a file) and `stdout`, with the
+//! RisingWave formats: `PLAIN` is append-only (inserts and the new version of updated
+//! rows; deletions are not emitted), `UPSERT` and `DEBEZIUM` carry the operation.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::sync::Mutex;
+
+use rampart_dataflow::{Diff, SinkWriter, Time};
+use rampart_repr::{Datum, RelationDesc, Row};
+use serde_json::{Map, Value};
+
+/// How a sink encodes changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkFormat {
+    /// Inserts only.
+    Plain,
+    /// `{"op": "upsert"|"delete", "row": {...}}`.
+    Upsert,
+    /// `{"before": ..., "after": ..., "op": "c"|"d"}` in Debezium's envelope.
+    Debezium,
+}
+
+impl SinkFormat {
+    /// The format for a `FORMAT` keyword (default PLAIN).
+    pub fn parse(format: Option<&str>) -> Result<Self, String> {
+        match format.map(|f| f.to_uppercase()).as_deref() {
+            None | Some("PLAIN") => Ok(SinkFormat::Plain),
+            Some("UPSERT") => Ok(SinkFormat::Upsert),
+            Some("DEBEZIUM") => Ok(SinkFormat::Debezium),
+            Some(other) => Err(format!("FORMAT {other} is not supported for sinks")),
+        }
+    }
+}
+
+/// Where a sink writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkTarget {
+    /// Append JSON lines to this file.
+    File(String),
+    /// Print JSON lines to standard output.
+    Stdout,
+    /// A Kafka topic (validated; writing is not built yet).
+    Kafka {
+        /// Topic.
+        topic: String,
+    },
+}
+
+impl SinkTarget {
+    /// Validates a sink's `WITH` options.
+    pub fn from_options(options: &BTreeMap<String, String>) -> Result<Self, String> {
+        let connector = options
+            .get("connector")
+            .ok_or("missing option 'connector' (one of 'file', 'stdout', 'kafka')")?;
+        match connector.to_lowercase().as_str() {
+            "file" => Ok(SinkTarget::File(
+                options.get("path").ok_or("the file sink needs option 'path'")?.clone(),
+            )),
+            "stdout" | "blackhole" => Ok(SinkTarget::Stdout),
+            "kafka" => {
+                let topic = options.get("topic").ok_or("the kafka sink needs option 'topic'")?;
+                options
+                    .get("properties.bootstrap.server")
+                    .or_else(|| options.get("properties.bootstrap.servers"))
+                    .ok_or("the kafka sink needs option 'properties.bootstrap.server'")?;
+                Ok(SinkTarget::Kafka { topic: topic.clone() })
+            }
+            other => Err(format!(
+                "unknown sink connector '{other}' (supported: 'file', 'stdout', 'kafka')"
+            )),
+        }
+    }
+}
+
+/// Writes encoded changes to a file or stdout.
+pub struct JsonSink {
+    desc: RelationDesc,
+    format: SinkFormat,
+    out: Mutex<Box<dyn Write + Send>>,
+}
+
+impl JsonSink {
+    /// Opens the target (creating the file and its directory if needed).
+    pub fn open(target: &SinkTarget, desc: RelationDesc, format: SinkFormat) -> Result<Self, String> {
+        let out: Box<dyn Write + Send> = match target {
+            SinkTarget::File(path) => {
+                if let Some(dir) = std::path::Path::new(path).parent() {
+                    if !dir.as_os_str().is_empty() {
+                        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                    }
+                }
+                let f: File = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| format!("cannot open sink file {path}: {e}"))?;
+                Box::new(BufWriter::new(f))
+            }
+            SinkTarget::Stdout => Box::new(std::io::stdout()),
+            SinkTarget::Kafka { .. } => {
+                return Err(
+                    "the kafka sink connector is not built yet; use connector = 'file' or 'stdout' for now".into(),
+                )
+            }
+        };
+        Ok(JsonSink {
+            desc,
+            format,
+            out: Mutex::new(out),
+        })
+    }
+
+    fn encode(&self, row: &Row) -> Value {
+        row_to_json(&self.desc, row)
+    }
+}
+
+/// Encodes a row as a JSON object keyed by column name. Timestamps are RFC 3339 UTC.
+pub fn row_to_json(desc: &RelationDesc, row: &Row) -> Value {
+    let mut m = Map::new();
+    for (c, d) in desc.columns.iter().zip(row) {
+        m.insert(c.name.clone(), datum_to_json(d));
+    }
+    Value::Object(m)
+}
+
+fn datum_to_json(d: &Datum) -> Value {
+    match d {
+        Datum::Null => Value::Null,
+        Datum::Bool(b) => Value::Bool(*b),
+        Datum::Int(i) => Value::from(*i),
+        Datum::Float(f) => serde_json::Number::from_f64(f.0)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
+        Datum::Str(s) => Value::String(s.to_string()),
+        Datum::Timestamp(us) => match chrono::DateTime::from_timestamp_micros(*us) {
+            Some(t) => Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+            None => Value::from(*us),
+        },
+        other => Value::String(other.to_string()),
+    }
+}
+
+impl SinkWriter for JsonSink {
+    fn write(&self, updates: &[(Row, Time, Diff)]) {
+        let mut lines = String::new();
+        for (row, _t, diff) in updates {
+            let value = self.encode(row);
+            let (copies, line) = match self.format {
+                SinkFormat::Plain if *diff > 0 => (*diff, value.to_string()),
+                SinkFormat::Plain => continue,
+                SinkFormat::Upsert => {
+                    let op = if *diff > 0 { "upsert" } else { "delete" };
+                    (diff.abs(), serde_json::json!({"op": op, "row": value}).to_string())
+                }
+                SinkFormat::Debezium => {
+                    let v = if *diff > 0 {
+                        serde_json::json!({"before": null, "after": value, "op": "c"})
+                    } else {
+                        serde_json::json!({"before": value, "after": null, "op": "d"})
+                    };
+                    (diff.abs(), v.to_string())
+                }
+            };
+            for _ in 0..copies {
+                lines.push_str(&line);
+                lines.push('\n');
+            }
+        }
+        if lines.is_empty() {
+            return;
+        }
+        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = out.write_all(lines.as_bytes()).and_then(|_| out.flush()) {
+            tracing::error!("sink write failed: {e}");
+        }
+    }
+}

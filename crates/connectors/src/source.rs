@@ -1,0 +1,235 @@
+//! Source connectors: validated configuration from `WITH (...)` options, and readers that
+//! decode input into rows and hand batches to the dataflow workers.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crossbeam_channel::{bounded, Sender};
+use rampart_dataflow::SourceFeed;
+use rampart_repr::{ErrorLog, RelationDesc, Row};
+
+use crate::generator::GeneratorKind;
+
+/// Rows per batch handed to a worker.
+pub const BATCH_ROWS: usize = 1024;
+
+/// Batches buffered per worker before a reader waits (backpressure).
+pub const CHANNEL_BATCHES: usize = 64;
+
+/// Where a source starts reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartupMode {
+    /// From the beginning of existing data.
+    Earliest,
+    /// Only data that arrives after the reader starts.
+    Latest,
+}
+
+/// A validated source configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceConnector {
+    /// JSON lines from a file or a glob of files, followed as they grow.
+    File {
+        /// Path or glob pattern.
+        path: String,
+        /// Where to start.
+        startup: StartupMode,
+    },
+    /// The built-in security event generator.
+    Generator {
+        /// Event kind.
+        kind: GeneratorKind,
+        /// Events per second.
+        rate: f64,
+        /// Seed: same seed, same events.
+        seed: u64,
+    },
+    /// A Kafka topic (validated here; reading is not built yet).
+    Kafka {
+        /// Topic.
+        topic: String,
+        /// Bootstrap servers.
+        bootstrap: String,
+    },
+}
+
+fn known(options: &BTreeMap<String, String>, allowed: &[&str]) -> Result<(), String> {
+    for k in options.keys() {
+        if !allowed.contains(&k.as_str()) && !k.starts_with("properties.") {
+            return Err(format!("unknown option '{k}' (allowed: {})", allowed.join(", ")));
+        }
+    }
+    Ok(())
+}
+
+fn startup(options: &BTreeMap<String, String>) -> Result<StartupMode, String> {
+    match options.get("scan.startup.mode").map(|s| s.to_lowercase()).as_deref() {
+        None | Some("earliest") | Some("earliest-offset") => Ok(StartupMode::Earliest),
+        Some("latest") | Some("latest-offset") => Ok(StartupMode::Latest),
+        Some(other) => Err(format!(
+            "scan.startup.mode must be 'earliest' or 'latest', not '{other}'"
+        )),
+    }
+}
+
+impl SourceConnector {
+    /// Validates a source's `WITH` options.
+    pub fn from_options(options: &BTreeMap<String, String>) -> Result<Self, String> {
+        let connector = options
+            .get("connector")
+            .ok_or("missing option 'connector' (one of 'file', 'generator', 'kafka')")?
+            .to_lowercase();
+        match connector.as_str() {
+            "file" => {
+                known(
+                    options,
+                    &["connector", "path", "scan.startup.mode", "format", "match_pattern"],
+                )?;
+                let path = options
+                    .get("path")
+                    .ok_or("the file connector needs option 'path' (a file or a glob)")?;
+                if path.trim().is_empty() {
+                    return Err("option 'path' is empty".into());
+                }
+                Ok(SourceConnector::File {
+                    path: path.clone(),
+                    startup: startup(options)?,
+                })
+            }
+            "generator" | "datagen" => {
+                known(options, &["connector", "kind", "rate", "seed"])?;
+                let kind: GeneratorKind = options
+                    .get("kind")
+                    .ok_or("the generator connector needs option 'kind' ('auth', 'firewall', 'endpoint' or 'web')")?
+                    .parse()
+                    .map_err(|e: crate::generator::ParseGeneratorKindError| e.to_string())?;
+                let rate: f64 = match options.get("rate") {
+                    None => 100.0,
+                    Some(r) => r
+                        .parse()
+                        .map_err(|_| format!("option 'rate' must be a number of events per second, not '{r}'"))?,
+                };
+                if !(rate > 0.0 && rate <= 10_000_000.0) {
+                    return Err(format!(
+                        "option 'rate' must be between 0 and 10000000 events per second, not {rate}"
+                    ));
+                }
+                let seed: u64 = match options.get("seed") {
+                    None => 42,
+                    Some(s) => s
+                        .parse()
+                        .map_err(|_| format!("option 'seed' must be a non-negative integer, not '{s}'"))?,
+                };
+                Ok(SourceConnector::Generator { kind, rate, seed })
+            }
+            "kafka" => {
+                known(
+                    options,
+                    &[
+                        "connector",
+                        "topic",
+                        "scan.startup.mode",
+                        "scan.startup.timestamp.millis",
+                        "format",
+                        "value.format",
+                        "properties.bootstrap.server",
+                        "properties.bootstrap.servers",
+                    ],
+                )?;
+                let topic = options.get("topic").ok_or("the kafka connector needs option 'topic'")?;
+                let bootstrap = options
+                    .get("properties.bootstrap.server")
+                    .or_else(|| options.get("properties.bootstrap.servers"))
+                    .ok_or("the kafka connector needs option 'properties.bootstrap.server'")?;
+                startup(options)?;
+                Ok(SourceConnector::Kafka {
+                    topic: topic.clone(),
+                    bootstrap: bootstrap.clone(),
+                })
+            }
+            other => Err(format!(
+                "unknown connector '{other}' (supported: 'file', 'generator', 'kafka')"
+            )),
+        }
+    }
+
+    /// Whether Rampart can read this connector yet.
+    pub fn check_supported(&self) -> Result<(), String> {
+        match self {
+            SourceConnector::Kafka { .. } => {
+                Err("the kafka source connector is not built yet; use connector = 'file' or 'generator' for now".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Starts a reader feeding `workers` workers and returns the feed to hand to the
+    /// dataflow. The reader stops when the dataflow drops the feed.
+    pub fn start(&self, ctx: SourceContext, workers: usize) -> Result<SourceFeed, String> {
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..workers.max(1)).map(|_| bounded(CHANNEL_BATCHES)).unzip();
+        let out = BatchSender {
+            senders,
+            next: 0,
+            rows: ctx.rows_read.clone(),
+        };
+        match self.clone() {
+            SourceConnector::File { path, startup } => crate::file_source::spawn(path, startup, ctx, out)?,
+            SourceConnector::Generator { kind, rate, seed } => {
+                crate::generator_source::spawn(kind, rate, seed, ctx, out)?
+            }
+            SourceConnector::Kafka { .. } => self.check_supported()?,
+        }
+        Ok(SourceFeed::new(receivers))
+    }
+}
+
+/// What a reader needs besides its configuration.
+#[derive(Clone)]
+pub struct SourceContext {
+    /// Source name, for error records.
+    pub name: String,
+    /// Declared columns.
+    pub desc: RelationDesc,
+    /// Where rejected input goes.
+    pub errors: ErrorLog,
+    /// Rows decoded and delivered so far.
+    pub rows_read: Arc<AtomicU64>,
+}
+
+/// Spreads batches over the workers round-robin; `send` fails once the dataflow is gone.
+pub struct BatchSender {
+    senders: Vec<Sender<Vec<Row>>>,
+    next: usize,
+    rows: Arc<AtomicU64>,
+}
+
+impl BatchSender {
+    /// Sends a batch to the next worker, waiting while its buffer is full. Returns false
+    /// when the dataflow no longer reads this source.
+    pub fn send(&mut self, batch: Vec<Row>) -> bool {
+        if batch.is_empty() {
+            return true;
+        }
+        let n = batch.len() as u64;
+        let i = self.next % self.senders.len();
+        self.next = self.next.wrapping_add(1);
+        let ok = self.senders[i].send(batch).is_ok();
+        if ok {
+            self.rows.fetch_add(n, Ordering::Relaxed);
+        }
+        ok
+    }
+
+    /// Whether any worker still reads this source.
+    pub fn alive(&self) -> bool {
+        self.senders.iter().any(|s| {
+            // A bounded channel reports disconnection through `send_timeout` only when it
+            // would block; probe with an empty batch that workers ignore.
+            !matches!(
+                s.try_send(Vec::new()),
+                Err(crossbeam_channel::TrySendError::Disconnected(_))
+            )
+        })
+    }
+}

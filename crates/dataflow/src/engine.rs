@@ -1,0 +1,66 @@
+//! [`Engine`]: starts the timely workers and broadcasts commands to them.
+
+use std::sync::{Arc, Mutex};
+
+use crossbeam_channel::{unbounded, Receiver, Sender};
+
+use crate::capture::StoreRegistry;
+use crate::command::Command;
+use crate::worker;
+
+/// A running pool of dataflow workers.
+pub struct Engine {
+    senders: Vec<Sender<Command>>,
+    workers: usize,
+    registry: Arc<StoreRegistry>,
+    guards: Mutex<Option<timely::communication::WorkerGuards<()>>>,
+}
+
+impl Engine {
+    /// Starts `workers` worker threads (at least one).
+    pub fn start(workers: usize) -> Result<Engine, String> {
+        let workers = workers.max(1);
+        let registry = StoreRegistry::new();
+        let (senders, receivers): (Vec<Sender<Command>>, Vec<Receiver<Command>>) =
+            (0..workers).map(|_| unbounded()).unzip();
+        let receivers = Arc::new(Mutex::new(receivers.into_iter().map(Some).collect::<Vec<_>>()));
+        let reg = registry.clone();
+        let guards = timely::execute(timely::Config::process(workers), move |w| {
+            let rx = receivers.lock().unwrap_or_else(|p| p.into_inner())[w.index()].take();
+            if let Some(rx) = rx {
+                worker::run(w, rx, reg.clone());
+            }
+        })?;
+        Ok(Engine {
+            senders,
+            workers,
+            registry,
+            guards: Mutex::new(Some(guards)),
+        })
+    }
+
+    /// Number of workers.
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// The registry every view store must be created with.
+    pub fn registry(&self) -> &Arc<StoreRegistry> {
+        &self.registry
+    }
+
+    /// Sends a command to every worker.
+    pub fn broadcast(&self, cmd: Command) {
+        for s in &self.senders {
+            let _ = s.send(cmd.clone());
+        }
+    }
+
+    /// Stops the workers and waits for them.
+    pub fn shutdown(self) {
+        drop(self.senders);
+        if let Some(g) = self.guards.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            drop(g.join());
+        }
+    }
+}

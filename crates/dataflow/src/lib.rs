@@ -1,0 +1,30 @@
+//! Renders Rampart's dataflow IR onto timely + differential dataflow and runs it on a pool
+//! of worker threads. The coordinator talks to the workers through [`Engine`]: it creates
+//! tables and views, feeds table changes, and reads view contents from [`ViewStore`]s at
+//! a consistent time.
+
+pub mod capture;
+pub mod command;
+pub mod engine;
+pub mod eval;
+pub mod render;
+mod worker;
+
+pub use capture::{SinkWriter, StoreRegistry, ViewStore};
+pub use command::{Command, SourceFeed, ViewSpec};
+pub use engine::Engine;
+
+/// Processing time: milliseconds since the Unix epoch. Every update in the dataflow is
+/// stamped with the processing time at which it entered.
+pub type Time = u64;
+
+/// Multiplicity change of an update.
+pub type Diff = isize;
+
+/// The wall clock as a dataflow time.
+pub fn now_ms() -> Time {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

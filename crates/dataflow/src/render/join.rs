@@ -1,0 +1,139 @@
+//! Joins: both inputs keyed by their equality keys (rows with a NULL key never match) and
+//! joined incrementally; the residual predicate filters the concatenated pairs. Outer
+//! joins add the unmatched rows of a side, padded with NULLs: that side's rows minus
+//! those that appear in at least one matching pair.
+//!
+//! State: each input arranged by key; for outer joins, the distinct matched rows of the
+//! preserved side and that side's rows arranged by the whole row. A join without
+//! equality keys (a range join such as `inet_aton(ip) BETWEEN lo AND hi`) puts every row
+//! under one key, so it runs on one worker and costs |left| x |right| comparisons per
+//! change: fine against small reference tables.
+
+use datafusion::common::DFSchemaRef;
+use datafusion::logical_expr::Expr;
+use differential_dataflow::VecCollection;
+use rampart_plan::{JoinKind, Plan};
+use rampart_repr::{Datum, Row};
+
+use super::map_filter::{eval_isolating, map_rows};
+use super::{render, RenderContext, Rows};
+use crate::eval::Evaluator;
+use crate::{Diff, Time};
+use timely::dataflow::operators::generic::operator::Operator;
+
+fn keyed<'s>(
+    input: Rows<'s>,
+    keys: &[Expr],
+    schema: &DFSchemaRef,
+    ctx: &RenderContext<'s>,
+) -> Result<VecCollection<'s, Time, (Row, Row), Diff>, String> {
+    let eval = Evaluator::new(keys, schema)?;
+    let (errors, view) = (ctx.errors.clone(), ctx.view.clone());
+    let no_keys = keys.is_empty();
+    Ok(map_rows(input, "JoinKey", move |data, out| {
+        if no_keys {
+            out.extend(data.drain(..).map(|(r, t, d)| ((Vec::new(), r), t, d)));
+            return;
+        }
+        let rows: Vec<&Row> = data.iter().map(|(r, _, _)| r).collect();
+        let ks = eval_isolating(&rows, |rs| eval.eval_rows(rs.iter().copied()), &errors, &view);
+        for ((row, t, d), k) in data.drain(..).zip(ks) {
+            if let Some(k) = k {
+                if !k.iter().any(Datum::is_null) {
+                    out.push(((k, row), t, d));
+                }
+            }
+        }
+    }))
+}
+
+pub(super) fn render_join<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rows<'s>, String> {
+    let Plan::Join {
+        left,
+        right,
+        kind,
+        left_keys,
+        right_keys,
+        residual,
+        left_schema,
+        right_schema,
+        joined_schema,
+    } = plan
+    else {
+        return Err("not a join".into());
+    };
+    let left_rows = render(left, ctx)?;
+    let right_rows = render(right, ctx)?;
+    let left_width = left_schema.fields().len();
+    let right_width = right_schema.fields().len();
+
+    let lk = keyed(left_rows.clone(), left_keys, left_schema, ctx)?;
+    let rk = keyed(right_rows.clone(), right_keys, right_schema, ctx)?;
+    // Matching pairs as (left, right), then filtered by the residual predicate.
+    let pairs = lk.join(rk).map(|(_k, (l, r))| (l, r));
+    let pairs = match residual {
+        None => pairs,
+        Some(pred) => {
+            let eval = Evaluator::new(std::slice::from_ref(pred), joined_schema)?;
+            let (errors, view) = (ctx.errors.clone(), ctx.view.clone());
+            pairs
+                .inner
+                .unary::<timely::container::CapacityContainerBuilder<Vec<((Row, Row), Time, Diff)>>, _, _, _>(
+                    timely::dataflow::channels::pact::Pipeline,
+                    "JoinResidual",
+                    move |_, _| {
+                        move |input, output| {
+                            input.for_each(|cap, data| {
+                                let joined: Vec<Row> = data
+                                    .iter()
+                                    .map(|((l, r), _, _)| l.iter().chain(r.iter()).cloned().collect())
+                                    .collect();
+                                let refs: Vec<&Row> = joined.iter().collect();
+                                let keep =
+                                    eval_isolating(&refs, |rs| eval.eval_predicate(rs.iter().copied()), &errors, &view);
+                                let mut out: Vec<_> = data
+                                    .drain(..)
+                                    .zip(keep)
+                                    .filter(|(_, k)| *k == Some(true))
+                                    .map(|(u, _)| u)
+                                    .collect();
+                                if !out.is_empty() {
+                                    output.session(&cap).give_container(&mut out);
+                                }
+                            });
+                        }
+                    },
+                )
+                .into_collection()
+        }
+    };
+    let mut result = pairs.clone().map(|(l, r)| l.into_iter().chain(r).collect::<Row>());
+    if matches!(kind, JoinKind::Left | JoinKind::Full) {
+        let matched = pairs.clone().map(|(l, _)| l).distinct();
+        let unmatched = left_rows.map(|r| (r, ())).antijoin(matched).map(move |(l, ())| {
+            l.into_iter()
+                .chain(std::iter::repeat_n(Datum::Null, right_width))
+                .collect::<Row>()
+        });
+        result = result.concat(unmatched);
+    }
+    if matches!(kind, JoinKind::Right | JoinKind::Full) {
+        let matched = pairs.map(|(_, r)| r).distinct();
+        let unmatched = right_rows
+            .map(|r| (r, ()))
+            .antijoin(matched)
+            .map(move |(r, ())| std::iter::repeat_n(Datum::Null, left_width).chain(r).collect::<Row>());
+        result = result.concat(unmatched);
+    }
+    Ok(result)
+}
+
+trait IntoCollection<'s> {
+    fn into_collection(self) -> VecCollection<'s, Time, (Row, Row), Diff>;
+}
+
+impl<'s> IntoCollection<'s> for timely::dataflow::Stream<'s, Time, Vec<((Row, Row), Time, Diff)>> {
+    fn into_collection(self) -> VecCollection<'s, Time, (Row, Row), Diff> {
+        differential_dataflow::AsCollection::as_collection(self)
+    }
+}

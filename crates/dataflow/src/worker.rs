@@ -1,0 +1,266 @@
+//! The loop each worker thread runs: apply commands, move source batches into inputs,
+//! advance every input to the wall clock, compact traces, and step the dataflows.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, TryRecvError};
+use differential_dataflow::input::{Input, InputSession};
+use differential_dataflow::operators::arrange::TraceAgent;
+use differential_dataflow::trace::implementations::KeySpine;
+use differential_dataflow::trace::TraceReader;
+use rampart_repr::Row;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::operator::Operator;
+use timely::progress::frontier::AntichainRef;
+use timely::worker::Worker;
+
+use crate::capture::{SinkWriter, StoreRegistry, ViewStore};
+use crate::command::{Command, ViewSpec};
+use crate::render::{render, RenderContext, Rows};
+use crate::{now_ms, Diff, Time};
+
+type Trace = TraceAgent<KeySpine<Row, Time, Diff>>;
+
+/// How many source batches one input takes per loop iteration, so that one busy source
+/// does not starve the others or delay progress.
+const BATCHES_PER_STEP: usize = 16;
+
+/// How much history traces keep behind the wall clock (ms): enough for a dataflow being
+/// built to import a consistent snapshot.
+const COMPACTION_LAG_MS: Time = 1_000;
+
+struct SourceInput {
+    session: InputSession<Time, Row, Diff>,
+    receiver: Receiver<Vec<Row>>,
+    closed: bool,
+}
+
+struct Object {
+    dataflow: usize,
+    trace: Option<Trace>,
+    table_input: Option<InputSession<Time, Row, Diff>>,
+    sources: Vec<SourceInput>,
+}
+
+pub(crate) fn run(worker: &mut Worker, commands: Receiver<Command>, registry: Arc<StoreRegistry>) {
+    let index = worker.index();
+    let mut objects: HashMap<String, Object> = HashMap::new();
+    let mut epoch: Time = now_ms();
+    let mut last_compaction = Instant::now();
+    loop {
+        loop {
+            match commands.try_recv() {
+                Ok(cmd) => apply(worker, cmd, &mut objects, epoch, &registry),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    for (_, o) in objects.drain() {
+                        worker.drop_dataflow(o.dataflow);
+                    }
+                    return;
+                }
+            }
+        }
+        for o in objects.values_mut() {
+            for s in o.sources.iter_mut().filter(|s| !s.closed) {
+                for _ in 0..BATCHES_PER_STEP {
+                    match s.receiver.try_recv() {
+                        Ok(batch) => {
+                            for row in batch {
+                                s.session.update(row, 1);
+                            }
+                        }
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Disconnected) => {
+                            s.closed = true;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let now = now_ms();
+        if now > epoch {
+            epoch = now;
+            for o in objects.values_mut() {
+                if let Some(t) = o.table_input.as_mut() {
+                    t.advance_to(epoch);
+                    t.flush();
+                }
+                for s in o.sources.iter_mut() {
+                    s.session.advance_to(epoch);
+                    s.session.flush();
+                }
+            }
+        }
+        if last_compaction.elapsed() > Duration::from_millis(100) {
+            last_compaction = Instant::now();
+            let since = [epoch.saturating_sub(COMPACTION_LAG_MS)];
+            for o in objects.values_mut() {
+                if let Some(t) = o.trace.as_mut() {
+                    t.set_logical_compaction(AntichainRef::new(&since));
+                    t.set_physical_compaction(AntichainRef::new(&since));
+                }
+            }
+        }
+        if index == 0 {
+            registry.reseal();
+        }
+        worker.step_or_park(Some(Duration::from_millis(1)));
+    }
+}
+
+fn apply(
+    worker: &mut Worker,
+    cmd: Command,
+    objects: &mut HashMap<String, Object>,
+    epoch: Time,
+    registry: &Arc<StoreRegistry>,
+) {
+    let index = worker.index();
+    match cmd {
+        Command::CreateTable { name, store } => {
+            let dataflow = worker.next_dataflow_index();
+            let (mut input, trace) = worker.dataflow::<Time, _, _>(|scope| {
+                let (input, rows) = scope.new_collection::<Row, Diff>();
+                capture_to_store(rows.clone(), store, index);
+                (input, rows.arrange_by_self().trace)
+            });
+            input.advance_to(epoch);
+            input.flush();
+            objects.insert(
+                name,
+                Object {
+                    dataflow,
+                    trace: Some(trace),
+                    table_input: Some(input),
+                    sources: vec![],
+                },
+            );
+        }
+        Command::TableUpdates { name, updates } => {
+            if index == 0 {
+                if let Some(input) = objects.get_mut(&name).and_then(|o| o.table_input.as_mut()) {
+                    for (row, diff) in updates {
+                        input.update(row, diff);
+                    }
+                    input.flush();
+                }
+            }
+        }
+        Command::CreateView(spec) => {
+            let dataflow = worker.next_dataflow_index();
+            let built = build_view(worker, &spec, objects, epoch);
+            match built {
+                Ok((trace, sources)) => {
+                    objects.insert(
+                        spec.name.clone(),
+                        Object {
+                            dataflow,
+                            trace,
+                            table_input: None,
+                            sources,
+                        },
+                    );
+                }
+                Err(e) => {
+                    tracing::error!(view = %spec.name, "could not build dataflow: {e}");
+                    spec.errors.record(
+                        &spec.name,
+                        "dataflow",
+                        None,
+                        "",
+                        format!("could not build dataflow: {e}"),
+                    );
+                }
+            }
+        }
+        Command::Drop { name } => {
+            if let Some(o) = objects.remove(&name) {
+                worker.drop_dataflow(o.dataflow);
+            }
+            registry.reseal();
+        }
+    }
+}
+
+type Built = (Option<Trace>, Vec<SourceInput>);
+
+fn build_view(
+    worker: &mut Worker,
+    spec: &ViewSpec,
+    objects: &mut HashMap<String, Object>,
+    epoch: Time,
+) -> Result<Built, String> {
+    let index = worker.index();
+    worker.dataflow::<Time, _, _>(|scope| {
+        let mut inputs: HashMap<String, Rows<'_>> = HashMap::new();
+        let mut sources = Vec::new();
+        for dep in spec.plan.dependencies() {
+            if let Some(feed) = spec.sources.get(&dep) {
+                let (mut session, rows) = scope.new_collection::<Row, Diff>();
+                session.advance_to(epoch);
+                let receiver = feed
+                    .take(index)
+                    .ok_or_else(|| format!("feed for source {dep} already taken"))?;
+                sources.push(SourceInput {
+                    session,
+                    receiver,
+                    closed: false,
+                });
+                inputs.insert(dep, rows);
+            } else if let Some(trace) = objects.get_mut(&dep).and_then(|o| o.trace.as_mut()) {
+                let rows = trace.import(scope).as_collection(|k: &Row, _v: &()| k.clone());
+                inputs.insert(dep, rows);
+            } else {
+                return Err(format!("relation {dep} is not available to the dataflow"));
+            }
+        }
+        let ctx = RenderContext {
+            inputs,
+            scope,
+            view: spec.name.clone(),
+            errors: spec.errors.clone(),
+        };
+        let rows = render(&spec.plan, &ctx)?;
+        if let Some(store) = &spec.store {
+            capture_to_store(rows.clone(), store.clone(), index);
+        }
+        if let Some(sink) = &spec.sink {
+            capture_to_sink(rows.clone(), sink.clone());
+        }
+        let trace = if spec.arrange {
+            Some(rows.arrange_by_self().trace)
+        } else {
+            None
+        };
+        Ok((trace, sources))
+    })
+}
+
+fn capture_to_store(rows: Rows<'_>, store: Arc<ViewStore>, shard: usize) {
+    let mut buffer: Vec<(Row, Time, Diff)> = Vec::new();
+    rows.inner.sink(Pipeline, "CaptureView", move |(input, frontier)| {
+        input.for_each(|_cap, data| buffer.append(data));
+        let upper = frontier.frontier().first().copied().unwrap_or(Time::MAX);
+        store.push(shard, &mut buffer, upper);
+    });
+}
+
+fn capture_to_sink(rows: Rows<'_>, sink: Arc<dyn SinkWriter>) {
+    let mut pending: Vec<(Row, Time, Diff)> = Vec::new();
+    rows.inner.sink(Pipeline, "CaptureSink", move |(input, frontier)| {
+        input.for_each(|_cap, data| pending.append(data));
+        let upper = frontier.frontier().first().copied().unwrap_or(Time::MAX);
+        if pending.iter().any(|(_, t, _)| *t < upper) {
+            let (mut ready, keep): (Vec<_>, Vec<_>) = pending.drain(..).partition(|(_, t, _)| *t < upper);
+            pending = keep;
+            differential_dataflow::consolidation::consolidate_updates(&mut ready);
+            ready.sort_by_key(|(_, t, _)| *t);
+            if !ready.is_empty() {
+                sink.write(&ready);
+            }
+        }
+    });
+}

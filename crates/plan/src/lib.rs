@@ -1,0 +1,304 @@
+//! Rampart's dataflow IR: the operators a view's query lowers to, each carrying the
+//! DataFusion expressions it evaluates and the schema they are evaluated against.
+//! `rampart-dataflow` renders a [`Plan`] onto timely/differential dataflow; `EXPLAIN`
+//! prints it with [`Plan::explain`].
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use datafusion::common::DFSchemaRef;
+use datafusion::logical_expr::Expr;
+use rampart_repr::{RelationDesc, Row};
+
+/// An aggregate function a [`Plan::Reduce`] computes per group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggregateFunc {
+    /// `COUNT(*)` or `COUNT(x)` (counts non-null arguments).
+    Count,
+    /// `SUM(x)`.
+    Sum,
+    /// `MIN(x)`.
+    Min,
+    /// `MAX(x)`.
+    Max,
+    /// `AVG(x)`.
+    Avg,
+}
+
+/// One aggregate of a [`Plan::Reduce`].
+#[derive(Debug, Clone)]
+pub struct Aggregate {
+    /// The function.
+    pub func: AggregateFunc,
+    /// The argument, evaluated on the input; `None` for `COUNT(*)`.
+    pub arg: Option<Expr>,
+    /// `DISTINCT`: each distinct non-null argument value counts once.
+    pub distinct: bool,
+    /// `FILTER (WHERE ...)`, evaluated on the input.
+    pub filter: Option<Expr>,
+    /// Whether the result is floating point (SUM over floats, AVG).
+    pub float_result: bool,
+}
+
+/// A ranking window function of a [`Plan::Window`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RankFunc {
+    /// `ROW_NUMBER()`.
+    RowNumber,
+    /// `RANK()`.
+    Rank,
+    /// `DENSE_RANK()`.
+    DenseRank,
+}
+
+/// A sort key of a window's `ORDER BY`.
+#[derive(Debug, Clone)]
+pub struct SortKey {
+    /// Expression on the input.
+    pub expr: Expr,
+    /// Ascending.
+    pub asc: bool,
+    /// Nulls sort first.
+    pub nulls_first: bool,
+}
+
+/// How a join combines rows that match and rows that do not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinKind {
+    /// Only matching pairs.
+    Inner,
+    /// Matching pairs, plus left rows without a match padded with NULLs.
+    Left,
+    /// Matching pairs, plus right rows without a match padded with NULLs.
+    Right,
+    /// Both of the above.
+    Full,
+}
+
+/// The upper bound of a temporal filter: a row is kept while `now < expr(row) + 0`, in
+/// processing time (milliseconds). Built from `expr > NOW() - INTERVAL '...'`.
+#[derive(Debug, Clone)]
+pub struct TemporalBound {
+    /// Expression giving the instant at which the row leaves the view (already including
+    /// the interval), as a timestamp evaluated on the input.
+    pub expires_at: Expr,
+}
+
+/// A dataflow operator tree. Every node knows the DataFusion schema of its input(s) so
+/// expressions can be compiled to physical expressions at render time.
+#[derive(Debug, Clone)]
+pub enum Plan {
+    /// Reads a source, table or view of the catalog.
+    Get {
+        /// Catalog name.
+        name: String,
+        /// Its columns.
+        desc: RelationDesc,
+    },
+    /// Literal rows (`VALUES`, or a FROM-less SELECT).
+    Constant {
+        /// The rows.
+        rows: Vec<Row>,
+    },
+    /// Evaluates `exprs` on each input row; the output row is their results.
+    Map {
+        /// Input.
+        input: Box<Plan>,
+        /// Output expressions.
+        exprs: Vec<Expr>,
+        /// Schema the expressions are evaluated against.
+        input_schema: DFSchemaRef,
+    },
+    /// Keeps rows for which `predicate` is true.
+    Filter {
+        /// Input.
+        input: Box<Plan>,
+        /// Predicate.
+        predicate: Expr,
+        /// Schema of the input.
+        input_schema: DFSchemaRef,
+    },
+    /// Keeps each row until processing time reaches its bound, then retracts it.
+    TemporalFilter {
+        /// Input.
+        input: Box<Plan>,
+        /// When rows expire.
+        bound: TemporalBound,
+        /// Schema of the input.
+        input_schema: DFSchemaRef,
+    },
+    /// Concatenates inputs with the same columns (`UNION ALL`).
+    Union {
+        /// Inputs.
+        inputs: Vec<Plan>,
+    },
+    /// Joins two inputs on equal keys (none: every pair is a candidate) and a residual
+    /// predicate over the concatenated row.
+    Join {
+        /// Left input.
+        left: Box<Plan>,
+        /// Right input.
+        right: Box<Plan>,
+        /// Join kind.
+        kind: JoinKind,
+        /// Key expressions on the left input.
+        left_keys: Vec<Expr>,
+        /// Key expressions on the right input, pairwise equal to `left_keys`.
+        right_keys: Vec<Expr>,
+        /// Residual predicate on `left ++ right` rows.
+        residual: Option<Expr>,
+        /// Schema of the left input.
+        left_schema: DFSchemaRef,
+        /// Schema of the right input.
+        right_schema: DFSchemaRef,
+        /// Schema of `left ++ right` (for the residual).
+        joined_schema: DFSchemaRef,
+    },
+    /// Groups by `group_exprs` and computes `aggregates`; output is keys then aggregates.
+    Reduce {
+        /// Input.
+        input: Box<Plan>,
+        /// Grouping expressions.
+        group_exprs: Vec<Expr>,
+        /// Aggregates.
+        aggregates: Vec<Aggregate>,
+        /// Schema of the input.
+        input_schema: DFSchemaRef,
+    },
+    /// Removes duplicate rows.
+    Distinct {
+        /// Input.
+        input: Box<Plan>,
+    },
+    /// Appends a rank per partition (`ROW_NUMBER() OVER (PARTITION BY .. ORDER BY ..)`).
+    Window {
+        /// Input.
+        input: Box<Plan>,
+        /// Partition expressions.
+        partition_by: Vec<Expr>,
+        /// Order within a partition.
+        order_by: Vec<SortKey>,
+        /// The ranking functions, one appended column each.
+        funcs: Vec<RankFunc>,
+        /// Schema of the input.
+        input_schema: DFSchemaRef,
+    },
+}
+
+/// A plan ready to render, with its output columns.
+#[derive(Debug, Clone)]
+pub struct ViewPlan {
+    /// The operator tree.
+    pub plan: Arc<Plan>,
+    /// Output columns.
+    pub desc: RelationDesc,
+}
+
+impl Plan {
+    /// Names of every catalog object this plan reads.
+    pub fn dependencies(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        self.visit(&mut |p| {
+            if let Plan::Get { name, .. } = p {
+                if !out.contains(name) {
+                    out.push(name.clone());
+                }
+            }
+        });
+        out
+    }
+
+    /// Calls `f` on this node and every node below it, parents first.
+    pub fn visit(&self, f: &mut impl FnMut(&Plan)) {
+        f(self);
+        for c in self.children() {
+            c.visit(f);
+        }
+    }
+
+    /// The inputs of this node.
+    pub fn children(&self) -> Vec<&Plan> {
+        match self {
+            Plan::Get { .. } | Plan::Constant { .. } => vec![],
+            Plan::Map { input, .. }
+            | Plan::Filter { input, .. }
+            | Plan::TemporalFilter { input, .. }
+            | Plan::Reduce { input, .. }
+            | Plan::Distinct { input }
+            | Plan::Window { input, .. } => vec![input],
+            Plan::Union { inputs } => inputs.iter().collect(),
+            Plan::Join { left, right, .. } => vec![left, right],
+        }
+    }
+
+    /// A readable, indented rendering of the plan for `EXPLAIN`, including what state
+    /// each operator keeps.
+    pub fn explain(&self) -> String {
+        let mut out = String::new();
+        self.explain_into(&mut out, 0);
+        out
+    }
+
+    fn explain_into(&self, out: &mut String, depth: usize) {
+        let pad = "  ".repeat(depth);
+        let list = |es: &[Expr]| es.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ");
+        let _ = match self {
+            Plan::Get { name, .. } => writeln!(out, "{pad}Get {name}"),
+            Plan::Constant { rows } => writeln!(out, "{pad}Constant ({} rows)", rows.len()),
+            Plan::Map { exprs, .. } => writeln!(out, "{pad}Map [{}]", list(exprs)),
+            Plan::Filter { predicate, .. } => writeln!(out, "{pad}Filter {predicate}"),
+            Plan::TemporalFilter { bound, .. } => writeln!(
+                out,
+                "{pad}TemporalFilter rows retract when now() >= {} (state: one pending retraction per row)",
+                bound.expires_at
+            ),
+            Plan::Union { inputs } => writeln!(out, "{pad}Union ({} inputs)", inputs.len()),
+            Plan::Join {
+                kind,
+                left_keys,
+                right_keys,
+                residual,
+                ..
+            } => writeln!(
+                out,
+                "{pad}Join {kind:?} on [{}] = [{}]{} (state: both inputs arranged by key)",
+                list(left_keys),
+                list(right_keys),
+                residual.as_ref().map(|r| format!(" residual {r}")).unwrap_or_default()
+            ),
+            Plan::Reduce {
+                group_exprs,
+                aggregates,
+                ..
+            } => writeln!(
+                out,
+                "{pad}Reduce group by [{}] aggregates [{}] (state: input rows and results per group)",
+                list(group_exprs),
+                aggregates
+                    .iter()
+                    .map(|a| format!(
+                        "{:?}({}{}){}",
+                        a.func,
+                        if a.distinct { "DISTINCT " } else { "" },
+                        a.arg.as_ref().map(|e| e.to_string()).unwrap_or_else(|| "*".into()),
+                        a.filter.as_ref().map(|f| format!(" FILTER {f}")).unwrap_or_default()
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Plan::Distinct { .. } => writeln!(out, "{pad}Distinct (state: every distinct row)"),
+            Plan::Window {
+                partition_by, funcs, ..
+            } => {
+                writeln!(
+                    out,
+                    "{pad}Window {funcs:?} partition by [{}] (state: rows per partition)",
+                    list(partition_by)
+                )
+            }
+        };
+        for c in self.children() {
+            c.explain_into(out, depth + 1);
+        }
+    }
+}

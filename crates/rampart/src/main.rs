@@ -1,0 +1,126 @@
+//! The `rampart` command: `serve`, `run FILE.sql`, and `demo`.
+
+mod demo;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use rampart_server::{start_server, ServerConfig};
+
+/// Rampart: a streaming SIEM engine. SQL in, alerts out, incrementally.
+#[derive(Parser)]
+#[command(name = "rampart", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a server that accepts SQL over the PostgreSQL wire protocol.
+    Serve(ServeArgs),
+    /// Start an embedded server, execute a SQL file, and keep running until Ctrl-C.
+    Run {
+        /// The SQL file to execute.
+        file: PathBuf,
+        #[command(flatten)]
+        args: ServeArgs,
+    },
+    /// Feed the built-in security event generator into the seed detection pipeline and
+    /// show alerts as they fire.
+    Demo {
+        #[command(flatten)]
+        args: ServeArgs,
+        /// Events per second per source.
+        #[arg(long, default_value_t = 300.0)]
+        rate: f64,
+        /// Stop after this many seconds (default: run until Ctrl-C).
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
+}
+
+#[derive(clap::Args, Clone)]
+struct ServeArgs {
+    /// Where durable state lives.
+    #[arg(long, default_value = "./rampart-data")]
+    data_dir: PathBuf,
+    /// Address for PostgreSQL clients.
+    #[arg(long, default_value = "127.0.0.1:4566")]
+    listen: SocketAddr,
+    /// Dataflow worker threads (default: number of cores).
+    #[arg(long)]
+    workers: Option<usize>,
+}
+
+impl ServeArgs {
+    fn config(&self) -> ServerConfig {
+        let workers = self
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+        ServerConfig {
+            listen: self.listen,
+            workers,
+            data_dir: Some(self.data_dir.clone()),
+        }
+    }
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "rampart=info,warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.command {
+            Cmd::Serve(args) => {
+                let server = start_server(args.config()).await?;
+                eprintln!(
+                    "rampart listening on {} (psql -h {} -p {} -U root -d dev)",
+                    server.addr,
+                    server.addr.ip(),
+                    server.addr.port()
+                );
+                tokio::select! {
+                    r = server.wait() => r.map_err(|e| e.to_string()),
+                    _ = tokio::signal::ctrl_c() => Ok(()),
+                }
+            }
+            Cmd::Run { file, args } => {
+                let sql = std::fs::read_to_string(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+                let server = start_server(args.config()).await?;
+                for outcome in server
+                    .coordinator
+                    .execute_script(&sql)
+                    .await
+                    .map_err(|e| format!("{}: {e}", file.display()))?
+                {
+                    for n in outcome.notices {
+                        eprintln!("NOTICE: {n}");
+                    }
+                }
+                eprintln!("executed {}; serving on {} until Ctrl-C", file.display(), server.addr);
+                tokio::select! {
+                    r = server.wait() => r.map_err(|e| e.to_string()),
+                    _ = tokio::signal::ctrl_c() => Ok(()),
+                }
+            }
+            Cmd::Demo { args, rate, seconds } => demo::run(args.config(), rate, seconds).await,
+        }
+    });
+    if let Err(e) = result {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}

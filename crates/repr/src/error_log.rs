@@ -1,0 +1,75 @@
+//! [`ErrorLog`]: the rows of `rampart_source_errors`, bad input kept as data instead of
+//! being dropped. Shared by every source reader and by the dataflow's expression
+//! evaluation; read by the server when the table is queried.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Raw input kept in an error record is cut to this many bytes.
+pub const MAX_RAW_BYTES: usize = 4096;
+
+/// Records kept in memory; older ones are dropped first (the counter keeps counting).
+pub const MAX_RECORDS: usize = 100_000;
+
+/// One rejected input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorRecord {
+    /// The source (or view) that rejected it.
+    pub source: String,
+    /// Where it came from: a file path, a topic-partition.
+    pub location: String,
+    /// Line number (files) or offset (Kafka), when known.
+    pub offset: Option<i64>,
+    /// The raw input, cut to [`MAX_RAW_BYTES`].
+    pub raw: String,
+    /// Why it was rejected.
+    pub reason: String,
+    /// When, in microseconds since the epoch.
+    pub at_us: i64,
+}
+
+/// A shared, bounded log of rejected input with a total counter.
+#[derive(Debug, Clone, Default)]
+pub struct ErrorLog {
+    inner: Arc<Mutex<Vec<ErrorRecord>>>,
+    total: Arc<AtomicU64>,
+}
+
+impl ErrorLog {
+    /// An empty log.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records a rejected input; `raw` is cut to [`MAX_RAW_BYTES`] on a character boundary.
+    pub fn record(&self, source: &str, location: &str, offset: Option<i64>, raw: &str, reason: impl Into<String>) {
+        let mut cut = raw.len().min(MAX_RAW_BYTES);
+        while !raw.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let rec = ErrorRecord {
+            source: source.to_string(),
+            location: location.to_string(),
+            offset,
+            raw: raw[..cut].to_string(),
+            reason: reason.into(),
+            at_us: chrono::Utc::now().timestamp_micros(),
+        };
+        self.total.fetch_add(1, Ordering::Relaxed);
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if g.len() >= MAX_RECORDS {
+            g.remove(0);
+        }
+        g.push(rec);
+    }
+
+    /// A copy of the records kept.
+    pub fn snapshot(&self) -> Vec<ErrorRecord> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// How many errors were recorded in all.
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,13 @@
+//! Rampart's data model: the dynamically typed [`Datum`], the [`Row`] that carries a
+//! tuple of them through the dataflow, the SQL [`ColumnType`]s a relation declares, and
+//! conversion between rows and Arrow record batches (the format DataFusion evaluates).
+
+pub mod arrow_convert;
+pub mod datum;
+pub mod error_log;
+pub mod types;
+
+pub use arrow_convert::{batch_to_rows, rows_to_batch};
+pub use datum::{Datum, Row};
+pub use error_log::{ErrorLog, ErrorRecord};
+pub use types::{Column, ColumnType, RelationDesc};

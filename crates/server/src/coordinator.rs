@@ -1,0 +1,274 @@
+//! [`Coordinator`]: executes statements. It owns the catalog, plans statements through
+//! `rampart-sql`, starts source readers, sends dataflow commands to the engine, and answers
+//! queries from consistent snapshots with DataFusion.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::MemTable;
+use datafusion::datasource::empty::EmptyTable;
+use datafusion::prelude::SessionContext;
+use rampart_dataflow::{now_ms, Engine};
+use rampart_repr::ErrorLog;
+use rampart_sql::planner::new_session_context;
+use rampart_sql::{parse_statements, ParsedStatement, PlanError, RampartStatement};
+use tokio::sync::Mutex;
+
+use crate::catalog::Catalog;
+use crate::session_api::{QueryOutput, SqlBackend, SqlError, StatementOutcome};
+use crate::system_tables;
+
+/// How long a statement waits for the views it changed to catch up before returning.
+pub const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Executes statements against one engine. Statements run one at a time.
+pub struct Coordinator {
+    pub(crate) state: Mutex<State>,
+}
+
+/// What the coordinator owns.
+pub(crate) struct State {
+    pub(crate) catalog: Catalog,
+    pub(crate) engine: Arc<Engine>,
+    /// Tables registered with their schemas only, for planning.
+    pub(crate) schema_ctx: SessionContext,
+    pub(crate) errors: ErrorLog,
+}
+
+/// The result of one statement before it reaches the wire.
+pub(crate) struct Executed {
+    pub(crate) output: QueryOutput,
+    pub(crate) notices: Vec<String>,
+}
+
+impl Executed {
+    pub(crate) fn command(tag: &str) -> Self {
+        Executed {
+            output: QueryOutput::Command {
+                tag: tag.to_string(),
+                rows: None,
+            },
+            notices: vec![],
+        }
+    }
+}
+
+impl Coordinator {
+    /// A coordinator driving `engine`; rejected input is recorded in `errors`.
+    pub fn new(engine: Arc<Engine>, errors: ErrorLog) -> Arc<Self> {
+        let schema_ctx = new_session_context();
+        let _ = schema_ctx.register_table(
+            system_tables::SOURCE_ERRORS,
+            Arc::new(EmptyTable::new(system_tables::source_errors_schema())),
+        );
+        Arc::new(Coordinator {
+            state: Mutex::new(State {
+                catalog: Catalog::default(),
+                engine,
+                schema_ctx,
+                errors,
+            }),
+        })
+    }
+
+    /// Executes SQL text and returns an error for the first failing statement.
+    pub async fn execute_script(&self, sql: &str) -> Result<Vec<StatementOutcome>, SqlError> {
+        let outcomes = self.execute(sql).await;
+        if let Some(Err(e)) = outcomes.last().map(|o| o.result.as_ref()) {
+            return Err(e.clone());
+        }
+        Ok(outcomes)
+    }
+}
+
+fn to_sql_error(e: PlanError, stmt: Option<&ParsedStatement>) -> SqlError {
+    let mut position = e.position;
+    if let Some(s) = stmt {
+        position = match position {
+            Some(p) => Some(p),
+            None => locate(&e, s),
+        };
+    }
+    let mut err = SqlError::new(e.sqlstate, e.message.clone()).at(position);
+    if e.sqlstate == "0A000" {
+        err = err.with_hint("see the README's 'SQL supported' section for what Rampart runs today");
+    }
+    err
+}
+
+/// Points an error without a position at the name it complains about, when that name
+/// appears in the statement.
+fn locate(e: &PlanError, s: &ParsedStatement) -> Option<usize> {
+    let quoted = e.message.split(['"', '\'']).nth(1)?;
+    let name = quoted.rsplit('.').next().unwrap_or(quoted).to_lowercase();
+    if name.is_empty() {
+        return None;
+    }
+    let lower = s.text.to_lowercase();
+    let byte = lower.find(&name)?;
+    Some(s.offset + lower[..byte].chars().count() + 1)
+}
+
+#[async_trait::async_trait]
+impl SqlBackend for Coordinator {
+    async fn execute(&self, sql: &str) -> Vec<StatementOutcome> {
+        let stmts = match parse_statements(sql) {
+            Ok(s) => s,
+            Err(e) => {
+                return vec![StatementOutcome {
+                    result: Err(to_sql_error(e, None)),
+                    notices: vec![],
+                }]
+            }
+        };
+        if stmts.is_empty() {
+            return vec![StatementOutcome {
+                result: Ok(QueryOutput::Command {
+                    tag: "EMPTY".into(),
+                    rows: None,
+                }),
+                notices: vec![],
+            }];
+        }
+        let mut out = Vec::new();
+        let mut state = self.state.lock().await;
+        for stmt in &stmts {
+            match state.execute_one(stmt).await {
+                Ok(ex) => out.push(StatementOutcome {
+                    result: Ok(ex.output),
+                    notices: ex.notices,
+                }),
+                Err(e) => {
+                    out.push(StatementOutcome {
+                        result: Err(to_sql_error(e, Some(stmt))),
+                        notices: vec![],
+                    });
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    async fn describe(&self, sql: &str) -> Result<Option<SchemaRef>, SqlError> {
+        let stmts = parse_statements(sql).map_err(|e| to_sql_error(e, None))?;
+        let Some(stmt) = stmts.first() else { return Ok(None) };
+        let state = self.state.lock().await;
+        state
+            .describe_result(stmt)
+            .await
+            .map_err(|e| to_sql_error(e, Some(stmt)))
+    }
+}
+
+impl State {
+    async fn execute_one(&mut self, stmt: &ParsedStatement) -> Result<Executed, PlanError> {
+        use datafusion::sql::sqlparser::ast::Statement as S;
+        match &stmt.stmt {
+            RampartStatement::CreateSource {
+                name,
+                if_not_exists,
+                columns,
+                options,
+                format,
+            } => self.create_source(name, *if_not_exists, columns, options, format.as_ref(), &stmt.text),
+            RampartStatement::CreateSink {
+                name,
+                if_not_exists,
+                from,
+                options,
+                format,
+            } => {
+                self.create_sink(name, *if_not_exists, from, options, format.as_ref(), &stmt.text)
+                    .await
+            }
+            RampartStatement::Drop {
+                kind,
+                names,
+                if_exists,
+                cascade,
+            } => self.drop_objects(*kind, names, *if_exists, *cascade),
+            RampartStatement::Show(kind) => self.show(*kind),
+            RampartStatement::Standard(s) => match s.as_ref() {
+                S::CreateTable(ct) => self.create_table(ct, &stmt.text),
+                S::CreateView(cv) => self.create_view(cv, &stmt.text).await,
+                S::Insert(ins) => self.insert(ins).await,
+                S::Delete(del) => self.delete(del).await,
+                S::Copy {
+                    source,
+                    to,
+                    target,
+                    options,
+                    legacy_options,
+                    ..
+                } => self.copy_from(source, *to, target, options, legacy_options).await,
+                S::Query(q) => self.select(q).await,
+                S::Explain { statement, .. } => self.explain(statement).await,
+                S::ExplainTable { table_name, .. } => self.describe_relation(table_name),
+                S::Set(_) => Ok(Executed::command("SET")),
+                S::StartTransaction { .. } => Ok(Executed::command("BEGIN")),
+                S::Commit { .. } => Ok(Executed::command("COMMIT")),
+                S::Rollback { .. } => Ok(Executed::command("ROLLBACK")),
+                S::ShowVariable { variable } => self.show_variable(variable),
+                other => Err(PlanError::unsupported(format!(
+                    "statement not supported: {}",
+                    other
+                        .to_string()
+                        .split_whitespace()
+                        .take(3)
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ))),
+            },
+        }
+    }
+
+    /// Waits until every view reflects changes made before now.
+    pub(crate) async fn catch_up(&self) -> Vec<String> {
+        let target = now_ms() + 1;
+        let registry = self.engine.registry().clone();
+        let ok = tokio::task::spawn_blocking(move || registry.wait_sealed(target, CATCH_UP_TIMEOUT))
+            .await
+            .unwrap_or(false);
+        if ok {
+            vec![]
+        } else {
+            vec![format!(
+                "views are still catching up after {}s; results may lag until they do",
+                CATCH_UP_TIMEOUT.as_secs()
+            )]
+        }
+    }
+
+    pub(crate) fn check_free(&self, name: &str) -> Result<(), PlanError> {
+        if self.catalog.get(name).is_some() || name == system_tables::SOURCE_ERRORS {
+            return Err(PlanError::duplicate(name));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn register_schema(&self, name: &str, schema: SchemaRef) -> Result<(), PlanError> {
+        self.schema_ctx
+            .register_table(name, Arc::new(EmptyTable::new(schema)))
+            .map(|_| ())
+            .map_err(PlanError::from_datafusion)
+    }
+
+    /// Registers snapshot data for a batch query: `MemTable`s for tables and views, the
+    /// system tables, and non-materialized views by their SQL.
+    pub(crate) fn register_snapshot(
+        &self,
+        ctx: &SessionContext,
+        tables: Vec<(String, SchemaRef, Vec<rampart_repr::Row>)>,
+    ) -> Result<(), PlanError> {
+        for (name, schema, rows) in tables {
+            let batch =
+                rampart_repr::rows_to_batch(rows.iter(), &schema).map_err(|e| PlanError::invalid(e.to_string()))?;
+            let mem = MemTable::try_new(schema, vec![vec![batch]]).map_err(PlanError::from_datafusion)?;
+            ctx.register_table(name.as_str(), Arc::new(mem))
+                .map_err(PlanError::from_datafusion)?;
+        }
+        Ok(())
+    }
+}

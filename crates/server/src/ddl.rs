@@ -1,0 +1,373 @@
+//! CREATE and DROP of sources, tables, views and sinks.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use datafusion::sql::sqlparser::ast::{CreateTable, CreateView, Query};
+use rampart_connectors::sink::{JsonSink, SinkFormat, SinkTarget};
+use rampart_connectors::source::{SourceConnector, SourceContext};
+use rampart_dataflow::{render::validate, Command, SourceFeed, ViewSpec, ViewStore};
+use rampart_plan::ViewPlan;
+use rampart_repr::RelationDesc;
+use rampart_sql::ast::{object_name, ObjectKind};
+use rampart_sql::lower::{lower_plan, NowMode};
+use rampart_sql::parse::columns_to_desc;
+use rampart_sql::planner::plan_streaming_query;
+use rampart_sql::window_rewrite::rewrite_windows;
+use rampart_sql::{FormatSpec, PlanError, SinkFrom};
+
+use crate::catalog::CatalogEntry;
+use crate::coordinator::{Executed, State};
+
+impl State {
+    pub(crate) fn create_source(
+        &mut self,
+        name: &str,
+        if_not_exists: bool,
+        columns: &RelationDesc,
+        options: &BTreeMap<String, String>,
+        format: Option<&FormatSpec>,
+        sql: &str,
+    ) -> Result<Executed, PlanError> {
+        if if_not_exists && self.catalog.get(name).is_some() {
+            return Ok(notice_exists("source", name));
+        }
+        self.check_free(name)?;
+        let connector = SourceConnector::from_options(options).map_err(PlanError::invalid)?;
+        connector.check_supported().map_err(PlanError::unsupported)?;
+        if let Some(f) = format {
+            if f.format != "PLAIN" {
+                return Err(PlanError::unsupported(format!(
+                    "sources support FORMAT PLAIN only, not {}",
+                    f.format
+                )));
+            }
+        }
+        if columns.columns.is_empty() {
+            return Err(PlanError::invalid(format!("source {name} declares no columns")));
+        }
+        self.register_schema(name, columns.arrow_schema())?;
+        self.catalog.insert(CatalogEntry {
+            name: name.to_string(),
+            kind: ObjectKind::Source,
+            desc: columns.clone(),
+            sql: sql.to_string(),
+            depends_on: vec![],
+            store: None,
+            connector: Some(connector),
+            view_query: None,
+            seq: 0,
+        });
+        Ok(Executed::command("CREATE_SOURCE"))
+    }
+
+    pub(crate) fn create_table(&mut self, ct: &CreateTable, sql: &str) -> Result<Executed, PlanError> {
+        let name = object_name(&ct.name);
+        if ct.if_not_exists && self.catalog.get(&name).is_some() {
+            return Ok(notice_exists("table", &name));
+        }
+        self.check_free(&name)?;
+        if ct.query.is_some() {
+            return Err(PlanError::unsupported(
+                "CREATE TABLE ... AS SELECT is not supported; use CREATE MATERIALIZED VIEW",
+            ));
+        }
+        let desc = columns_to_desc(&ct.columns)?;
+        if desc.columns.is_empty() {
+            return Err(PlanError::invalid(format!("table {name} declares no columns")));
+        }
+        self.register_schema(&name, desc.arrow_schema())?;
+        let store = ViewStore::new(self.engine.workers(), self.engine.registry());
+        self.engine.broadcast(Command::CreateTable {
+            name: name.clone(),
+            store: store.clone(),
+        });
+        self.catalog.insert(CatalogEntry {
+            name,
+            kind: ObjectKind::Table,
+            desc,
+            sql: sql.to_string(),
+            depends_on: vec![],
+            store: Some(store),
+            connector: None,
+            view_query: None,
+            seq: 0,
+        });
+        Ok(Executed::command("CREATE_TABLE"))
+    }
+
+    /// Plans a streaming query into a view plan, checking every expression compiles.
+    pub(crate) async fn plan_view(&self, query: &Query, now: NowMode) -> Result<ViewPlan, PlanError> {
+        let state = self.schema_ctx.state();
+        let logical = plan_streaming_query(&state, query).await?;
+        let plan = lower_plan(&logical, now)?;
+        validate(&plan.plan).map_err(|e| PlanError::new("42804", e))?;
+        for dep in plan.plan.dependencies() {
+            if dep == crate::system_tables::SOURCE_ERRORS {
+                return Err(PlanError::unsupported(
+                    "views over rampart_source_errors are not supported; query it directly",
+                ));
+            }
+        }
+        Ok(plan)
+    }
+
+    /// Starts a reader for every source the plan reads.
+    fn source_feeds(&self, plan: &ViewPlan) -> Result<BTreeMap<String, SourceFeed>, PlanError> {
+        let mut feeds = BTreeMap::new();
+        for dep in plan.plan.dependencies() {
+            let Some(entry) = self.catalog.get(&dep) else {
+                return Err(PlanError::undefined_table(&dep));
+            };
+            if let Some(connector) = &entry.connector {
+                let ctx = SourceContext {
+                    name: dep.clone(),
+                    desc: entry.desc.clone(),
+                    errors: self.errors.clone(),
+                    rows_read: Default::default(),
+                };
+                let feed = connector
+                    .start(ctx, self.engine.workers())
+                    .map_err(PlanError::invalid)?;
+                feeds.insert(dep, feed);
+            }
+        }
+        Ok(feeds)
+    }
+
+    pub(crate) async fn create_view(&mut self, cv: &CreateView, sql: &str) -> Result<Executed, PlanError> {
+        let name = object_name(&cv.name);
+        let kind = if cv.materialized {
+            ObjectKind::MaterializedView
+        } else {
+            ObjectKind::View
+        };
+        if cv.if_not_exists && self.catalog.get(&name).is_some() {
+            return Ok(notice_exists(kind.sql_name(), &name));
+        }
+        if cv.or_replace {
+            return Err(PlanError::unsupported(
+                "CREATE OR REPLACE of views is not supported; DROP and CREATE",
+            ));
+        }
+        self.check_free(&name)?;
+        if !cv.columns.is_empty() {
+            return Err(PlanError::unsupported(
+                "column lists on CREATE VIEW are not supported; alias the columns in the query",
+            ));
+        }
+        if !cv.materialized {
+            return self.create_plain_view(&name, &cv.query, sql).await;
+        }
+        let plan = self.plan_view(&cv.query, NowMode::TemporalFiltersOnly).await?;
+        let feeds = self.source_feeds(&plan)?;
+        let store = ViewStore::new(self.engine.workers(), self.engine.registry());
+        let spec = ViewSpec {
+            name: name.clone(),
+            plan: plan.plan.clone(),
+            desc: plan.desc.clone(),
+            arrange: true,
+            store: Some(store.clone()),
+            sink: None,
+            sources: feeds,
+            errors: self.errors.clone(),
+        };
+        self.register_schema(&name, plan.desc.arrow_schema())?;
+        self.engine.broadcast(Command::CreateView(Box::new(spec)));
+        self.catalog.insert(CatalogEntry {
+            name,
+            kind,
+            desc: plan.desc.clone(),
+            sql: sql.to_string(),
+            depends_on: direct_dependencies(&plan),
+            store: Some(store),
+            connector: None,
+            view_query: None,
+            seq: 0,
+        });
+        let notices = self.catch_up().await;
+        Ok(Executed {
+            notices,
+            ..Executed::command("CREATE_MATERIALIZED_VIEW")
+        })
+    }
+
+    async fn create_plain_view(&mut self, name: &str, query: &Query, sql: &str) -> Result<Executed, PlanError> {
+        // Check it plans as a streaming query, so views over it can be materialized.
+        let plan = self.plan_view(query, NowMode::TemporalFiltersOnly).await?;
+        let mut rewritten = query.clone();
+        rewrite_windows(&mut rewritten)?;
+        let text = rewritten.to_string();
+        self.schema_ctx
+            .sql(&format!("CREATE VIEW {name} AS {text}"))
+            .await
+            .map_err(PlanError::from_datafusion)?;
+        let deps = self.view_dependencies(query).await?;
+        self.catalog.insert(CatalogEntry {
+            name: name.to_string(),
+            kind: ObjectKind::View,
+            desc: plan.desc,
+            sql: sql.to_string(),
+            depends_on: deps,
+            store: None,
+            connector: None,
+            view_query: Some(text),
+            seq: 0,
+        });
+        Ok(Executed::command("CREATE_VIEW"))
+    }
+
+    pub(crate) async fn create_sink(
+        &mut self,
+        name: &str,
+        if_not_exists: bool,
+        from: &SinkFrom,
+        options: &BTreeMap<String, String>,
+        format: Option<&FormatSpec>,
+        sql: &str,
+    ) -> Result<Executed, PlanError> {
+        if if_not_exists && self.catalog.get(name).is_some() {
+            return Ok(notice_exists("sink", name));
+        }
+        self.check_free(name)?;
+        let target = SinkTarget::from_options(options).map_err(PlanError::invalid)?;
+        let sink_format = SinkFormat::parse(format.map(|f| f.format.as_str())).map_err(PlanError::unsupported)?;
+        let query: Box<Query> = match from {
+            SinkFrom::Query(q) => q.clone(),
+            SinkFrom::Relation(rel) => {
+                if self.catalog.get(rel).is_none() {
+                    return Err(PlanError::undefined_table(rel));
+                }
+                let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+                datafusion::sql::sqlparser::parser::Parser::new(&dialect)
+                    .try_with_sql(&format!("SELECT * FROM {rel}"))
+                    .and_then(|mut p| p.parse_query())
+                    .map_err(|e| PlanError::syntax(e.to_string()))?
+            }
+        };
+        let plan = self.plan_view(&query, NowMode::EmitTime).await?;
+        let writer = JsonSink::open(&target, plan.desc.clone(), sink_format).map_err(PlanError::invalid)?;
+        let feeds = self.source_feeds(&plan)?;
+        let mut notices = Vec::new();
+        if sink_format == SinkFormat::Plain {
+            let forced = options
+                .get("force_append_only")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+            if !forced {
+                notices.push(format!(
+                    "sink {name} is append-only (FORMAT PLAIN): it emits inserted rows and the new version of updated rows; deletions are not emitted. Use FORMAT UPSERT or DEBEZIUM to receive them."
+                ));
+            }
+        }
+        let spec = ViewSpec {
+            name: name.to_string(),
+            plan: plan.plan.clone(),
+            desc: plan.desc.clone(),
+            arrange: false,
+            store: None,
+            sink: Some(Arc::new(writer)),
+            sources: feeds,
+            errors: self.errors.clone(),
+        };
+        self.engine.broadcast(Command::CreateView(Box::new(spec)));
+        self.catalog.insert(CatalogEntry {
+            name: name.to_string(),
+            kind: ObjectKind::Sink,
+            desc: plan.desc.clone(),
+            sql: sql.to_string(),
+            depends_on: direct_dependencies(&plan),
+            store: None,
+            connector: None,
+            view_query: None,
+            seq: 0,
+        });
+        Ok(Executed {
+            notices,
+            ..Executed::command("CREATE_SINK")
+        })
+    }
+
+    pub(crate) fn drop_objects(
+        &mut self,
+        kind: ObjectKind,
+        names: &[String],
+        if_exists: bool,
+        cascade: bool,
+    ) -> Result<Executed, PlanError> {
+        let mut notices = Vec::new();
+        for name in names {
+            let Some(entry) = self.catalog.get(name) else {
+                if if_exists {
+                    notices.push(format!("{} \"{name}\" does not exist, skipping", kind.sql_name()));
+                    continue;
+                }
+                return Err(PlanError::new(
+                    "42P01",
+                    format!("{} \"{name}\" does not exist", kind.sql_name()),
+                ));
+            };
+            if entry.kind != kind {
+                return Err(PlanError::new(
+                    "42809",
+                    format!(
+                        "\"{name}\" is a {}, not a {}; use DROP {}",
+                        entry.kind.sql_name(),
+                        kind.sql_name(),
+                        entry.kind.sql_name().to_uppercase()
+                    ),
+                ));
+            }
+            let order = self.catalog.drop_order(name);
+            if order.len() > 1 && !cascade {
+                let deps: Vec<&String> = order.iter().filter(|n| *n != name).collect();
+                return Err(PlanError::new(
+                    "2BP01",
+                    format!(
+                        "cannot drop {} {name} because other objects depend on it: {}; use DROP ... CASCADE",
+                        kind.sql_name(),
+                        deps.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+            for victim in order {
+                if let Some(e) = self.catalog.remove(&victim) {
+                    let _ = self.schema_ctx.deregister_table(victim.as_str());
+                    if matches!(
+                        e.kind,
+                        ObjectKind::Table | ObjectKind::MaterializedView | ObjectKind::Sink
+                    ) {
+                        self.engine.broadcast(Command::Drop { name: victim.clone() });
+                    }
+                    if victim != *name {
+                        notices.push(format!("drop cascades to {} {victim}", e.kind.sql_name()));
+                    }
+                }
+            }
+        }
+        let tag = format!("DROP_{}", kind.sql_name().to_uppercase().replace(' ', "_"));
+        Ok(Executed {
+            notices,
+            ..Executed::command(&tag)
+        })
+    }
+
+    /// Catalog objects a (non-materialized) view's query names.
+    async fn view_dependencies(&self, query: &Query) -> Result<Vec<String>, PlanError> {
+        let state = self.schema_ctx.state();
+        let plan = rampart_sql::planner::plan_batch_query(&state, query).await?;
+        let mut deps = BTreeSet::new();
+        crate::query::collect_scans(&plan, &mut deps);
+        Ok(deps.into_iter().collect())
+    }
+}
+
+fn direct_dependencies(plan: &ViewPlan) -> Vec<String> {
+    plan.plan.dependencies()
+}
+
+fn notice_exists(kind: &str, name: &str) -> Executed {
+    Executed {
+        notices: vec![format!("{kind} \"{name}\" already exists, skipping")],
+        ..Executed::command("CREATE")
+    }
+}

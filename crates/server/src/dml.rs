@@ -1,0 +1,252 @@
+//! Changes to tables: INSERT, DELETE and COPY FROM. Each change becomes +1/-1 updates that
+//! flow through every view reading the table; the statement returns once views reflect it.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::cast;
+use datafusion::sql::sqlparser::ast::{
+    CopyLegacyOption, CopyOption, CopySource, CopyTarget, Delete, FromTable, Insert, TableFactor, TableObject,
+};
+use rampart_dataflow::{Command, Diff};
+use rampart_repr::{batch_to_rows, Datum, Row};
+use rampart_sql::ast::{object_name, ObjectKind};
+use rampart_sql::PlanError;
+
+use crate::coordinator::{Executed, State};
+use crate::session_api::QueryOutput;
+
+impl State {
+    fn table_entry(&self, name: &str) -> Result<rampart_repr::RelationDesc, PlanError> {
+        match self.catalog.get(name) {
+            None => Err(PlanError::undefined_table(name)),
+            Some(e) if e.kind != ObjectKind::Table => Err(PlanError::new(
+                "42809",
+                format!(
+                    "cannot change {} \"{name}\": only tables accept INSERT, DELETE and COPY",
+                    e.kind.sql_name()
+                ),
+            )),
+            Some(e) => Ok(e.desc.clone()),
+        }
+    }
+
+    /// Sends updates to a table and waits until views reflect them.
+    async fn apply_updates(&self, table: &str, updates: Vec<(Row, Diff)>, tag: &str) -> Executed {
+        let n = updates.len();
+        if n > 0 {
+            self.engine.broadcast(Command::TableUpdates {
+                name: table.to_string(),
+                updates,
+            });
+        }
+        let notices = self.catch_up().await;
+        Executed {
+            output: QueryOutput::Command {
+                tag: tag.to_string(),
+                rows: Some(n),
+            },
+            notices,
+        }
+    }
+
+    /// Converts query results to rows of `table`'s columns (by name when `columns` is
+    /// given, else by position), casting each value to the column's type.
+    fn conform(&self, table: &str, columns: &[String], batches: &[RecordBatch]) -> Result<Vec<Row>, PlanError> {
+        let desc = self.table_entry(table)?;
+        let targets: Vec<usize> = if columns.is_empty() {
+            (0..desc.columns.len()).collect()
+        } else {
+            columns
+                .iter()
+                .map(|c| {
+                    desc.index_of(c).ok_or_else(|| {
+                        PlanError::new(
+                            "42703",
+                            format!("column \"{c}\" of relation \"{table}\" does not exist"),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?
+        };
+        let mut out = Vec::new();
+        for b in batches {
+            if b.num_columns() > targets.len() {
+                return Err(PlanError::new(
+                    "42601",
+                    "INSERT has more expressions than target columns",
+                ));
+            }
+            let mut cols = Vec::new();
+            for (i, col) in b.columns().iter().enumerate() {
+                let ty = desc.columns[targets[i]].ty.to_arrow();
+                let c = cast(col, &ty).map_err(|e| {
+                    PlanError::new(
+                        "42804",
+                        format!(
+                            "column {} is of type {ty} but the value cannot be cast: {e}",
+                            desc.columns[targets[i]].name
+                        ),
+                    )
+                })?;
+                cols.push(c);
+            }
+            let fields: Vec<_> = (0..cols.len())
+                .map(|i| datafusion::arrow::datatypes::Field::new(format!("c{i}"), cols[i].data_type().clone(), true))
+                .collect();
+            let batch = RecordBatch::try_new(Arc::new(datafusion::arrow::datatypes::Schema::new(fields)), cols)
+                .map_err(|e| PlanError::invalid(e.to_string()))?;
+            for r in batch_to_rows(&batch).map_err(|e| PlanError::invalid(e.to_string()))? {
+                let mut row = vec![Datum::Null; desc.columns.len()];
+                for (i, d) in r.into_iter().enumerate() {
+                    row[targets[i]] = d;
+                }
+                out.push(row);
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn insert(&self, ins: &Insert) -> Result<Executed, PlanError> {
+        let TableObject::TableName(name) = &ins.table else {
+            return Err(PlanError::unsupported("INSERT INTO a table function"));
+        };
+        let table = object_name(name);
+        self.table_entry(&table)?;
+        let Some(source) = &ins.source else {
+            return Err(PlanError::unsupported("INSERT without VALUES or SELECT"));
+        };
+        let Executed {
+            output: QueryOutput::Rows { batches, .. },
+            ..
+        } = self.select(source).await?
+        else {
+            return Err(PlanError::invalid("INSERT source returned no rows"));
+        };
+        let columns: Vec<String> = ins.columns.iter().map(object_name).collect();
+        let rows = self.conform(&table, &columns, &batches)?;
+        Ok(self
+            .apply_updates(&table, rows.into_iter().map(|r| (r, 1)).collect(), "INSERT")
+            .await)
+    }
+
+    pub(crate) async fn delete(&self, del: &Delete) -> Result<Executed, PlanError> {
+        let tables = match &del.from {
+            FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
+        };
+        let [twj] = tables.as_slice() else {
+            return Err(PlanError::unsupported("DELETE from several tables"));
+        };
+        let TableFactor::Table { name, .. } = &twj.relation else {
+            return Err(PlanError::unsupported("DELETE from something other than a table"));
+        };
+        let table = object_name(name);
+        self.table_entry(&table)?;
+        let sql = match &del.selection {
+            Some(pred) => format!("SELECT * FROM {table} WHERE {pred}"),
+            None => format!("SELECT * FROM {table}"),
+        };
+        let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+        let query = datafusion::sql::sqlparser::parser::Parser::new(&dialect)
+            .try_with_sql(&sql)
+            .and_then(|mut p| p.parse_query())
+            .map_err(|e| PlanError::syntax(e.to_string()))?;
+        let Executed {
+            output: QueryOutput::Rows { batches, .. },
+            ..
+        } = self.select(&query).await?
+        else {
+            return Err(PlanError::invalid("DELETE found no rows"));
+        };
+        let rows = self.conform(&table, &[], &batches)?;
+        Ok(self
+            .apply_updates(&table, rows.into_iter().map(|r| (r, -1)).collect(), "DELETE")
+            .await)
+    }
+
+    pub(crate) async fn copy_from(
+        &self,
+        source: &CopySource,
+        to: bool,
+        target: &CopyTarget,
+        options: &[CopyOption],
+        legacy: &[CopyLegacyOption],
+    ) -> Result<Executed, PlanError> {
+        if to {
+            return Err(PlanError::unsupported(
+                "COPY ... TO is not supported; SELECT the rows instead",
+            ));
+        }
+        let CopySource::Table { table_name, columns } = source else {
+            return Err(PlanError::unsupported("COPY (query) FROM"));
+        };
+        let CopyTarget::File { filename } = target else {
+            return Err(PlanError::unsupported(
+                "COPY ... FROM STDIN is not supported yet; COPY from a file path on the server",
+            ));
+        };
+        let table = object_name(table_name);
+        let desc = self.table_entry(&table)?;
+        let mut header = false;
+        let mut delimiter = b',';
+        for o in options {
+            match o {
+                CopyOption::Format(f) if f.value.eq_ignore_ascii_case("csv") => {}
+                CopyOption::Format(f) => {
+                    return Err(PlanError::unsupported(format!(
+                        "COPY format {} (only csv is supported)",
+                        f.value
+                    )))
+                }
+                CopyOption::Header(h) => header = *h,
+                CopyOption::Delimiter(d) => delimiter = *d as u8,
+                other => return Err(PlanError::unsupported(format!("COPY option {other}"))),
+            }
+        }
+        for o in legacy {
+            match o {
+                CopyLegacyOption::Csv(_) => {}
+                CopyLegacyOption::Header => header = true,
+                CopyLegacyOption::Delimiter(d) => delimiter = *d as u8,
+                other => return Err(PlanError::unsupported(format!("COPY option {other}"))),
+            }
+        }
+        let names: Vec<String> = if columns.is_empty() {
+            desc.columns.iter().map(|c| c.name.clone()).collect()
+        } else {
+            columns.iter().map(|c| c.value.to_lowercase()).collect()
+        };
+        let fields: Vec<_> = names
+            .iter()
+            .map(|n| {
+                let i = desc.index_of(n).ok_or_else(|| {
+                    PlanError::new(
+                        "42703",
+                        format!("column \"{n}\" of relation \"{table}\" does not exist"),
+                    )
+                })?;
+                Ok(datafusion::arrow::datatypes::Field::new(
+                    n,
+                    desc.columns[i].ty.to_arrow(),
+                    true,
+                ))
+            })
+            .collect::<Result<_, PlanError>>()?;
+        let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
+        let file = std::fs::File::open(filename)
+            .map_err(|e| PlanError::new("58P01", format!("could not open file \"{filename}\" for reading: {e}")))?;
+        let reader = datafusion::arrow::csv::ReaderBuilder::new(schema)
+            .with_header(header)
+            .with_delimiter(delimiter)
+            .build(file)
+            .map_err(|e| PlanError::new("22P04", format!("bad CSV in {filename}: {e}")))?;
+        let mut batches = Vec::new();
+        for b in reader {
+            batches.push(b.map_err(|e| PlanError::new("22P04", format!("bad CSV in {filename}: {e}")))?);
+        }
+        let rows = self.conform(&table, &names, &batches)?;
+        Ok(self
+            .apply_updates(&table, rows.into_iter().map(|r| (r, 1)).collect(), "COPY")
+            .await)
+    }
+}

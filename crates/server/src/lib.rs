@@ -1,0 +1,15 @@
+//! Rampart's server: the coordinator that executes SQL (catalog, DDL, table changes,
+//! queries over consistent snapshots) and the PostgreSQL wire front end that serves it.
+
+pub mod catalog;
+pub mod coordinator;
+mod ddl;
+mod dml;
+pub mod pgwire_front;
+mod query;
+pub mod server;
+pub mod session_api;
+pub mod system_tables;
+
+pub use coordinator::Coordinator;
+pub use server::{start_server, ServerConfig, ServerHandle};

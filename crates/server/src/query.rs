@@ -1,0 +1,279 @@
+//! Read-only statements: SELECT over consistent snapshots, SHOW, DESCRIBE, EXPLAIN.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::MemTable;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::sql::sqlparser::ast::{ObjectName, Query, Statement};
+use rampart_dataflow::ViewStore;
+use rampart_sql::ast::{object_name, ObjectKind, ShowKind};
+use rampart_sql::lower::NowMode;
+use rampart_sql::planner::{new_session_context, plan_batch_query};
+use rampart_sql::{PlanError, RampartStatement};
+
+use crate::coordinator::{Executed, State};
+use crate::session_api::QueryOutput;
+use crate::system_tables;
+
+/// Adds the name of every table scanned in `plan` (subqueries included) to `out`.
+pub fn collect_scans(plan: &LogicalPlan, out: &mut BTreeSet<String>) {
+    let _ = plan.apply_with_subqueries(|p| {
+        if let LogicalPlan::TableScan(s) = p {
+            out.insert(s.table_name.table().to_string());
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+}
+
+fn text_rows(column: &str, values: Vec<String>) -> QueryOutput {
+    text_table(&[column], values.into_iter().map(|v| vec![v]).collect())
+}
+
+fn text_table(columns: &[&str], rows: Vec<Vec<String>>) -> QueryOutput {
+    let schema = Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|c| Field::new(*c, DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    ));
+    let arrays = (0..columns.len())
+        .map(|i| Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r[i].as_str()))) as _)
+        .collect();
+    let batch = RecordBatch::try_new(schema.clone(), arrays).unwrap_or_else(|_| RecordBatch::new_empty(schema.clone()));
+    QueryOutput::Rows {
+        schema,
+        batches: vec![batch],
+    }
+}
+
+fn rows(output: QueryOutput) -> Executed {
+    Executed {
+        output,
+        notices: vec![],
+    }
+}
+
+impl State {
+    /// Expands views to what they read, so snapshots cover everything a query touches.
+    fn expand(&self, names: BTreeSet<String>) -> Result<BTreeSet<String>, PlanError> {
+        let mut out = BTreeSet::new();
+        let mut todo: Vec<String> = names.into_iter().collect();
+        while let Some(n) = todo.pop() {
+            if !out.insert(n.clone()) {
+                continue;
+            }
+            if let Some(e) = self.catalog.get(&n) {
+                if e.kind == ObjectKind::View {
+                    todo.extend(e.depends_on.iter().cloned());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn select(&self, query: &Query) -> Result<Executed, PlanError> {
+        let (ctx, plan_query) = self.snapshot_context(query).await?;
+        let state = ctx.state();
+        let plan = plan_batch_query(&state, &plan_query).await?;
+        let df = ctx
+            .execute_logical_plan(plan)
+            .await
+            .map_err(PlanError::from_datafusion)?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await.map_err(PlanError::from_datafusion)?;
+        Ok(rows(QueryOutput::Rows { schema, batches }))
+    }
+
+    /// A DataFusion context holding a consistent snapshot of everything `query` reads.
+    async fn snapshot_context(&self, query: &Query) -> Result<(datafusion::prelude::SessionContext, Query), PlanError> {
+        let schema_state = self.schema_ctx.state();
+        let plan = plan_batch_query(&schema_state, query).await?;
+        let mut scans = BTreeSet::new();
+        collect_scans(&plan, &mut scans);
+        for s in &scans {
+            if s.starts_with("pg_") || s == "information_schema" {
+                return Err(pg_catalog_error());
+            }
+        }
+        let names = self.expand(scans)?;
+        let mut stores: Vec<(String, SchemaRef, Arc<ViewStore>)> = Vec::new();
+        for n in &names {
+            match self.catalog.get(n) {
+                Some(e) if e.kind == ObjectKind::Source => {
+                    return Err(PlanError::unsupported(format!(
+                        "source \"{n}\" is not materialized and cannot be queried directly; CREATE MATERIALIZED VIEW ... AS SELECT ... FROM {n} and query that"
+                    )))
+                }
+                Some(e) => {
+                    if let Some(store) = &e.store {
+                        stores.push((n.clone(), e.desc.arrow_schema(), store.clone()));
+                    }
+                }
+                None => {}
+            }
+        }
+        let just_stores: Vec<Arc<ViewStore>> = stores.iter().map(|(_, _, s)| s.clone()).collect();
+        let (contents, _time) = ViewStore::read_consistent(&just_stores);
+        let ctx = new_session_context();
+        self.register_snapshot(
+            &ctx,
+            stores
+                .into_iter()
+                .zip(contents)
+                .map(|((n, schema, _), rows)| (n, schema, rows))
+                .collect(),
+        )?;
+        if names.contains(system_tables::SOURCE_ERRORS) {
+            let batch = system_tables::source_errors_batch(&self.errors);
+            let mem = MemTable::try_new(system_tables::source_errors_schema(), vec![vec![batch]])
+                .map_err(PlanError::from_datafusion)?;
+            ctx.register_table(system_tables::SOURCE_ERRORS, Arc::new(mem))
+                .map_err(PlanError::from_datafusion)?;
+        }
+        for e in self.catalog.in_creation_order() {
+            if let (ObjectKind::View, Some(q)) = (e.kind, &e.view_query) {
+                if names.contains(&e.name) {
+                    ctx.sql(&format!("CREATE VIEW {} AS {q}", e.name))
+                        .await
+                        .map_err(PlanError::from_datafusion)?;
+                }
+            }
+        }
+        Ok((ctx, query.clone()))
+    }
+
+    pub(crate) fn show(&self, kind: ShowKind) -> Result<Executed, PlanError> {
+        let k = match kind {
+            ShowKind::Tables => ObjectKind::Table,
+            ShowKind::Sources => ObjectKind::Source,
+            ShowKind::MaterializedViews => ObjectKind::MaterializedView,
+            ShowKind::Views => ObjectKind::View,
+            ShowKind::Sinks => ObjectKind::Sink,
+        };
+        let names = self.catalog.of_kind(k).into_iter().map(|e| e.name.clone()).collect();
+        Ok(rows(text_rows("Name", names)))
+    }
+
+    pub(crate) fn describe_relation(&self, name: &ObjectName) -> Result<Executed, PlanError> {
+        let n = object_name(name);
+        let desc = if n == system_tables::SOURCE_ERRORS {
+            rampart_repr::RelationDesc::from_arrow(&system_tables::source_errors_schema())
+                .map_err(PlanError::invalid)?
+        } else {
+            self.catalog
+                .get(&n)
+                .ok_or_else(|| PlanError::undefined_table(&n))?
+                .desc
+                .clone()
+        };
+        let rows_out = desc
+            .columns
+            .iter()
+            .map(|c| vec![c.name.clone(), c.ty.sql_name().to_string()])
+            .collect();
+        Ok(rows(text_table(&["Name", "Type"], rows_out)))
+    }
+
+    pub(crate) async fn explain(&self, stmt: &Statement) -> Result<Executed, PlanError> {
+        let query: Box<Query> = match stmt {
+            Statement::Query(q) => q.clone(),
+            Statement::CreateView(cv) => cv.query.clone(),
+            other => {
+                // EXPLAIN CREATE SINK is parsed by Rampart's own parser.
+                let text = other.to_string();
+                let parsed = rampart_sql::parse_statements(&text)?;
+                match parsed.into_iter().next().map(|p| p.stmt) {
+                    Some(RampartStatement::CreateSink {
+                        from: rampart_sql::SinkFrom::Query(q),
+                        ..
+                    }) => q,
+                    _ => {
+                        return Err(PlanError::unsupported(
+                            "EXPLAIN supports SELECT and CREATE [MATERIALIZED] VIEW",
+                        ))
+                    }
+                }
+            }
+        };
+        let plan = self.plan_view(&query, NowMode::TemporalFiltersOnly).await?;
+        let lines = plan.plan.explain().lines().map(str::to_string).collect();
+        Ok(rows(text_rows("QUERY PLAN", lines)))
+    }
+
+    pub(crate) fn show_variable(
+        &self,
+        variable: &[datafusion::sql::sqlparser::ast::Ident],
+    ) -> Result<Executed, PlanError> {
+        let name = variable
+            .iter()
+            .map(|i| i.value.to_lowercase())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let value = match name.as_str() {
+            "server_version" => "15.0 (Rampart)",
+            "timezone" | "time zone" => "UTC",
+            "transaction isolation level" | "transaction_isolation" => "serializable",
+            "client_encoding" => "UTF8",
+            "datestyle" => "ISO, MDY",
+            "standard_conforming_strings" => "on",
+            other => {
+                return Err(PlanError::new(
+                    "42704",
+                    format!("unrecognized configuration parameter \"{other}\""),
+                ))
+            }
+        };
+        Ok(rows(text_rows(&name, vec![value.to_string()])))
+    }
+
+    /// The columns a statement returns, without running it.
+    pub(crate) async fn describe_result(
+        &self,
+        stmt: &rampart_sql::ParsedStatement,
+    ) -> Result<Option<SchemaRef>, PlanError> {
+        match &stmt.stmt {
+            RampartStatement::Show(_) => Ok(Some(Arc::new(Schema::new(vec![Field::new(
+                "Name",
+                DataType::Utf8,
+                true,
+            )])))),
+            RampartStatement::Standard(s) => match s.as_ref() {
+                Statement::Query(q) => {
+                    let (ctx, q) = self.snapshot_context(q).await?;
+                    let plan = plan_batch_query(&ctx.state(), &q).await?;
+                    Ok(Some(Arc::new(plan.schema().as_arrow().clone())))
+                }
+                Statement::ExplainTable { .. } => Ok(Some(Arc::new(Schema::new(vec![
+                    Field::new("Name", DataType::Utf8, true),
+                    Field::new("Type", DataType::Utf8, true),
+                ])))),
+                Statement::Explain { .. } => Ok(Some(Arc::new(Schema::new(vec![Field::new(
+                    "QUERY PLAN",
+                    DataType::Utf8,
+                    true,
+                )])))),
+                Statement::ShowVariable { variable } => Ok(Some(Arc::new(Schema::new(vec![Field::new(
+                    variable
+                        .iter()
+                        .map(|i| i.value.to_lowercase())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    DataType::Utf8,
+                    true,
+                )])))),
+                _ => Ok(None),
+            },
+            _ => Ok(None),
+        }
+    }
+}
+
+fn pg_catalog_error() -> PlanError {
+    PlanError::unsupported(
+        "the PostgreSQL system catalogs (pg_catalog, information_schema) are not available, so psql's \\d commands do not work yet; use SHOW TABLES, SHOW SOURCES, SHOW MATERIALIZED VIEWS, SHOW VIEWS, SHOW SINKS and DESCRIBE name",
+    )
+}

@@ -1,0 +1,41 @@
+//! Rampart's system tables, queryable like any table.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use rampart_repr::ErrorLog;
+
+/// Name of the table of rejected input.
+pub const SOURCE_ERRORS: &str = "rampart_source_errors";
+
+/// Columns of `rampart_source_errors`.
+pub fn source_errors_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("source", DataType::Utf8, false),
+        Field::new("location", DataType::Utf8, false),
+        Field::new("line_or_offset", DataType::Int64, true),
+        Field::new("raw", DataType::Utf8, false),
+        Field::new("reason", DataType::Utf8, false),
+        Field::new(
+            "error_time",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
+            false,
+        ),
+    ]))
+}
+
+/// The current contents of `rampart_source_errors`.
+pub fn source_errors_batch(log: &ErrorLog) -> RecordBatch {
+    let recs = log.snapshot();
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(recs.iter().map(|r| r.source.as_str()))),
+        Arc::new(StringArray::from_iter_values(recs.iter().map(|r| r.location.as_str()))),
+        Arc::new(Int64Array::from_iter(recs.iter().map(|r| r.offset))),
+        Arc::new(StringArray::from_iter_values(recs.iter().map(|r| r.raw.as_str()))),
+        Arc::new(StringArray::from_iter_values(recs.iter().map(|r| r.reason.as_str()))),
+        Arc::new(TimestampMicrosecondArray::from_iter_values(recs.iter().map(|r| r.at_us)).with_timezone("+00:00")),
+    ];
+    RecordBatch::try_new(source_errors_schema(), cols)
+        .unwrap_or_else(|_| RecordBatch::new_empty(source_errors_schema()))
+}

@@ -1,0 +1,136 @@
+//! Rampart's statements: the streaming DDL sqlparser does not know (`CREATE SOURCE`,
+//! `CREATE SINK`, `SHOW SOURCES`, ...) and the standard statements sqlparser parses.
+
+use std::collections::BTreeMap;
+
+use datafusion::sql::sqlparser::ast::{ObjectName, Query, Statement};
+use rampart_repr::RelationDesc;
+
+/// `FORMAT x ENCODE y` of a source or sink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormatSpec {
+    /// `PLAIN`, `UPSERT` or `DEBEZIUM` (upper case).
+    pub format: String,
+    /// `JSON` (upper case).
+    pub encode: String,
+}
+
+/// What a sink reads.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SinkFrom {
+    /// `CREATE SINK s FROM relation`.
+    Relation(String),
+    /// `CREATE SINK s AS SELECT ...` or `CREATE SINK s FROM (SELECT ...)`.
+    Query(Box<Query>),
+}
+
+/// Objects `SHOW` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShowKind {
+    /// `SHOW TABLES`.
+    Tables,
+    /// `SHOW SOURCES`.
+    Sources,
+    /// `SHOW MATERIALIZED VIEWS`.
+    MaterializedViews,
+    /// `SHOW VIEWS`.
+    Views,
+    /// `SHOW SINKS`.
+    Sinks,
+}
+
+/// Kinds of catalog object a `DROP` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectKind {
+    /// A table.
+    Table,
+    /// A source.
+    Source,
+    /// A materialized view.
+    MaterializedView,
+    /// A (non-materialized) view.
+    View,
+    /// A sink.
+    Sink,
+}
+
+impl ObjectKind {
+    /// The SQL words for this kind, e.g. `materialized view`.
+    pub fn sql_name(self) -> &'static str {
+        match self {
+            ObjectKind::Table => "table",
+            ObjectKind::Source => "source",
+            ObjectKind::MaterializedView => "materialized view",
+            ObjectKind::View => "view",
+            ObjectKind::Sink => "sink",
+        }
+    }
+}
+
+/// One statement Rampart executes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RampartStatement {
+    /// `CREATE SOURCE name (cols) WITH (...) FORMAT ... ENCODE ...`.
+    CreateSource {
+        /// Source name.
+        name: String,
+        /// `IF NOT EXISTS` was given.
+        if_not_exists: bool,
+        /// Declared columns.
+        columns: RelationDesc,
+        /// `WITH` options, keys lower-cased.
+        options: BTreeMap<String, String>,
+        /// `FORMAT ... ENCODE ...`, if given.
+        format: Option<FormatSpec>,
+    },
+    /// `CREATE SINK name FROM rel | AS query WITH (...) [FORMAT ... ENCODE ...]`.
+    CreateSink {
+        /// Sink name.
+        name: String,
+        /// `IF NOT EXISTS` was given.
+        if_not_exists: bool,
+        /// What the sink reads.
+        from: SinkFrom,
+        /// `WITH` options, keys lower-cased.
+        options: BTreeMap<String, String>,
+        /// `FORMAT ... ENCODE ...`, if given.
+        format: Option<FormatSpec>,
+    },
+    /// `DROP SOURCE|SINK|TABLE|VIEW|MATERIALIZED VIEW [IF EXISTS] names [CASCADE]`.
+    Drop {
+        /// What kind of object.
+        kind: ObjectKind,
+        /// Names to drop.
+        names: Vec<String>,
+        /// `IF EXISTS`.
+        if_exists: bool,
+        /// `CASCADE`.
+        cascade: bool,
+    },
+    /// `SHOW TABLES | SOURCES | MATERIALIZED VIEWS | VIEWS | SINKS`.
+    Show(ShowKind),
+    /// Any statement sqlparser parsed (CREATE TABLE, CREATE [MATERIALIZED] VIEW, INSERT,
+    /// DELETE, COPY, SELECT, EXPLAIN, DESCRIBE, SET, ...).
+    Standard(Box<Statement>),
+}
+
+/// Joins the parts of an object name into Rampart's catalog name (lower case unless quoted;
+/// a schema qualifier `public.` is dropped).
+pub fn object_name(name: &ObjectName) -> String {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .filter_map(|p| p.as_ident())
+        .map(|i| {
+            if i.quote_style.is_some() {
+                i.value.clone()
+            } else {
+                i.value.to_lowercase()
+            }
+        })
+        .collect();
+    match parts.as_slice() {
+        [schema, rest @ ..] if !rest.is_empty() && (schema == "public" || schema == "dev") => rest.join("."),
+        _ => parts.join("."),
+    }
+}

@@ -1,0 +1,449 @@
+//! Splits SQL text into statements and parses each: RisingWave's streaming DDL by hand,
+//! everything else with sqlparser's PostgreSQL dialect.
+
+use datafusion::sql::sqlparser::ast::{ColumnDef, Statement};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion::sql::sqlparser::tokenizer::{Location, Token};
+use rampart_repr::{ColumnType, RelationDesc};
+
+use crate::ast::{object_name, ObjectKind, RampartStatement, ShowKind, SinkFrom};
+use crate::error::PlanError;
+use crate::options::{parse_format, parse_with_options};
+
+/// One parsed statement with its text and where it starts in the submitted string.
+#[derive(Debug, Clone)]
+pub struct ParsedStatement {
+    /// The statement.
+    pub stmt: RampartStatement,
+    /// The statement's own text (without the trailing `;`).
+    pub text: String,
+    /// 0-based character offset of the statement in the submitted string.
+    pub offset: usize,
+}
+
+/// Parses every statement in `sql`. An error carries the 1-based character position in
+/// `sql` where parsing failed.
+pub fn parse_statements(sql: &str) -> Result<Vec<ParsedStatement>, PlanError> {
+    let dialect = PostgreSqlDialect {};
+    let mut parser = Parser::new(&dialect)
+        .try_with_sql(sql)
+        .map_err(|e| parser_error(sql, e))?;
+    let mut out = Vec::new();
+    loop {
+        while parser.consume_token(&Token::SemiColon) {}
+        let start = parser.peek_token();
+        if start.token == Token::EOF {
+            break;
+        }
+        let start_off = char_offset(sql, start.span.start);
+        let stmt = parse_one(&mut parser).map_err(|e| match e {
+            Failure::Parser(e) => parser_error(sql, e),
+            Failure::Plan(e) => e.at(Some(char_offset(sql, parser.peek_token().span.start) + 1)),
+        })?;
+        let end = parser.peek_token();
+        if end.token != Token::SemiColon && end.token != Token::EOF {
+            return Err(PlanError::syntax(format!("syntax error at or near \"{}\"", end.token))
+                .at(Some(char_offset(sql, end.span.start) + 1)));
+        }
+        let end_off = if end.token == Token::EOF {
+            sql.chars().count()
+        } else {
+            char_offset(sql, end.span.start)
+        };
+        let text: String = sql
+            .chars()
+            .skip(start_off)
+            .take(end_off.saturating_sub(start_off))
+            .collect();
+        out.push(ParsedStatement {
+            stmt,
+            text: text.trim().to_string(),
+            offset: start_off,
+        });
+    }
+    Ok(out)
+}
+
+enum Failure {
+    Parser(ParserError),
+    Plan(PlanError),
+}
+
+impl From<ParserError> for Failure {
+    fn from(e: ParserError) -> Self {
+        Failure::Parser(e)
+    }
+}
+
+impl From<PlanError> for Failure {
+    fn from(e: PlanError) -> Self {
+        Failure::Plan(e)
+    }
+}
+
+fn is_word(parser: &Parser, n: usize, word: &str) -> bool {
+    matches!(&parser.peek_nth_token(n).token, Token::Word(w) if w.value.eq_ignore_ascii_case(word))
+}
+
+fn parse_one(parser: &mut Parser) -> Result<RampartStatement, Failure> {
+    if is_word(parser, 0, "create") {
+        let mut n = 1;
+        let or_replace = is_word(parser, 1, "or") && is_word(parser, 2, "replace");
+        if or_replace {
+            n = 3;
+        }
+        if is_word(parser, n, "source") || is_word(parser, n, "sink") {
+            if or_replace {
+                return Err(
+                    PlanError::unsupported("CREATE OR REPLACE SOURCE/SINK is not supported; DROP and CREATE").into(),
+                );
+            }
+            parser.next_token();
+            return if is_word(parser, 0, "source") {
+                parser.next_token();
+                parse_create_source(parser)
+            } else {
+                parser.next_token();
+                parse_create_sink(parser)
+            };
+        }
+    }
+    if is_word(parser, 0, "drop") && (is_word(parser, 1, "source") || is_word(parser, 1, "sink")) {
+        parser.next_token();
+        let kind = if is_word(parser, 0, "source") {
+            ObjectKind::Source
+        } else {
+            ObjectKind::Sink
+        };
+        parser.next_token();
+        return parse_drop_rest(parser, kind);
+    }
+    if is_word(parser, 0, "show") {
+        let kind = if is_word(parser, 1, "sources") {
+            Some((ShowKind::Sources, 1))
+        } else if is_word(parser, 1, "sinks") {
+            Some((ShowKind::Sinks, 1))
+        } else if is_word(parser, 1, "materialized") && is_word(parser, 2, "views") {
+            Some((ShowKind::MaterializedViews, 2))
+        } else if is_word(parser, 1, "views") {
+            Some((ShowKind::Views, 1))
+        } else if is_word(parser, 1, "tables") {
+            Some((ShowKind::Tables, 1))
+        } else {
+            None
+        };
+        if let Some((kind, words)) = kind {
+            for _ in 0..=words {
+                parser.next_token();
+            }
+            return Ok(RampartStatement::Show(kind));
+        }
+    }
+    let stmt = parser.parse_statement()?;
+    Ok(match stmt {
+        Statement::Drop {
+            object_type,
+            if_exists,
+            names,
+            cascade,
+            ..
+        } => {
+            use datafusion::sql::sqlparser::ast::ObjectType;
+            let kind = match object_type {
+                ObjectType::Table => ObjectKind::Table,
+                ObjectType::View => ObjectKind::View,
+                ObjectType::MaterializedView => ObjectKind::MaterializedView,
+                other => return Err(PlanError::unsupported(format!("DROP {other} is not supported")).into()),
+            };
+            RampartStatement::Drop {
+                kind,
+                names: names.iter().map(object_name).collect(),
+                if_exists,
+                cascade,
+            }
+        }
+        other => RampartStatement::Standard(Box::new(other)),
+    })
+}
+
+fn parse_if_not_exists(parser: &mut Parser) -> bool {
+    parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS])
+}
+
+fn parse_create_source(parser: &mut Parser) -> Result<RampartStatement, Failure> {
+    let if_not_exists = parse_if_not_exists(parser);
+    let name = object_name(&parser.parse_object_name(false)?);
+    let (columns, _constraints) = parser.parse_columns()?;
+    let columns = columns_to_desc(&columns)?;
+    if !parser.parse_keyword(Keyword::WITH) {
+        return Err(PlanError::syntax(format!("CREATE SOURCE {name} needs WITH (connector = '...', ...)")).into());
+    }
+    let options = parse_with_options(parser)?;
+    let format = parse_format(parser)?;
+    Ok(RampartStatement::CreateSource {
+        name,
+        if_not_exists,
+        columns,
+        options,
+        format,
+    })
+}
+
+fn parse_create_sink(parser: &mut Parser) -> Result<RampartStatement, Failure> {
+    let if_not_exists = parse_if_not_exists(parser);
+    let name = object_name(&parser.parse_object_name(false)?);
+    let from = if parser.parse_keyword(Keyword::FROM) {
+        if parser.peek_token().token == Token::LParen {
+            parser.next_token();
+            let q = parser.parse_query()?;
+            parser.expect_token(&Token::RParen)?;
+            SinkFrom::Query(q)
+        } else {
+            SinkFrom::Relation(object_name(&parser.parse_object_name(false)?))
+        }
+    } else if parser.parse_keyword(Keyword::AS) {
+        // `AS SELECT ... FROM t WITH (...)`: sqlparser would read the sink's WITH as table
+        // hints of `t`, so the query is parsed from the tokens before the last top-level
+        // `WITH (`.
+        SinkFrom::Query(parse_query_before_with(parser)?)
+    } else {
+        return Err(PlanError::syntax(format!("CREATE SINK {name} needs FROM relation or AS query")).into());
+    };
+    if !parser.parse_keyword(Keyword::WITH) {
+        return Err(PlanError::syntax(format!("CREATE SINK {name} needs WITH (connector = '...', ...)")).into());
+    }
+    let options = parse_with_options(parser)?;
+    let format = parse_format(parser)?;
+    Ok(RampartStatement::CreateSink {
+        name,
+        if_not_exists,
+        from,
+        options,
+        format,
+    })
+}
+
+fn parse_query_before_with(parser: &mut Parser) -> Result<Box<datafusion::sql::sqlparser::ast::Query>, Failure> {
+    let mut depth = 0i32;
+    let mut n = 0;
+    let mut with_at = None;
+    loop {
+        let t = parser.peek_nth_token(n);
+        match &t.token {
+            Token::EOF | Token::SemiColon if depth == 0 => break,
+            Token::EOF => break,
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            Token::Word(w)
+                if depth == 0 && w.keyword == Keyword::WITH && parser.peek_nth_token(n + 1).token == Token::LParen =>
+            {
+                with_at = Some(n)
+            }
+            _ => {}
+        }
+        n += 1;
+    }
+    let Some(end) = with_at else {
+        return Ok(parser.parse_query()?);
+    };
+    let tokens: Vec<_> = (0..end).map(|i| parser.peek_nth_token(i)).collect();
+    let dialect = PostgreSqlDialect {};
+    let mut sub = Parser::new(&dialect).with_tokens_with_locations(tokens);
+    let q = sub.parse_query()?;
+    for _ in 0..end {
+        parser.next_token();
+    }
+    Ok(q)
+}
+
+fn parse_drop_rest(parser: &mut Parser, kind: ObjectKind) -> Result<RampartStatement, Failure> {
+    let if_exists = parser.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+    let mut names = vec![object_name(&parser.parse_object_name(false)?)];
+    while parser.consume_token(&Token::Comma) {
+        names.push(object_name(&parser.parse_object_name(false)?));
+    }
+    let cascade = parser.parse_keyword(Keyword::CASCADE);
+    if !cascade {
+        let _ = parser.parse_keyword(Keyword::RESTRICT);
+    }
+    Ok(RampartStatement::Drop {
+        kind,
+        names,
+        if_exists,
+        cascade,
+    })
+}
+
+/// Converts sqlparser column definitions to a relation description.
+pub fn columns_to_desc(columns: &[ColumnDef]) -> Result<RelationDesc, PlanError> {
+    let mut out = Vec::new();
+    for c in columns {
+        let name = if c.name.quote_style.is_some() {
+            c.name.value.clone()
+        } else {
+            c.name.value.to_lowercase()
+        };
+        let ty = sql_type(&c.data_type.to_string())
+            .ok_or_else(|| PlanError::unsupported(format!("column {name}: type {} is not supported", c.data_type)))?;
+        if out.iter().any(|(n, _)| n == &name) {
+            return Err(PlanError::new(
+                "42701",
+                format!("column \"{name}\" specified more than once"),
+            ));
+        }
+        out.push((name, ty));
+    }
+    Ok(RelationDesc::new(out))
+}
+
+/// Maps a SQL type name (as sqlparser prints it) to a column type.
+pub fn sql_type(name: &str) -> Option<ColumnType> {
+    let lower = name.to_lowercase();
+    let base = lower.split('(').next().unwrap_or("").trim();
+    Some(match base {
+        "bool" | "boolean" => ColumnType::Bool,
+        "smallint" | "int2" | "int" | "integer" | "int4" | "tinyint" => ColumnType::Int32,
+        "bigint" | "int8" | "int64" => ColumnType::Int64,
+        "real" | "float" | "float4" | "float8" | "float64" | "double" | "double precision" | "numeric" | "decimal" => {
+            ColumnType::Float64
+        }
+        "varchar" | "character varying" | "text" | "string" | "char" | "character" => ColumnType::Text,
+        "timestamptz" => ColumnType::TimestampTz,
+        "timestamp" => {
+            if lower.contains("with time zone") && !lower.contains("without") {
+                ColumnType::TimestampTz
+            } else {
+                ColumnType::Timestamp
+            }
+        }
+        "timestamp_ltz" => ColumnType::TimestampTz,
+        "date" => ColumnType::Date,
+        "interval" => ColumnType::Interval,
+        _ => return None,
+    })
+}
+
+/// Converts a sqlparser location (1-based line and column) to a 0-based character offset.
+pub fn char_offset(sql: &str, loc: Location) -> usize {
+    if loc.line == 0 {
+        return 0;
+    }
+    let mut offset = 0;
+    for (i, line) in sql.split_inclusive('\n').enumerate() {
+        if i as u64 + 1 == loc.line {
+            return offset + (loc.column.saturating_sub(1) as usize).min(line.chars().count());
+        }
+        offset += line.chars().count();
+    }
+    offset
+}
+
+/// Turns a sqlparser error into a syntax error with a position, reading the
+/// `Line: L, Column: C` sqlparser puts in its messages.
+fn parser_error(sql: &str, e: ParserError) -> PlanError {
+    let msg = e.to_string();
+    let pos = msg.rfind("Line: ").and_then(|i| {
+        let rest = &msg[i + 6..];
+        let mut it = rest.split(", Column: ");
+        let line: u64 = it.next()?.trim().parse().ok()?;
+        let col: u64 = it
+            .next()?
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect::<String>()
+            .parse()
+            .ok()?;
+        Some(char_offset(sql, Location { line, column: col }) + 1)
+    });
+    let clean = msg
+        .trim_start_matches("sql parser error: ")
+        .split(" at Line: ")
+        .next()
+        .unwrap_or(&msg)
+        .to_string();
+    PlanError::syntax(format!("syntax error: {clean}")).at(pos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_risingwave_source_with_dotted_options() {
+        let sql = "CREATE SOURCE auth_events (event_time TIMESTAMPTZ, user_id VARCHAR, n INT) WITH (
+            connector = 'kafka', topic = 'auth.events', properties.bootstrap.server = 'kafka:9092',
+            scan.startup.mode = 'latest') FORMAT PLAIN ENCODE JSON;";
+        let stmts = parse_statements(sql).unwrap();
+        assert_eq!(stmts.len(), 1);
+        match &stmts[0].stmt {
+            RampartStatement::CreateSource {
+                name,
+                columns,
+                options,
+                format,
+                ..
+            } => {
+                assert_eq!(name, "auth_events");
+                assert_eq!(columns.columns[0].ty, ColumnType::TimestampTz);
+                assert_eq!(columns.columns[2].ty, ColumnType::Int32);
+                assert_eq!(options["properties.bootstrap.server"], "kafka:9092");
+                assert_eq!(format.as_ref().unwrap().format, "PLAIN");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_sink_from_subquery_and_relation() {
+        let sql =
+            "CREATE SINK a FROM (SELECT 1 AS x UNION ALL SELECT 2) WITH (connector='stdout') FORMAT PLAIN ENCODE JSON;
+                   CREATE SINK b FROM v WITH (connector = 'file', path = '/tmp/x.jsonl');
+                   CREATE SINK c AS SELECT * FROM v WITH (connector = 'stdout')";
+        let stmts = parse_statements(sql).unwrap();
+        assert!(matches!(
+            &stmts[0].stmt,
+            RampartStatement::CreateSink {
+                from: SinkFrom::Query(_),
+                ..
+            }
+        ));
+        assert!(matches!(&stmts[1].stmt, RampartStatement::CreateSink { from: SinkFrom::Relation(r), .. } if r == "v"));
+        assert!(matches!(
+            &stmts[2].stmt,
+            RampartStatement::CreateSink {
+                from: SinkFrom::Query(_),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn syntax_error_has_position_in_whole_text() {
+        let sql = "SELECT 1;\nSELEC oops";
+        let err = parse_statements(sql).unwrap_err();
+        assert_eq!(err.sqlstate, "42601");
+        assert_eq!(err.position, Some(11), "{err:?}");
+    }
+
+    #[test]
+    fn statement_text_and_show_kinds() {
+        let stmts = parse_statements("show materialized views; SHOW SOURCES; DROP SOURCE IF EXISTS s CASCADE").unwrap();
+        assert!(matches!(
+            stmts[0].stmt,
+            RampartStatement::Show(ShowKind::MaterializedViews)
+        ));
+        assert!(matches!(stmts[1].stmt, RampartStatement::Show(ShowKind::Sources)));
+        assert_eq!(stmts[1].text, "SHOW SOURCES");
+        assert!(matches!(
+            &stmts[2].stmt,
+            RampartStatement::Drop {
+                kind: ObjectKind::Source,
+                cascade: true,
+                if_exists: true,
+                ..
+            }
+        ));
+    }
+}
