@@ -31,8 +31,16 @@ pub struct ErrorRecord {
 /// A shared, bounded log of rejected input with a total counter.
 #[derive(Debug, Clone, Default)]
 pub struct ErrorLog {
-    inner: Arc<Mutex<Vec<ErrorRecord>>>,
+    inner: Arc<Mutex<Kept>>,
     total: Arc<AtomicU64>,
+}
+
+/// Records kept, and the positions already recorded: several readers of one source (one
+/// per view reading it) see the same bad line, and it is recorded once.
+#[derive(Debug, Default)]
+struct Kept {
+    records: std::collections::VecDeque<ErrorRecord>,
+    seen: std::collections::HashSet<(String, String, i64)>,
 }
 
 impl ErrorLog {
@@ -41,7 +49,8 @@ impl ErrorLog {
         Self::default()
     }
 
-    /// Records a rejected input; `raw` is cut to [`MAX_RAW_BYTES`] on a character boundary.
+    /// Records a rejected input, once per (source, location, offset) when the offset is
+    /// known; `raw` is cut to [`MAX_RAW_BYTES`] on a character boundary.
     pub fn record(&self, source: &str, location: &str, offset: Option<i64>, raw: &str, reason: impl Into<String>) {
         let mut cut = raw.len().min(MAX_RAW_BYTES);
         while !raw.is_char_boundary(cut) {
@@ -55,17 +64,32 @@ impl ErrorLog {
             reason: reason.into(),
             at_us: chrono::Utc::now().timestamp_micros(),
         };
-        self.total.fetch_add(1, Ordering::Relaxed);
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if g.len() >= MAX_RECORDS {
-            g.remove(0);
+        if let Some(off) = offset {
+            if !g.seen.insert((rec.source.clone(), rec.location.clone(), off)) {
+                return;
+            }
         }
-        g.push(rec);
+        self.total.fetch_add(1, Ordering::Relaxed);
+        if g.records.len() >= MAX_RECORDS {
+            if let Some(old) = g.records.pop_front() {
+                if let Some(off) = old.offset {
+                    g.seen.remove(&(old.source, old.location, off));
+                }
+            }
+        }
+        g.records.push_back(rec);
     }
 
     /// A copy of the records kept.
     pub fn snapshot(&self) -> Vec<ErrorRecord> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .records
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// How many errors were recorded in all.

@@ -56,18 +56,6 @@ fn inet_aton_array(a: &ArrayRef) -> Result<ArrayRef> {
     Ok(Arc::new(b.finish()))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn inet_aton_matches_mysql() {
-        assert_eq!(inet_aton("10.0.0.1"), Some(167_772_161));
-        assert_eq!(inet_aton("255.255.255.255"), Some(4_294_967_295));
-        assert_eq!(inet_aton("not an ip"), None);
-    }
-}
-
 /// `rampart_emit_time()`: the wall-clock time at which a row is evaluated. `NOW()` in a
 /// sink's query is rewritten to this, so an alert carries the time it was emitted.
 pub fn emit_time_udf() -> ScalarUDF {
@@ -86,4 +74,16 @@ pub fn emit_time_udf() -> ScalarUDF {
             )?))
         }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inet_aton_matches_mysql() {
+        assert_eq!(inet_aton("10.0.0.1"), Some(167_772_161));
+        assert_eq!(inet_aton("255.255.255.255"), Some(4_294_967_295));
+        assert_eq!(inet_aton("not an ip"), None);
+    }
 }

@@ -1,0 +1,138 @@
+//! Throughput and latency of the first seed pipeline over JSON-lines files.
+//!
+//! `cargo bench -p rampart --bench pipeline -- [EVENTS_PER_SOURCE]` (default 200000):
+//! writes three generated JSON-lines files (auth, firewall, endpoint), runs the pipeline
+//! (normalize → enrich against two reference tables → three detection views + summary)
+//! from the files, and prints events/s until `enriched_events` holds every event, then the
+//! latency from appending one event to seeing it in `enriched_events` (p50, p99 over 50
+//! appends), and the process's peak RSS.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use rampart_connectors::generator::{asset_taxonomy_csv, geo_ip_reference_csv, EventGenerator, GeneratorKind};
+use rampart_server::session_api::{QueryOutput, SqlBackend};
+use rampart_server::{start_server, ServerConfig};
+
+const PIPELINE: &str = include_str!("../src/demo_pipeline.sql");
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.to_string()))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+async fn count(backend: &dyn SqlBackend, q: &str) -> i64 {
+    for o in backend.execute(q).await {
+        if let Ok(QueryOutput::Rows { batches, .. }) = o.result {
+            if let Some(b) = batches.first() {
+                if let Ok(rows) = rampart_repr::batch_to_rows(b) {
+                    return rows.first().and_then(|r| r[0].as_int()).unwrap_or(0);
+                }
+            }
+        }
+    }
+    -1
+}
+
+fn main() {
+    let per_source: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(200_000);
+    let dir = tempfile_dir();
+    let now_us = chrono::Utc::now().timestamp_micros();
+    let span_us: i64 = 3_600_000_000;
+    let t0 = Instant::now();
+    let mut files = Vec::new();
+    for (kind, name) in [
+        (GeneratorKind::Firewall, "fw"),
+        (GeneratorKind::Auth, "auth"),
+        (GeneratorKind::Endpoint, "ep"),
+    ] {
+        let path = dir.join(format!("{name}.jsonl"));
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&path).expect("create events file"));
+        let mut g = EventGenerator::new(kind, 7);
+        for i in 0..per_source {
+            let t = now_us - span_us + (i as i64 * span_us / per_source as i64);
+            writeln!(w, "{}", g.next_event(t)).expect("write event");
+        }
+        w.flush().expect("flush");
+        files.push(path);
+    }
+    eprintln!("wrote {} events in {:.1}s", 3 * per_source, t0.elapsed().as_secs_f64());
+    let assets = dir.join("assets.csv");
+    let geo = dir.join("geo.csv");
+    std::fs::write(&assets, asset_taxonomy_csv()).expect("write csv");
+    std::fs::write(&geo, geo_ip_reference_csv()).expect("write csv");
+    let mut sql = PIPELINE
+        .replace("{ASSETS_CSV}", &assets.display().to_string())
+        .replace("{GEO_CSV}", &geo.display().to_string())
+        .replace("{ALERTS_FILE}", &dir.join("alerts.jsonl").display().to_string());
+    for (kind, file) in ["firewall", "auth", "endpoint"].iter().zip(&files) {
+        let from = format!("connector = 'generator', kind = '{kind}', rate = '{{RATE}}'");
+        let start = sql.find(&from).expect("pipeline has generator sources");
+        let end = sql[start..].find(')').expect("closing paren") + start;
+        sql.replace_range(start..end, &format!("connector = 'file', path = '{}'", file.display()));
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let server = start_server(ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            workers,
+            data_dir: None,
+        })
+        .await
+        .expect("server");
+        let backend: &dyn SqlBackend = server.coordinator.as_ref();
+        let start = Instant::now();
+        server.coordinator.execute_script(&sql).await.expect("pipeline");
+        let total = 3 * per_source as i64;
+        loop {
+            let n = count(backend, "SELECT count(*) FROM enriched_events").await;
+            if n >= total {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "events: {total}, seconds: {secs:.2}, throughput: {:.0} events/s, workers: {workers}",
+            total as f64 / secs
+        );
+        // Latency: append one auth event and wait until enriched_events counts it.
+        let mut lat = Vec::new();
+        let mut g = EventGenerator::new(GeneratorKind::Auth, 99);
+        let mut expected = total;
+        for _ in 0..50 {
+            let mut f = std::fs::OpenOptions::new().append(true).open(&files[1]).expect("open");
+            let sent = Instant::now();
+            writeln!(f, "{}", g.next_event(chrono::Utc::now().timestamp_micros())).expect("append");
+            drop(f);
+            expected += 1;
+            while count(backend, "SELECT count(*) FROM enriched_events").await < expected {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            lat.push(sent.elapsed().as_secs_f64() * 1000.0);
+        }
+        lat.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        println!(
+            "append-to-view latency over {} appends: p50 {:.1} ms, p99 {:.1} ms (includes the query that observes it)",
+            lat.len(),
+            lat[lat.len() / 2],
+            lat[(lat.len() * 99 / 100).min(lat.len() - 1)]
+        );
+        println!("peak RSS: {:.0} MiB", peak_rss_mb());
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("rampart-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
