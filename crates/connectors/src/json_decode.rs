@@ -5,44 +5,198 @@
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use ordered_float::OrderedFloat;
 use rampart_repr::{ColumnType, Datum, RelationDesc, Row};
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use serde::de::{DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
 use serde_json::Value;
 
 /// Decoder for one source's columns.
 #[derive(Debug, Clone)]
 pub struct JsonDecoder {
-    columns: Vec<(String, String, ColumnType)>,
+    columns: Vec<(String, ColumnType)>,
+    exact: HashMap<String, usize>,
+    lower: HashMap<String, usize>,
 }
 
 impl JsonDecoder {
     /// A decoder producing rows of `desc`.
     pub fn new(desc: &RelationDesc) -> Self {
-        JsonDecoder {
-            columns: desc
-                .columns
-                .iter()
-                .map(|c| (c.name.clone(), c.name.to_lowercase(), c.ty))
-                .collect(),
-        }
+        let columns: Vec<(String, ColumnType)> = desc.columns.iter().map(|c| (c.name.clone(), c.ty)).collect();
+        let exact = columns.iter().enumerate().map(|(i, (n, _))| (n.clone(), i)).collect();
+        let lower = columns
+            .iter()
+            .enumerate()
+            .map(|(i, (n, _))| (n.to_lowercase(), i))
+            .collect();
+        JsonDecoder { columns, exact, lower }
     }
 
-    /// Decodes one JSON object.
+    fn column_of(&self, key: &str) -> Option<usize> {
+        self.exact
+            .get(key)
+            .copied()
+            .or_else(|| self.lower.get(&key.to_lowercase()).copied())
+    }
+
+    /// Decodes one JSON object. Values are decoded straight into datums as the parser
+    /// meets them (no intermediate JSON tree); fields that are not columns are skipped.
     pub fn decode(&self, text: &str) -> Result<Row, String> {
-        let value: Value = serde_json::from_str(text).map_err(|e| format!("malformed JSON: {e}"))?;
-        let Value::Object(map) = value else {
-            return Err("expected a JSON object".to_string());
-        };
-        let mut row = Vec::with_capacity(self.columns.len());
-        for (name, lower, ty) in &self.columns {
-            let v = map
-                .get(name)
-                .or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(lower)).map(|(_, v)| v));
-            let d = match v {
-                None | Some(Value::Null) => Datum::Null,
-                Some(v) => convert(v, *ty).map_err(|e| format!("column {name}: {e}"))?,
-            };
-            row.push(d);
+        let mut de = serde_json::Deserializer::from_str(text);
+        let row = RowSeed(self).deserialize(&mut de).map_err(|e| describe(e, self))?;
+        de.end().map_err(|e| format!("malformed JSON: {e}"))?;
+        Ok(row)
+    }
+}
+
+fn describe(e: serde_json::Error, _d: &JsonDecoder) -> String {
+    let msg = e.to_string();
+    if msg.starts_with("column ") || msg.starts_with("expected a JSON object") {
+        msg.split(" at line ").next().unwrap_or(&msg).to_string()
+    } else {
+        format!("malformed JSON: {msg}")
+    }
+}
+
+struct RowSeed<'a>(&'a JsonDecoder);
+
+impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
+    type Value = Row;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Row, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RowSeed<'_> {
+    type Value = Row;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Row, A::Error> {
+        let mut row = vec![Datum::Null; self.0.columns.len()];
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match self.0.column_of(&key) {
+                Some(i) => {
+                    let (name, ty) = &self.0.columns[i];
+                    let v = map.next_value_seed(DatumSeed(*ty))?;
+                    row[i] = v.map_err(|e| A::Error::custom(format!("column {name}: {e}")))?;
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
         }
         Ok(row)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _seq: A) -> Result<Row, A::Error> {
+        Err(A::Error::custom("expected a JSON object, found an array"))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _v: &str) -> Result<Row, E> {
+        Err(E::custom("expected a JSON object, found a string"))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _v: i64) -> Result<Row, E> {
+        Err(E::custom("expected a JSON object, found a number"))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _v: u64) -> Result<Row, E> {
+        Err(E::custom("expected a JSON object, found a number"))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _v: f64) -> Result<Row, E> {
+        Err(E::custom("expected a JSON object, found a number"))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _v: bool) -> Result<Row, E> {
+        Err(E::custom("expected a JSON object, found a boolean"))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Row, E> {
+        Err(E::custom("expected a JSON object, found null"))
+    }
+}
+
+/// Decodes one JSON value into a datum of a column type. The outer `Result` is the JSON
+/// syntax; the inner one a value of the wrong type (reported with the column's name).
+struct DatumSeed(ColumnType);
+
+impl<'de> DeserializeSeed<'de> for DatumSeed {
+    type Value = Result<Datum, String>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(DatumVisitor(self.0))
+    }
+}
+
+struct DatumVisitor(ColumnType);
+
+impl<'de> Visitor<'de> for DatumVisitor {
+    type Value = Result<Datum, String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "a JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Ok(Datum::Null))
+    }
+
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(Ok(Datum::Null))
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(convert(&Value::Bool(v), self.0))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(convert(&Value::from(v), self.0))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(convert(&Value::from(v), self.0))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(match serde_json::Number::from_f64(v) {
+            Some(n) => convert(&Value::Number(n), self.0),
+            None => Err(format!("{v} is not a finite number")),
+        })
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(convert_str(v, self.0))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        let v = Value::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
+        Ok(convert(&v, self.0))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        let v = Value::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        Ok(convert(&v, self.0))
+    }
+}
+
+/// Converts a JSON string to a datum without building a JSON value.
+fn convert_str(s: &str, ty: ColumnType) -> Result<Datum, String> {
+    match ty {
+        ColumnType::Text => Ok(Datum::str(s)),
+        ColumnType::Timestamp | ColumnType::TimestampTz => parse_timestamp(s).map(Datum::Timestamp).ok_or_else(|| {
+            format!(
+                "expected {}, found \"{}\"",
+                ty.sql_name(),
+                s.chars().take(40).collect::<String>()
+            )
+        }),
+        _ => convert(&Value::String(s.to_string()), ty),
     }
 }
 
