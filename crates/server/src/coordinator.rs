@@ -58,6 +58,7 @@ impl Coordinator {
     /// A coordinator driving `engine`; rejected input is recorded in `errors`.
     pub fn new(engine: Arc<Engine>, errors: ErrorLog) -> Arc<Self> {
         let schema_ctx = new_session_context();
+        crate::pg_catalog::register(&schema_ctx, None);
         let _ = schema_ctx.register_table(
             system_tables::SOURCE_ERRORS,
             Arc::new(EmptyTable::new(system_tables::source_errors_schema())),
@@ -116,10 +117,16 @@ impl SqlBackend for Coordinator {
         let stmts = match parse_statements(sql) {
             Ok(s) => s,
             Err(e) => {
+                // psql's `\d NAME` uses syntax (OPERATOR(pg_catalog.~)) Rampart cannot parse.
+                let e = if sql.contains("pg_catalog.") {
+                    crate::query::pg_catalog_error()
+                } else {
+                    e
+                };
                 return vec![StatementOutcome {
                     result: Err(to_sql_error(e, None)),
                     notices: vec![],
-                }]
+                }];
             }
         };
         if stmts.is_empty() {

@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod coordinator;
 mod ddl;
 mod dml;
+pub mod pg_catalog;
 pub mod pgwire_front;
 mod query;
 pub mod server;

@@ -90,15 +90,23 @@ impl State {
 
     /// A DataFusion context holding a consistent snapshot of everything `query` reads.
     async fn snapshot_context(&self, query: &Query) -> Result<(datafusion::prelude::SessionContext, Query), PlanError> {
+        let mut query = query.clone();
+        crate::pg_catalog::unqualify_functions(&mut query);
+        let query = &query;
         let schema_state = self.schema_ctx.state();
-        let plan = plan_batch_query(&schema_state, query).await?;
+        let plan = plan_batch_query(&schema_state, query).await.map_err(|e| {
+            if e.message.contains("pg_catalog")
+                || e.message.contains("information_schema")
+                || e.message.contains("OPERATOR")
+            {
+                pg_catalog_error()
+            } else {
+                e
+            }
+        })?;
         let mut scans = BTreeSet::new();
         collect_scans(&plan, &mut scans);
-        for s in &scans {
-            if s.starts_with("pg_") || s == "information_schema" {
-                return Err(pg_catalog_error());
-            }
-        }
+        let wants_pg_catalog = scans.iter().any(|s| s.starts_with("pg_"));
         let names = self.expand(scans)?;
         let mut stores: Vec<(String, SchemaRef, Arc<ViewStore>)> = Vec::new();
         for n in &names {
@@ -119,6 +127,9 @@ impl State {
         let just_stores: Vec<Arc<ViewStore>> = stores.iter().map(|(_, _, s)| s.clone()).collect();
         let (contents, _time) = ViewStore::read_consistent(&just_stores);
         let ctx = new_session_context();
+        if wants_pg_catalog {
+            crate::pg_catalog::register(&ctx, Some(&self.catalog));
+        }
         self.register_snapshot(
             &ctx,
             stores
@@ -272,8 +283,8 @@ impl State {
     }
 }
 
-fn pg_catalog_error() -> PlanError {
+pub(crate) fn pg_catalog_error() -> PlanError {
     PlanError::unsupported(
-        "the PostgreSQL system catalogs (pg_catalog, information_schema) are not available, so psql's \\d commands do not work yet; use SHOW TABLES, SHOW SOURCES, SHOW MATERIALIZED VIEWS, SHOW VIEWS, SHOW SINKS and DESCRIBE name",
+        "only part of the PostgreSQL system catalog is available: psql's \\d, \\dt, \\dm and \\dv list objects, but \\d NAME and other catalog queries do not work yet; use DESCRIBE name, SHOW TABLES, SHOW SOURCES, SHOW MATERIALIZED VIEWS, SHOW VIEWS, SHOW SINKS",
     )
 }
