@@ -26,6 +26,7 @@ fn keyed<'s>(
     keys: &[Expr],
     schema: &DFSchemaRef,
     ctx: &RenderContext<'s>,
+    keep_null_keys: bool,
 ) -> Result<VecCollection<'s, Time, (Row, Row), Diff>, String> {
     let eval = Evaluator::new(keys, schema)?;
     let (errors, view) = (ctx.errors.clone(), ctx.view.clone());
@@ -39,7 +40,7 @@ fn keyed<'s>(
         let ks = eval_isolating(&rows, |rs| eval.eval_rows(rs.iter().copied()), &errors, &view);
         for ((row, t, d), k) in data.drain(..).zip(ks) {
             if let Some(k) = k {
-                if !k.iter().any(Datum::is_null) {
+                if keep_null_keys || !k.iter().any(Datum::is_null) {
                     out.push(((k, row), t, d));
                 }
             }
@@ -67,8 +68,20 @@ pub(super) fn render_join<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Ro
     let left_width = left_schema.fields().len();
     let right_width = right_schema.fields().len();
 
-    let lk = keyed(left_rows.clone(), left_keys, left_schema, ctx)?;
-    let rk = keyed(right_rows.clone(), right_keys, right_schema, ctx)?;
+    if *kind == JoinKind::Left && residual.is_none() && !left_keys.is_empty() {
+        return equi_left_join(
+            left_rows,
+            right_rows,
+            left_keys,
+            right_keys,
+            left_schema,
+            right_schema,
+            right_width,
+            ctx,
+        );
+    }
+    let lk = keyed(left_rows.clone(), left_keys, left_schema, ctx, false)?;
+    let rk = keyed(right_rows.clone(), right_keys, right_schema, ctx, false)?;
     // Matching pairs as (left, right), then filtered by the residual predicate.
     let pairs = lk.join(rk).map(|(_k, (l, r))| (l, r));
     let pairs = match residual {
@@ -126,6 +139,46 @@ pub(super) fn render_join<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Ro
         result = result.concat(unmatched);
     }
     Ok(result)
+}
+
+/// A left join on equality keys only. Unmatched left rows are those whose key has no
+/// right row: the left input minus its rows whose key appears among the right's distinct
+/// keys, so no arrangement of whole left rows is needed (the left input is arranged once,
+/// by key, and serves both the join and the unmatched rows). Rows with a NULL key never
+/// match and are passed through padded.
+#[allow(clippy::too_many_arguments)]
+fn equi_left_join<'s>(
+    left_rows: Rows<'s>,
+    right_rows: Rows<'s>,
+    left_keys: &[Expr],
+    right_keys: &[Expr],
+    left_schema: &DFSchemaRef,
+    right_schema: &DFSchemaRef,
+    right_width: usize,
+    ctx: &RenderContext<'s>,
+) -> Result<Rows<'s>, String> {
+    let all_left = keyed(left_rows, left_keys, left_schema, ctx, true)?;
+    let null_keyed = all_left.clone().filter(|(k, _)| k.iter().any(Datum::is_null));
+    let left = all_left.filter(|(k, _)| !k.iter().any(Datum::is_null)).arrange_by_key();
+    let right = keyed(right_rows, right_keys, right_schema, ctx, false)?;
+    let right_keys_present = right.clone().map(|(k, _)| k).distinct().arrange_by_self();
+    let right = right.arrange_by_key();
+    let matched = left.clone().join_core(right, |_k, l: &Row, r: &Row| {
+        Some(l.iter().chain(r.iter()).cloned().collect::<Row>())
+    });
+    let left_with_match = left.clone().join_core(right_keys_present, |k: &Row, l: &Row, _: &()| {
+        Some((k.clone(), l.clone()))
+    });
+    let pad = move |(_k, l): (Row, Row)| {
+        l.into_iter()
+            .chain(std::iter::repeat_n(Datum::Null, right_width))
+            .collect::<Row>()
+    };
+    let unmatched = left
+        .as_collection(|k: &Row, l: &Row| (k.clone(), l.clone()))
+        .concat(left_with_match.negate())
+        .map(pad);
+    Ok(matched.concat(unmatched).concat(null_keyed.map(pad)))
 }
 
 trait IntoCollection<'s> {
