@@ -11,7 +11,7 @@ use differential_dataflow::operators::arrange::TraceAgent;
 use differential_dataflow::trace::implementations::KeySpine;
 use differential_dataflow::trace::TraceReader;
 use rampart_repr::Row;
-use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::operator::Operator;
 use timely::progress::frontier::AntichainRef;
 use timely::worker::Worker;
@@ -250,17 +250,23 @@ fn capture_to_store(rows: Rows<'_>, store: Arc<ViewStore>, shard: usize) {
 
 fn capture_to_sink(rows: Rows<'_>, sink: Arc<dyn SinkWriter>) {
     let mut pending: Vec<(Row, Time, Diff)> = Vec::new();
-    rows.inner.sink(Pipeline, "CaptureSink", move |(input, frontier)| {
-        input.for_each(|_cap, data| pending.append(data));
-        let upper = frontier.frontier().first().copied().unwrap_or(Time::MAX);
-        if pending.iter().any(|(_, t, _)| *t < upper) {
-            let (mut ready, keep): (Vec<_>, Vec<_>) = pending.drain(..).partition(|(_, t, _)| *t < upper);
-            pending = keep;
-            differential_dataflow::consolidation::consolidate_updates(&mut ready);
-            ready.sort_by_key(|(_, t, _)| *t);
-            if !ready.is_empty() {
-                sink.write(&ready);
+    // Every change goes to worker 0, so the versions of one row (which the view's
+    // arrangement may have placed on different workers) are written in order.
+    let to_worker_zero = Exchange::new(|_: &(Row, Time, Diff)| 0u64);
+    rows.inner
+        .sink(to_worker_zero, "CaptureSink", move |(input, frontier)| {
+            input.for_each(|_cap, data| pending.append(data));
+            let upper = frontier.frontier().first().copied().unwrap_or(Time::MAX);
+            if pending.iter().any(|(_, t, _)| *t < upper) {
+                let (mut ready, keep): (Vec<_>, Vec<_>) = pending.drain(..).partition(|(_, t, _)| *t < upper);
+                pending = keep;
+                differential_dataflow::consolidation::consolidate_updates(&mut ready);
+                // Within one time, retractions first: an update reaches the sink as the old
+                // version's delete followed by the new version.
+                ready.sort_by_key(|(_, t, d)| (*t, *d));
+                if !ready.is_empty() {
+                    sink.write(&ready);
+                }
             }
-        }
-    });
+        });
 }

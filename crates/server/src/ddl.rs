@@ -179,7 +179,7 @@ impl State {
             kind,
             desc: plan.desc.clone(),
             sql: sql.to_string(),
-            depends_on: direct_dependencies(&plan),
+            depends_on: self.dependencies_of(&plan, &cv.query),
             store: Some(store),
             connector: None,
             view_query: None,
@@ -246,7 +246,8 @@ impl State {
             }
         };
         let plan = self.plan_view(&query, NowMode::EmitTime).await?;
-        let writer = JsonSink::open(&target, plan.desc.clone(), sink_format).map_err(PlanError::invalid)?;
+        let writer: Arc<dyn rampart_dataflow::SinkWriter> =
+            Arc::new(JsonSink::open(&target, plan.desc.clone(), sink_format).map_err(PlanError::invalid)?);
         let feeds = self.source_feeds(&plan)?;
         let mut notices = Vec::new();
         if sink_format == SinkFormat::Plain {
@@ -265,7 +266,7 @@ impl State {
             desc: plan.desc.clone(),
             arrange: false,
             store: None,
-            sink: Some(Arc::new(writer)),
+            sink: Some(writer),
             sources: feeds,
             errors: self.errors.clone(),
         };
@@ -275,7 +276,7 @@ impl State {
             kind: ObjectKind::Sink,
             desc: plan.desc.clone(),
             sql: sql.to_string(),
-            depends_on: direct_dependencies(&plan),
+            depends_on: self.dependencies_of(&plan, &query),
             store: None,
             connector: None,
             view_query: None,
@@ -351,18 +352,31 @@ impl State {
         })
     }
 
+    /// What a new view or sink reads: the objects its plan reads plus the plain views its
+    /// query names (planning inlines those, so the plan alone does not show them).
+    fn dependencies_of(&self, plan: &ViewPlan, query: &Query) -> Vec<String> {
+        let mut deps = plan.plan.dependencies();
+        for name in crate::query::named_relations(query) {
+            if self.catalog.get(&name).is_some_and(|e| e.kind == ObjectKind::View) && !deps.contains(&name) {
+                deps.push(name);
+            }
+        }
+        deps
+    }
+
     /// Catalog objects a (non-materialized) view's query names.
     async fn view_dependencies(&self, query: &Query) -> Result<Vec<String>, PlanError> {
         let state = self.schema_ctx.state();
         let plan = rampart_sql::planner::plan_batch_query(&state, query).await?;
         let mut deps = BTreeSet::new();
         crate::query::collect_scans(&plan, &mut deps);
+        deps.extend(
+            crate::query::named_relations(query)
+                .into_iter()
+                .filter(|n| self.catalog.get(n).is_some()),
+        );
         Ok(deps.into_iter().collect())
     }
-}
-
-fn direct_dependencies(plan: &ViewPlan) -> Vec<String> {
-    plan.plan.dependencies()
 }
 
 fn notice_exists(kind: &str, name: &str) -> Executed {

@@ -19,6 +19,17 @@ use crate::coordinator::{Executed, State};
 use crate::session_api::QueryOutput;
 use crate::system_tables;
 
+/// Every relation name written in a query (views are inlined by planning, so their names
+/// are only found here).
+pub fn named_relations(query: &Query) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let _ = datafusion::sql::sqlparser::ast::visit_relations(query, |name| {
+        out.insert(object_name(name));
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    out
+}
+
 /// Adds the name of every table scanned in `plan` (subqueries included) to `out`.
 pub fn collect_scans(plan: &LogicalPlan, out: &mut BTreeSet<String>) {
     let _ = plan.apply_with_subqueries(|p| {
@@ -107,6 +118,12 @@ impl State {
         let mut scans = BTreeSet::new();
         collect_scans(&plan, &mut scans);
         let wants_pg_catalog = scans.iter().any(|s| s.starts_with("pg_"));
+
+        scans.extend(
+            named_relations(query)
+                .into_iter()
+                .filter(|n| self.catalog.get(n).is_some()),
+        );
         let names = self.expand(scans)?;
         let mut stores: Vec<(String, SchemaRef, Arc<ViewStore>)> = Vec::new();
         for n in &names {
