@@ -4,11 +4,19 @@
 //!   web logs with attacks mixed in) and the reference tables its events join against.
 //! - [`source`]: source configuration from `WITH` options and reader start-up;
 //!   [`file_source`] and [`generator_source`] are the readers, [`json_decode`] decodes.
-//! - [`sink`]: file and stdout sinks in PLAIN, UPSERT and DEBEZIUM formats.
+//! - [`kafka_source`]: the Kafka reader (all partitions of a topic, Rampart's own offsets).
+//! - [`sink`]: file and stdout sinks in PLAIN, UPSERT and DEBEZIUM formats;
+//!   [`kafka_sink`] writes the same encodings to a Kafka topic.
+//!
+//! [`rdkafka`] is re-exported so tests and tools use the same client build.
 
 pub mod file_source;
 pub mod generator;
 pub mod generator_source;
 pub mod json_decode;
+pub mod kafka_sink;
+pub mod kafka_source;
 pub mod sink;
 pub mod source;
+
+pub use rdkafka;

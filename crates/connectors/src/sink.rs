@@ -1,6 +1,7 @@
 //! Sink connectors: `file` (JSON lines appended to a file) and `stdout`, with the
 //! RisingWave formats: `PLAIN` is append-only (inserts and the new version of updated
 //! rows; deletions are not emitted), `UPSERT` and `DEBEZIUM` carry the operation.
+//! Kafka targets are validated here and written by [`crate::kafka_sink`].
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -41,10 +42,15 @@ pub enum SinkTarget {
     File(String),
     /// Print JSON lines to standard output.
     Stdout,
-    /// A Kafka topic (validated; writing is not built yet).
+    /// A Kafka topic, written by [`crate::kafka_sink::KafkaSink`].
     Kafka {
         /// Topic.
         topic: String,
+        /// librdkafka configuration: every `properties.*` option without its prefix
+        /// (`properties.bootstrap.server` becomes `bootstrap.servers`).
+        properties: BTreeMap<String, String>,
+        /// Columns of the message key (option `primary_key = 'a,b'`); required for UPSERT.
+        primary_key: Vec<String>,
     },
 }
 
@@ -65,7 +71,25 @@ impl SinkTarget {
                     .get("properties.bootstrap.server")
                     .or_else(|| options.get("properties.bootstrap.servers"))
                     .ok_or("the kafka sink needs option 'properties.bootstrap.server'")?;
-                Ok(SinkTarget::Kafka { topic: topic.clone() })
+                if topic.trim().is_empty() {
+                    return Err("option 'topic' is empty".into());
+                }
+                let properties = crate::kafka_source::librdkafka_properties(options);
+                crate::kafka_source::validate_properties(&properties)?;
+                let primary_key = options
+                    .get("primary_key")
+                    .map(|k| {
+                        k.split(',')
+                            .map(|c| c.trim().to_string())
+                            .filter(|c| !c.is_empty())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Ok(SinkTarget::Kafka {
+                    topic: topic.clone(),
+                    properties,
+                    primary_key,
+                })
             }
             other => Err(format!(
                 "unknown sink connector '{other}' (supported: 'file', 'stdout', 'kafka')"
@@ -100,9 +124,7 @@ impl JsonSink {
             }
             SinkTarget::Stdout => Box::new(std::io::stdout()),
             SinkTarget::Kafka { .. } => {
-                return Err(
-                    "the kafka sink connector is not built yet; use connector = 'file' or 'stdout' for now".into(),
-                )
+                return Err("a kafka sink is written by KafkaSink, not JsonSink".into());
             }
         };
         Ok(JsonSink {

@@ -10,6 +10,7 @@ use rampart_dataflow::SourceFeed;
 use rampart_repr::{ErrorLog, RelationDesc, Row};
 
 use crate::generator::GeneratorKind;
+use crate::kafka_source::KafkaStartup;
 
 /// Rows per batch handed to a worker.
 pub const BATCH_ROWS: usize = 1024;
@@ -45,12 +46,17 @@ pub enum SourceConnector {
         /// Seed: same seed, same events.
         seed: u64,
     },
-    /// A Kafka topic (validated here; reading is not built yet).
+    /// Every partition of a Kafka topic, one JSON object per message.
     Kafka {
         /// Topic.
         topic: String,
         /// Bootstrap servers.
         bootstrap: String,
+        /// Where to start in the partitions that exist when the reader starts.
+        startup: KafkaStartup,
+        /// librdkafka configuration: every `properties.*` option without its prefix
+        /// (`bootstrap.servers` included), so security and SASL/SSL settings pass through.
+        properties: BTreeMap<String, String>,
     },
 }
 
@@ -142,10 +148,25 @@ impl SourceConnector {
                     .get("properties.bootstrap.server")
                     .or_else(|| options.get("properties.bootstrap.servers"))
                     .ok_or("the kafka connector needs option 'properties.bootstrap.server'")?;
-                startup(options)?;
+                if topic.trim().is_empty() {
+                    return Err("option 'topic' is empty".into());
+                }
+                let startup = match options.get("scan.startup.timestamp.millis") {
+                    Some(ms) => KafkaStartup::Timestamp(ms.trim().parse().map_err(|_| {
+                        format!("option 'scan.startup.timestamp.millis' must be epoch milliseconds, not '{ms}'")
+                    })?),
+                    None => match startup(options)? {
+                        StartupMode::Earliest => KafkaStartup::Earliest,
+                        StartupMode::Latest => KafkaStartup::Latest,
+                    },
+                };
+                let properties = crate::kafka_source::librdkafka_properties(options);
+                crate::kafka_source::validate_properties(&properties)?;
                 Ok(SourceConnector::Kafka {
                     topic: topic.clone(),
                     bootstrap: bootstrap.clone(),
+                    startup,
+                    properties,
                 })
             }
             other => Err(format!(
@@ -154,14 +175,9 @@ impl SourceConnector {
         }
     }
 
-    /// Whether Rampart can read this connector yet.
+    /// Whether Rampart can read this connector (every validated connector can today).
     pub fn check_supported(&self) -> Result<(), String> {
-        match self {
-            SourceConnector::Kafka { .. } => {
-                Err("the kafka source connector is not built yet; use connector = 'file' or 'generator' for now".into())
-            }
-            _ => Ok(()),
-        }
+        Ok(())
     }
 
     /// Starts a reader feeding `workers` workers and returns the feed to hand to the
@@ -178,7 +194,12 @@ impl SourceConnector {
             SourceConnector::Generator { kind, rate, seed } => {
                 crate::generator_source::spawn(kind, rate, seed, ctx, out)?
             }
-            SourceConnector::Kafka { .. } => self.check_supported()?,
+            SourceConnector::Kafka {
+                topic,
+                startup,
+                properties,
+                ..
+            } => crate::kafka_source::spawn(topic, startup, properties, ctx, out)?,
         }
         Ok(SourceFeed::new(receivers))
     }

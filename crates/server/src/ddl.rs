@@ -246,8 +246,13 @@ impl State {
             }
         };
         let plan = self.plan_view(&query, NowMode::EmitTime).await?;
-        let writer: Arc<dyn rampart_dataflow::SinkWriter> =
-            Arc::new(JsonSink::open(&target, plan.desc.clone(), sink_format).map_err(PlanError::invalid)?);
+        let writer: Arc<dyn rampart_dataflow::SinkWriter> = match &target {
+            SinkTarget::Kafka { .. } => Arc::new(
+                rampart_connectors::kafka_sink::KafkaSink::open(&target, plan.desc.clone(), sink_format)
+                    .map_err(PlanError::invalid)?,
+            ),
+            _ => Arc::new(JsonSink::open(&target, plan.desc.clone(), sink_format).map_err(PlanError::invalid)?),
+        };
         let feeds = self.source_feeds(&plan)?;
         let mut notices = Vec::new();
         if sink_format == SinkFormat::Plain {

@@ -1,0 +1,441 @@
+//! The `kafka` source: every partition of one topic, read by a librdkafka consumer with
+//! manual assignment. Offsets are Rampart's own (the reader keeps the next offset of each
+//! partition; nothing is committed to a consumer group). Each message payload is one JSON
+//! object; a message that does not decode goes to the error log with location
+//! `topic/partition` and its offset. An unreachable broker or a missing topic is retried with
+//! backoff and shown in [`statuses`]; it never stops the reader.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::json_decode::JsonDecoder;
+use crate::source::{BatchSender, SourceContext, BATCH_ROWS};
+
+/// How often the reader looks for partitions added to the topic.
+const METADATA_REFRESH: Duration = Duration::from_secs(5);
+/// First wait after a failed connection attempt; doubles up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(250);
+/// Longest wait between connection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Timeout of one metadata / offset request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one poll waits for a message when the topic is idle.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Where a Kafka source starts reading the partitions that exist when it starts.
+/// Partitions discovered later are always read from their beginning (all their data is new).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KafkaStartup {
+    /// From the earliest retained message (`scan.startup.mode = 'earliest'`, the default).
+    Earliest,
+    /// From the end: only messages produced after the reader starts (`'latest'`).
+    Latest,
+    /// From the first message whose timestamp is at or after these epoch milliseconds
+    /// (`scan.startup.timestamp.millis`).
+    Timestamp(i64),
+}
+
+/// Builds the librdkafka configuration of a source or sink from its `WITH` options: every
+/// `properties.*` option without the prefix, `properties.bootstrap.server` as
+/// `bootstrap.servers`.
+pub fn librdkafka_properties(options: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut props = BTreeMap::new();
+    for (k, v) in options {
+        if let Some(name) = k.strip_prefix("properties.") {
+            let name = if name == "bootstrap.server" {
+                "bootstrap.servers"
+            } else {
+                name
+            };
+            props.insert(name.to_string(), v.clone());
+        }
+    }
+    props
+}
+
+/// Checks that librdkafka accepts every property name and value (without connecting).
+pub fn validate_properties(props: &BTreeMap<String, String>) -> Result<(), String> {
+    client_config(props)
+        .create_native_config()
+        .map(|_| ())
+        .map_err(|e| format!("invalid Kafka property: {e}"))
+}
+
+/// A client configuration holding `props`.
+pub(crate) fn client_config(props: &BTreeMap<String, String>) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    for (k, v) in props {
+        cfg.set(k, v);
+    }
+    cfg
+}
+
+/// What one Kafka source reader is doing, for status views and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaReaderStatus {
+    /// Reader id (unique in the process).
+    pub id: u64,
+    /// Source name.
+    pub source: String,
+    /// Topic.
+    pub topic: String,
+    /// `starting`, `connecting` (retrying with backoff) or `reading`.
+    pub state: String,
+    /// Partitions assigned.
+    pub partitions: usize,
+    /// Messages consumed (decoded or rejected).
+    pub messages: u64,
+    /// The last error met (connection, metadata, fetch), if any.
+    pub last_error: Option<String>,
+}
+
+fn registry() -> &'static Mutex<BTreeMap<u64, KafkaReaderStatus>> {
+    static REGISTRY: OnceLock<Mutex<BTreeMap<u64, KafkaReaderStatus>>> = OnceLock::new();
+    REGISTRY.get_or_init(Default::default)
+}
+
+/// The status of every running Kafka source reader (one per dataflow reading a source).
+pub fn statuses() -> Vec<KafkaReaderStatus> {
+    registry()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .values()
+        .cloned()
+        .collect()
+}
+
+/// A reader's entry in the status registry; removed when the reader ends.
+struct StatusEntry {
+    id: u64,
+}
+
+impl StatusEntry {
+    fn register(source: &str, topic: &str) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        let status = KafkaReaderStatus {
+            id,
+            source: source.to_string(),
+            topic: topic.to_string(),
+            state: "starting".into(),
+            partitions: 0,
+            messages: 0,
+            last_error: None,
+        };
+        registry().lock().unwrap_or_else(|p| p.into_inner()).insert(id, status);
+        StatusEntry { id }
+    }
+
+    fn update(&self, f: impl FnOnce(&mut KafkaReaderStatus)) {
+        if let Some(s) = registry().lock().unwrap_or_else(|p| p.into_inner()).get_mut(&self.id) {
+            f(s);
+        }
+    }
+
+    fn error(&self, state: &str, e: impl ToString) {
+        let e = e.to_string();
+        tracing::warn!("kafka source: {e}");
+        self.update(|s| {
+            s.state = state.to_string();
+            s.last_error = Some(e);
+        });
+    }
+}
+
+impl Drop for StatusEntry {
+    fn drop(&mut self) {
+        registry().lock().unwrap_or_else(|p| p.into_inner()).remove(&self.id);
+    }
+}
+
+/// Starts a reader thread for `topic`.
+pub(crate) fn spawn(
+    topic: String,
+    startup: KafkaStartup,
+    props: BTreeMap<String, String>,
+    ctx: SourceContext,
+    out: BatchSender,
+) -> Result<(), String> {
+    let mut cfg = client_config(&props);
+    // Offsets are Rampart's own: never commit, never store.
+    cfg.set("enable.auto.commit", "false");
+    cfg.set("enable.auto.offset.store", "false");
+    cfg.set("enable.partition.eof", "false");
+    // librdkafka needs a group id to `assign` partitions; no group is joined and nothing
+    // is committed, so any unique id does.
+    if !props.contains_key("group.id") {
+        cfg.set("group.id", format!("rampart-{}-{}", ctx.name, std::process::id()));
+    }
+    let consumer: BaseConsumer = cfg
+        .create()
+        .map_err(|e| format!("cannot create the Kafka consumer for topic '{topic}': {e}"))?;
+    let status = StatusEntry::register(&ctx.name, &topic);
+    std::thread::Builder::new()
+        .name(format!("kafka-{}", ctx.name))
+        .spawn(move || {
+            let reader = Reader {
+                consumer,
+                topic,
+                startup,
+                ctx,
+                out,
+                status,
+                positions: BTreeMap::new(),
+                initialized: false,
+            };
+            reader.run();
+        })
+        .map_err(|e| format!("could not start the reader thread: {e}"))?;
+    Ok(())
+}
+
+struct Reader {
+    consumer: BaseConsumer,
+    topic: String,
+    startup: KafkaStartup,
+    ctx: SourceContext,
+    out: BatchSender,
+    status: StatusEntry,
+    /// Next offset to read per partition (Rampart's own offsets).
+    positions: BTreeMap<i32, Offset>,
+    /// Whether the first metadata answer has been seen (partitions in it use the startup
+    /// mode; later ones start at the beginning).
+    initialized: bool,
+}
+
+impl Reader {
+    fn run(mut self) {
+        let decoder = JsonDecoder::new(&self.ctx.desc);
+        let mut backoff = MIN_BACKOFF;
+        // Connect: wait until the topic has partitions, retrying with backoff.
+        loop {
+            match self.refresh_partitions() {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(e) => self.status.error("connecting", e),
+            }
+            if !self.sleep_alive(backoff) {
+                return;
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+        let mut last_refresh = Instant::now();
+        let mut last_alive_check = Instant::now();
+        let location_prefix = format!("{}/", self.topic);
+        let mut batch = Vec::with_capacity(BATCH_ROWS);
+        loop {
+            let mut consumed = 0u64;
+            let mut timeout = POLL;
+            while batch.len() < BATCH_ROWS {
+                let Some(result) = self.consumer.poll(timeout) else {
+                    break;
+                };
+                timeout = Duration::ZERO;
+                match result {
+                    Ok(msg) => {
+                        consumed += 1;
+                        let (partition, offset) = (msg.partition(), msg.offset());
+                        self.positions.insert(partition, Offset::Offset(offset + 1));
+                        let Some(payload) = msg.payload() else { continue };
+                        let location = || format!("{location_prefix}{partition}");
+                        match std::str::from_utf8(payload) {
+                            Ok(text) => {
+                                let text = text.trim();
+                                if text.is_empty() {
+                                    continue;
+                                }
+                                match decoder.decode(text) {
+                                    Ok(row) => batch.push(row),
+                                    Err(e) => {
+                                        self.ctx
+                                            .errors
+                                            .record(&self.ctx.name, &location(), Some(offset), text, e)
+                                    }
+                                }
+                            }
+                            Err(e) => self.ctx.errors.record(
+                                &self.ctx.name,
+                                &location(),
+                                Some(offset),
+                                &String::from_utf8_lossy(payload),
+                                format!("message is not UTF-8: {e}"),
+                            ),
+                        }
+                    }
+                    Err(e) => {
+                        self.status.error("reading", e);
+                        break;
+                    }
+                }
+            }
+            if consumed > 0 {
+                self.status.update(|s| s.messages += consumed);
+            }
+            if !batch.is_empty()
+                && !self
+                    .out
+                    .send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS)))
+            {
+                return;
+            }
+            if consumed == 0 && last_alive_check.elapsed() >= POLL {
+                last_alive_check = Instant::now();
+                if !self.out.alive() {
+                    return;
+                }
+            }
+            if last_refresh.elapsed() >= METADATA_REFRESH {
+                last_refresh = Instant::now();
+                if let Err(e) = self.refresh_partitions() {
+                    self.status.error("reading", e);
+                }
+            }
+        }
+    }
+
+    /// Sleeps `d` in small steps; false when the dataflow no longer reads this source.
+    fn sleep_alive(&self, d: Duration) -> bool {
+        let end = Instant::now() + d;
+        while Instant::now() < end {
+            std::thread::sleep(POLL.min(end.saturating_duration_since(Instant::now())));
+            if !self.out.alive() {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Looks up the topic's partitions and assigns any new ones. Ok(true) once at least
+    /// one partition is assigned.
+    fn refresh_partitions(&mut self) -> Result<bool, String> {
+        let md = self
+            .consumer
+            .fetch_metadata(Some(&self.topic), REQUEST_TIMEOUT)
+            .map_err(|e| format!("cannot fetch metadata of topic '{}': {e}", self.topic))?;
+        let first = !self.initialized;
+        let Some(t) = md.topics().iter().find(|t| t.name() == self.topic) else {
+            self.initialized = true;
+            return Err(format!("topic '{}' not found", self.topic));
+        };
+        if let Some(err) = t.error() {
+            // The broker answered: partitions that appear from now on are new data.
+            self.initialized = true;
+            return Err(format!("topic '{}': {err:?}", self.topic));
+        }
+        let new: Vec<i32> = t
+            .partitions()
+            .iter()
+            .map(|p| p.id())
+            .filter(|id| !self.positions.contains_key(id))
+            .collect();
+        if new.is_empty() {
+            return Ok(!self.positions.is_empty());
+        }
+        let starts = if first {
+            self.startup_offsets(&new)?
+        } else {
+            new.iter().map(|p| (*p, Offset::Beginning)).collect()
+        };
+        self.initialized = true;
+        self.positions.extend(starts);
+        let mut tpl = TopicPartitionList::new();
+        for (p, off) in &self.positions {
+            tpl.add_partition_offset(&self.topic, *p, *off)
+                .map_err(|e| format!("cannot assign partition {p}: {e}"))?;
+        }
+        self.consumer
+            .assign(&tpl)
+            .map_err(|e| format!("cannot assign the partitions of topic '{}': {e}", self.topic))?;
+        let n = self.positions.len();
+        self.status.update(|s| {
+            s.state = "reading".into();
+            s.partitions = n;
+        });
+        Ok(true)
+    }
+
+    /// Where each of the partitions present at start-up begins, as concrete offsets where
+    /// the broker answers (so positions are Rampart's own from the first message).
+    fn startup_offsets(&self, partitions: &[i32]) -> Result<Vec<(i32, Offset)>, String> {
+        match self.startup {
+            KafkaStartup::Earliest => Ok(partitions.iter().map(|p| (*p, Offset::Beginning)).collect()),
+            KafkaStartup::Latest => partitions
+                .iter()
+                .map(|p| {
+                    let (_low, high) = self
+                        .consumer
+                        .fetch_watermarks(&self.topic, *p, REQUEST_TIMEOUT)
+                        .map_err(|e| describe_offsets_error(&self.topic, *p, e))?;
+                    Ok((*p, Offset::Offset(high)))
+                })
+                .collect(),
+            KafkaStartup::Timestamp(ms) => {
+                let mut tpl = TopicPartitionList::new();
+                for p in partitions {
+                    tpl.add_partition_offset(&self.topic, *p, Offset::Offset(ms))
+                        .map_err(|e| format!("partition {p}: {e}"))?;
+                }
+                let found = self
+                    .consumer
+                    .offsets_for_times(tpl, REQUEST_TIMEOUT)
+                    .map_err(|e| format!("cannot look up offsets by timestamp in topic '{}': {e}", self.topic))?;
+                Ok(found
+                    .elements()
+                    .iter()
+                    .map(|e| {
+                        let off = match e.offset() {
+                            Offset::Offset(o) if o >= 0 => Offset::Offset(o),
+                            // No message at or after the timestamp: start at the end.
+                            _ => Offset::End,
+                        };
+                        (e.partition(), off)
+                    })
+                    .collect())
+            }
+        }
+    }
+}
+
+fn describe_offsets_error(topic: &str, partition: i32, e: KafkaError) -> String {
+    format!("cannot fetch the end offset of {topic}/{partition}: {e}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn properties_drop_the_prefix_and_map_bootstrap_server() {
+        let opts: BTreeMap<String, String> = [
+            ("connector", "kafka"),
+            ("topic", "t"),
+            ("properties.bootstrap.server", "h:9092"),
+            ("properties.security.protocol", "SASL_SSL"),
+            ("properties.sasl.mechanism", "PLAIN"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let props = librdkafka_properties(&opts);
+        assert_eq!(props.get("bootstrap.servers").map(String::as_str), Some("h:9092"));
+        assert_eq!(props.get("security.protocol").map(String::as_str), Some("SASL_SSL"));
+        assert_eq!(props.get("sasl.mechanism").map(String::as_str), Some("PLAIN"));
+        assert!(!props.contains_key("topic"));
+        assert!(validate_properties(&props).is_ok());
+    }
+
+    #[test]
+    fn unknown_librdkafka_property_is_a_clear_error() {
+        let props: BTreeMap<String, String> = [("no.such.property".to_string(), "1".to_string())].into();
+        let e = validate_properties(&props).unwrap_err();
+        assert!(e.contains("no.such.property"), "{e}");
+    }
+}

