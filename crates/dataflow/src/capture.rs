@@ -5,6 +5,7 @@
 //! minimum frontier over every shard of every store. A reader locks the shards it reads,
 //! brings each to the same sealed time, and so sees all views as of one instant.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -29,16 +30,23 @@ impl Shard {
         let mut keep = Vec::new();
         for (row, t, d) in self.pending.drain(..) {
             if t < sealed {
-                let e = self.state.entry(row).or_insert(0);
-                *e += d;
-                if *e == 0 {
-                    // Remove below to keep the map free of zero counts.
+                match self.state.entry(row) {
+                    Entry::Occupied(mut o) => {
+                        *o.get_mut() += d;
+                        if *o.get() == 0 {
+                            o.remove();
+                        }
+                    }
+                    Entry::Vacant(v) => {
+                        if d != 0 {
+                            v.insert(d);
+                        }
+                    }
                 }
             } else {
                 keep.push((row, t, d));
             }
         }
-        self.state.retain(|_, c| *c != 0);
         self.pending = keep;
     }
 }

@@ -4,7 +4,7 @@
 //! writes three generated JSON-lines files (auth, firewall, endpoint), runs the pipeline
 //! (normalize → enrich against two reference tables → three detection views + summary)
 //! from the files, and prints events/s until `enriched_events` holds every event, then the
-//! latency from appending one event to seeing it in `enriched_events` (p50, p99 over 50
+//! latency from appending one event to seeing it counted in `enriched_events` (p50, p99 over 50
 //! appends), and the process's peak RSS.
 
 use std::io::Write;
@@ -75,6 +75,12 @@ fn main() {
         let end = sql[start..].find(')').expect("closing paren") + start;
         sql.replace_range(start..end, &format!("connector = 'file', path = '{}'", file.display()));
     }
+    // RAMPART_BENCH_STAGE=enrich stops after enriched_events, to see what the detections cost.
+    if std::env::var("RAMPART_BENCH_STAGE").as_deref() == Ok("enrich") {
+        if let Some(i) = sql.find("CREATE MATERIALIZED VIEW alert_brute_force") {
+            sql.truncate(i);
+        }
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -91,9 +97,16 @@ fn main() {
         let backend: &dyn SqlBackend = server.coordinator.as_ref();
         let start = Instant::now();
         server.coordinator.execute_script(&sql).await.expect("pipeline");
+        // A one-row view to watch: reading it costs nothing, so the latency below is the
+        // pipeline's, not the cost of snapshotting a large view.
+        server
+            .coordinator
+            .execute_script("CREATE MATERIALIZED VIEW bench_progress AS SELECT COUNT(*) AS n FROM enriched_events")
+            .await
+            .expect("progress view");
         let total = 3 * per_source as i64;
         loop {
-            let n = count(backend, "SELECT count(*) FROM enriched_events").await;
+            let n = count(backend, "SELECT n FROM bench_progress").await;
             if n >= total {
                 break;
             }
@@ -114,14 +127,14 @@ fn main() {
             writeln!(f, "{}", g.next_event(chrono::Utc::now().timestamp_micros())).expect("append");
             drop(f);
             expected += 1;
-            while count(backend, "SELECT count(*) FROM enriched_events").await < expected {
+            while count(backend, "SELECT n FROM bench_progress").await < expected {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
             lat.push(sent.elapsed().as_secs_f64() * 1000.0);
         }
         lat.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
         println!(
-            "append-to-view latency over {} appends: p50 {:.1} ms, p99 {:.1} ms (includes the query that observes it)",
+            "append-to-view latency over {} appends: p50 {:.1} ms, p99 {:.1} ms (file append -> decode -> normalize -> enrich -> count, observed by polling every 1 ms)",
             lat.len(),
             lat[lat.len() / 2],
             lat[(lat.len() * 99 / 100).min(lat.len() - 1)]

@@ -78,7 +78,6 @@ impl PlanError {
 
     /// Maps a DataFusion error to a SQL error, recognising the common binder failures.
     pub fn from_datafusion(e: datafusion::error::DataFusionError) -> Self {
-        use datafusion::error::DataFusionError as E;
         let e = e.find_root().to_string();
         let (state, msg) = if e.contains("not found") && e.contains("table") {
             ("42P01", e)
@@ -91,7 +90,6 @@ impl PlanError {
         } else {
             ("42804", e)
         };
-        let _ = E::Internal(String::new());
         PlanError {
             sqlstate: state,
             message: clean_message(&msg),

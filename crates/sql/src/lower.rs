@@ -11,7 +11,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::array::RecordBatchOptions;
 use datafusion::arrow::datatypes::Schema;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{DFSchema, DFSchemaRef, ScalarValue};
+use datafusion::common::{DFSchema, DFSchemaRef};
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::expr::{AggregateFunction, WindowFunction};
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
@@ -462,7 +462,6 @@ pub fn eval_constant(e: &Expr) -> Result<Datum, PlanError> {
     .map_err(|e| PlanError::invalid(e.to_string()))?;
     let v = phys.evaluate(&batch).map_err(PlanError::from_datafusion)?;
     let a = v.into_array(1).map_err(PlanError::from_datafusion)?;
-    let _ = ScalarValue::Null;
     array_to_datums(&a)
         .map_err(|e| PlanError::invalid(e.to_string()))?
         .pop()
