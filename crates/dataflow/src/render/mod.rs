@@ -84,7 +84,7 @@ pub fn render<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rows<'s>, Stri
     })
 }
 
-fn constant<'s>(ctx: &RenderContext<'s>, rows: Vec<Row>) -> Rows<'s> {
+pub(super) fn constant<'s>(ctx: &RenderContext<'s>, rows: Vec<Row>) -> Rows<'s> {
     use differential_dataflow::AsCollection;
     use timely::dataflow::operators::generic::operator::source;
     let worker0 = ctx.scope.index() == 0;

@@ -66,13 +66,21 @@ pub(super) fn render_reduce<'s>(
             out.push(((e, vals), t, d));
         }
     });
+    // An aggregate without GROUP BY has one row even over no input (COUNT 0, the others
+    // NULL): its single group always holds one constant row of NULLs, which no aggregate
+    // counts, so the group never empties.
+    let keyed = if group_exprs.is_empty() {
+        let nulls: Row = vec![Datum::Null; aggregates.len()];
+        keyed.concat(super::constant(ctx, vec![nulls]).map(|r| (Vec::new(), r)))
+    } else {
+        keyed
+    };
     let aggs = aggregates.to_vec();
-    Ok(keyed
-        .reduce(move |_key, input: &[(&Row, Diff)], output: &mut Vec<(Row, Diff)>| {
-            let row: Row = aggs.iter().enumerate().map(|(i, a)| compute(a, i, input)).collect();
-            output.push((row, 1));
-        })
-        .map(|(k, v)| k.into_iter().chain(v).collect()))
+    let reduced = keyed.reduce(move |_key, input: &[(&Row, Diff)], output: &mut Vec<(Row, Diff)>| {
+        let row: Row = aggs.iter().enumerate().map(|(i, a)| compute(a, i, input)).collect();
+        output.push((row, 1));
+    });
+    Ok(reduced.map(|(k, v)| k.into_iter().chain(v).collect()))
 }
 
 fn compute(agg: &Aggregate, i: usize, input: &[(&Row, Diff)]) -> Datum {
