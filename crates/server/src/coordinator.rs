@@ -63,6 +63,10 @@ impl Coordinator {
             system_tables::SOURCE_ERRORS,
             Arc::new(EmptyTable::new(system_tables::source_errors_schema())),
         );
+        let _ = schema_ctx.register_table(
+            system_tables::SOURCES,
+            Arc::new(EmptyTable::new(system_tables::sources_schema())),
+        );
         Arc::new(Coordinator {
             state: Mutex::new(State {
                 catalog: Catalog::default(),
@@ -249,7 +253,7 @@ impl State {
     }
 
     pub(crate) fn check_free(&self, name: &str) -> Result<(), PlanError> {
-        if self.catalog.get(name).is_some() || name == system_tables::SOURCE_ERRORS {
+        if self.catalog.get(name).is_some() || name == system_tables::SOURCE_ERRORS || name == system_tables::SOURCES {
             return Err(PlanError::duplicate(name));
         }
         Ok(())

@@ -103,7 +103,7 @@ impl State {
         let plan = lower_plan(&logical, now)?;
         validate(&plan.plan).map_err(|e| PlanError::new("42804", e))?;
         for dep in plan.plan.dependencies() {
-            if dep == crate::system_tables::SOURCE_ERRORS {
+            if dep == crate::system_tables::SOURCE_ERRORS || dep == crate::system_tables::SOURCES {
                 return Err(PlanError::unsupported(
                     "views over rampart_source_errors are not supported; query it directly",
                 ));

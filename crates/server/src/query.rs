@@ -162,6 +162,15 @@ impl State {
             ctx.register_table(system_tables::SOURCE_ERRORS, Arc::new(mem))
                 .map_err(PlanError::from_datafusion)?;
         }
+        if names.contains(system_tables::SOURCES) {
+            let mem = MemTable::try_new(
+                system_tables::sources_schema(),
+                vec![vec![system_tables::sources_batch()]],
+            )
+            .map_err(PlanError::from_datafusion)?;
+            ctx.register_table(system_tables::SOURCES, Arc::new(mem))
+                .map_err(PlanError::from_datafusion)?;
+        }
         for e in self.catalog.in_creation_order() {
             if let (ObjectKind::View, Some(q)) = (e.kind, &e.view_query) {
                 if names.contains(&e.name) {

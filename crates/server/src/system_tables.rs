@@ -39,3 +39,35 @@ pub fn source_errors_batch(log: &ErrorLog) -> RecordBatch {
     RecordBatch::try_new(source_errors_schema(), cols)
         .unwrap_or_else(|_| RecordBatch::new_empty(source_errors_schema()))
 }
+
+/// Name of the table of source readers and their state.
+pub const SOURCES: &str = "rampart_sources";
+
+/// Columns of `rampart_sources`.
+pub fn sources_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("source", DataType::Utf8, false),
+        Field::new("connector", DataType::Utf8, false),
+        Field::new("topic", DataType::Utf8, true),
+        Field::new("state", DataType::Utf8, false),
+        Field::new("partitions", DataType::Int64, true),
+        Field::new("messages", DataType::Int64, true),
+        Field::new("last_error", DataType::Utf8, true),
+    ]))
+}
+
+/// One row per running Kafka reader (one per materialized view reading a Kafka source).
+pub fn sources_batch() -> RecordBatch {
+    let mut st = rampart_connectors::kafka_source::statuses();
+    st.sort_by(|a, b| (&a.source, a.id).cmp(&(&b.source, b.id)));
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(st.iter().map(|s| s.source.as_str()))),
+        Arc::new(StringArray::from_iter_values(st.iter().map(|_| "kafka"))),
+        Arc::new(StringArray::from_iter(st.iter().map(|s| Some(s.topic.as_str())))),
+        Arc::new(StringArray::from_iter_values(st.iter().map(|s| s.state.as_str()))),
+        Arc::new(Int64Array::from_iter(st.iter().map(|s| Some(s.partitions as i64)))),
+        Arc::new(Int64Array::from_iter(st.iter().map(|s| Some(s.messages as i64)))),
+        Arc::new(StringArray::from_iter(st.iter().map(|s| s.last_error.as_deref()))),
+    ];
+    RecordBatch::try_new(sources_schema(), cols).unwrap_or_else(|_| RecordBatch::new_empty(sources_schema()))
+}

@@ -797,11 +797,34 @@ async fn source_waits_for_a_broker_that_comes_up_later() {
         assert!(Instant::now() < deadline, "no connection error reported: {st:#?}");
         tokio::time::sleep(StdDuration::from_millis(100)).await;
     }
+    // The same state is queryable as the system table rampart_sources.
+    let rows = client
+        .query(
+            "SELECT state, last_error, topic FROM rampart_sources WHERE source = 'late_src'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(!rows.is_empty(), "rampart_sources lists the reader");
+    assert!(
+        rows.iter()
+            .any(|r| r.get::<_, String>(0) == "connecting" && r.get::<_, Option<String>>(1).is_some()),
+        "rampart_sources shows the reader connecting with its last error"
+    );
+    assert_eq!(rows[0].get::<_, Option<String>>(2).as_deref(), Some("late"));
     let broker = Broker::start_on(port);
     broker.create_topic("late", 1).await;
     let msgs: Vec<(Option<i32>, String)> = (1..=10).map(|i| (Some(0), json!({"n": i}).to_string())).collect();
     broker.produce("late", &msgs);
     wait_for(&client, "SELECT c, s FROM late_count", &[row![10, 55]]).await;
+    let rows = client
+        .query("SELECT state FROM rampart_sources WHERE source = 'late_src'", &[])
+        .await
+        .unwrap();
+    assert!(
+        rows.iter().all(|r| r.get::<_, String>(0) == "reading"),
+        "once the broker is up the reader is reading"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
