@@ -183,7 +183,16 @@ impl State {
                 columns,
                 options,
                 format,
-            } => self.create_source(name, *if_not_exists, columns, options, format.as_ref(), &stmt.text),
+                watermark,
+            } => {
+                let mut ex = self.create_source(name, *if_not_exists, columns, options, format.as_ref(), &stmt.text)?;
+                if let Some(w) = watermark {
+                    ex.notices.push(format!(
+                        "WATERMARK FOR {w} is accepted but not enforced yet: late events are processed like any other and window state is kept"
+                    ));
+                }
+                Ok(ex)
+            }
             RampartStatement::CreateSink {
                 name,
                 if_not_exists,

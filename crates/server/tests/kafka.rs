@@ -887,3 +887,85 @@ async fn upsert_sink_keys_by_primary_key_and_sends_tombstones() {
         "every UPSERT message has a key: {msgs:#?}"
     );
 }
+
+/// The Flink SQL of ../shared/seeds/confluent-log-aggregation.txt, pasted as a migrating
+/// user would (backticks, STRING, TIMESTAMP(3), WATERMARK, quoted WITH keys, window
+/// table functions): both queries give the answers computed here from the produced events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flink_sql_from_the_confluent_seed_runs_over_kafka() {
+    let broker = Broker::start();
+    broker.create_topic("logins", 1).await;
+    broker.create_topic("ids", 1).await;
+    let handle = server().await;
+    let client = connect(&handle).await;
+    let bs = broker.bootstrap();
+    exec_all(
+        &client,
+        &format!(
+            "CREATE TABLE logins (\n  `login_time` TIMESTAMP(3),\n  `username` STRING,\n  `source_ip` STRING,\n  `status` STRING,\n\
+             \t-- declare login_time as event time attribute and use strictly ascending timestamp watermark strategy\n\
+             \tWATERMARK FOR login_time AS login_time\n) WITH (\n  'connector' = 'kafka',\n  'topic' = 'logins',\n\
+             'properties.bootstrap.servers' = '{bs}',\n  'format' = 'json',\n  'scan.startup.mode' = 'earliest-offset'\n);\n\
+             CREATE TABLE ids (\n  `event_time` TIMESTAMP(3),\n  `source_ip` STRING,\n  `destination_ip` STRING,\n  `severity` STRING,\n\
+             `attack_classification` STRING,\n  `action` STRING,\n  WATERMARK FOR event_time AS event_time\n) WITH (\n\
+             'connector' = 'kafka', 'topic' = 'ids', 'properties.bootstrap.servers' = '{bs}', 'format' = 'json',\n\
+             'scan.startup.mode' = 'earliest-offset');\n\
+             CREATE MATERIALIZED VIEW suspicious_logins AS SELECT source_ip,\n\tCOUNT(*) AS login_attempts\nFROM TABLE(\n\
+                 TUMBLE(TABLE logins, DESCRIPTOR(login_time), INTERVAL '20' seconds))\nGROUP BY source_ip;\n\
+             CREATE MATERIALIZED VIEW login_windows AS SELECT source_ip, window_start, COUNT(*) AS n\n\
+             FROM TABLE(TUMBLE(TABLE logins, DESCRIPTOR(login_time), INTERVAL '20' SECONDS))\n\
+             GROUP BY source_ip, window_start, window_end;\n\
+             CREATE MATERIALIZED VIEW ids_logins AS SELECT logins.username, logins.source_ip, ids.severity, ids.attack_classification\n\
+             FROM ids JOIN logins ON ids.source_ip = logins.source_ip;\n"
+        ),
+    )
+    .await;
+    let base = floor_to(Utc::now(), 60);
+    let login = |user: &str, ip: &str, secs: i64| {
+        json!({"login_time": ts(at(base, secs)), "username": user, "source_ip": ip, "status": "failure"}).to_string()
+    };
+    let logins = vec![
+        login("alice", "10.0.0.1", 1),
+        login("bob", "10.0.0.1", 5),
+        login("carol", "10.0.0.1", 25),
+        login("dave", "203.0.113.9", 2),
+        login("erin", "198.51.100.7", 3),
+    ];
+    let ids = vec![
+        json!({"event_time": ts(at(base, 0)), "source_ip": "203.0.113.9", "destination_ip": "10.1.1.1",
+               "severity": "high", "attack_classification": "brute-force", "action": "alert"})
+        .to_string(),
+        json!({"event_time": ts(at(base, 4)), "source_ip": "192.0.2.1", "destination_ip": "10.1.1.1",
+               "severity": "low", "attack_classification": "scan", "action": "alert"})
+        .to_string(),
+    ];
+    broker.produce("logins", &logins.into_iter().map(|m| (Some(0), m)).collect::<Vec<_>>());
+    broker.produce("ids", &ids.into_iter().map(|m| (Some(0), m)).collect::<Vec<_>>());
+    // Hand count: 10.0.0.1 logged in 3 times, the others once each (GROUP BY source_ip only,
+    // as the seed writes it, so the windows merge).
+    wait_for(
+        &client,
+        "SELECT source_ip, login_attempts FROM suspicious_logins",
+        &[row!["10.0.0.1", 3], row!["198.51.100.7", 1], row!["203.0.113.9", 1]],
+    )
+    .await;
+    // 20-second windows from the minute boundary: seconds 1 and 5 share [0, 20), 25 is in [20, 40).
+    wait_for(
+        &client,
+        "SELECT source_ip, window_start, n FROM login_windows",
+        &[
+            row!["10.0.0.1", ts(base), 2],
+            row!["10.0.0.1", ts(at(base, 20)), 1],
+            row!["198.51.100.7", ts(base), 1],
+            row!["203.0.113.9", ts(base), 1],
+        ],
+    )
+    .await;
+    // Only 203.0.113.9 is both an IDS attack source and a login source.
+    wait_for(
+        &client,
+        "SELECT username, source_ip, severity, attack_classification FROM ids_logins",
+        &[row!["dave", "203.0.113.9", "high", "brute-force"]],
+    )
+    .await;
+}

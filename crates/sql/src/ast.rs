@@ -82,6 +82,8 @@ pub enum RampartStatement {
         options: BTreeMap<String, String>,
         /// `FORMAT ... ENCODE ...`, if given.
         format: Option<FormatSpec>,
+        /// `WATERMARK FOR col AS expr`, as written (accepted; not enforced yet).
+        watermark: Option<String>,
     },
     /// `CREATE SINK name FROM rel | AS query WITH (...) [FORMAT ... ENCODE ...]`.
     CreateSink {

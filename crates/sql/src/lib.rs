@@ -4,6 +4,7 @@
 
 pub mod ast;
 pub mod error;
+pub mod flink;
 pub mod lower;
 pub mod options;
 pub mod parse;

@@ -26,6 +26,8 @@ pub struct ParsedStatement {
 /// Parses every statement in `sql`. An error carries the 1-based character position in
 /// `sql` where parsing failed.
 pub fn parse_statements(sql: &str) -> Result<Vec<ParsedStatement>, PlanError> {
+    let rewritten = crate::flink::rewrite_flink_syntax(sql);
+    let sql = rewritten.as_str();
     let dialect = PostgreSqlDialect {};
     let mut parser = Parser::new(&dialect)
         .try_with_sql(sql)
@@ -110,6 +112,11 @@ fn parse_one(parser: &mut Parser) -> Result<RampartStatement, Failure> {
             };
         }
     }
+    if is_word(parser, 0, "create") && is_word(parser, 1, "table") && is_connector_table(parser) {
+        parser.next_token();
+        parser.next_token();
+        return parse_create_source(parser);
+    }
     if is_word(parser, 0, "drop") && (is_word(parser, 1, "source") || is_word(parser, 1, "sink")) {
         parser.next_token();
         let kind = if is_word(parser, 0, "source") {
@@ -175,7 +182,7 @@ fn parse_if_not_exists(parser: &mut Parser) -> bool {
 fn parse_create_source(parser: &mut Parser) -> Result<RampartStatement, Failure> {
     let if_not_exists = parse_if_not_exists(parser);
     let name = object_name(&parser.parse_object_name(false)?);
-    let (columns, _constraints) = parser.parse_columns()?;
+    let (columns, watermark) = parse_columns_and_watermark(parser)?;
     let columns = columns_to_desc(&columns)?;
     if !parser.parse_keyword(Keyword::WITH) {
         return Err(PlanError::syntax(format!("CREATE SOURCE {name} needs WITH (connector = '...', ...)")).into());
@@ -188,6 +195,7 @@ fn parse_create_source(parser: &mut Parser) -> Result<RampartStatement, Failure>
         columns,
         options,
         format,
+        watermark,
     })
 }
 
@@ -223,6 +231,74 @@ fn parse_create_sink(parser: &mut Parser) -> Result<RampartStatement, Failure> {
         options,
         format,
     })
+}
+
+/// Whether a `CREATE TABLE` has a `WITH (...)` after its column list: a table fed by a
+/// connector, as Flink declares its Kafka inputs; Rampart makes it a source.
+fn is_connector_table(parser: &Parser) -> bool {
+    let mut n = 2;
+    loop {
+        match &parser.peek_nth_token(n).token {
+            Token::LParen => break,
+            Token::EOF | Token::SemiColon => return false,
+            _ => n += 1,
+        }
+    }
+    let mut depth = 0;
+    loop {
+        match &parser.peek_nth_token(n).token {
+            Token::LParen => depth += 1,
+            Token::RParen => {
+                depth -= 1;
+                if depth == 0 {
+                    return matches!(&parser.peek_nth_token(n + 1).token, Token::Word(w) if w.keyword == Keyword::WITH);
+                }
+            }
+            Token::EOF | Token::SemiColon => return false,
+            _ => {}
+        }
+        n += 1;
+    }
+}
+
+/// Parses `( column defs [, WATERMARK FOR col AS expr] [, PRIMARY KEY (...) [NOT ENFORCED]] )`.
+/// Returns the columns and the watermark text.
+fn parse_columns_and_watermark(parser: &mut Parser) -> Result<(Vec<ColumnDef>, Option<String>), Failure> {
+    parser.expect_token(&Token::LParen)?;
+    let mut columns = Vec::new();
+    let mut watermark = None;
+    loop {
+        if parser.consume_token(&Token::RParen) {
+            break;
+        }
+        if is_word(parser, 0, "watermark") {
+            parser.next_token();
+            if !parser.parse_keyword(Keyword::FOR) {
+                return Err(PlanError::syntax("expected FOR after WATERMARK (WATERMARK FOR col AS expr)").into());
+            }
+            let col = parser.parse_identifier()?;
+            if !parser.parse_keyword(Keyword::AS) {
+                return Err(PlanError::syntax("expected AS in WATERMARK FOR col AS expr").into());
+            }
+            let expr = parser.parse_expr()?;
+            watermark = Some(format!("{} AS {expr}", col.value));
+        } else if parser.parse_keywords(&[Keyword::PRIMARY, Keyword::KEY]) {
+            parser.expect_token(&Token::LParen)?;
+            while !parser.consume_token(&Token::RParen) {
+                if parser.next_token().token == Token::EOF {
+                    return Err(PlanError::syntax("unterminated PRIMARY KEY (...)").into());
+                }
+            }
+            let _ = parser.parse_keywords(&[Keyword::NOT, Keyword::ENFORCED]);
+        } else {
+            columns.push(parser.parse_column_def()?);
+        }
+        if !parser.consume_token(&Token::Comma) {
+            parser.expect_token(&Token::RParen)?;
+            break;
+        }
+    }
+    Ok((columns, watermark))
 }
 
 fn parse_query_before_with(parser: &mut Parser) -> Result<Box<datafusion::sql::sqlparser::ast::Query>, Failure> {
