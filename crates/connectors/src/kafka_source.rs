@@ -17,6 +17,7 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::json_decode::JsonDecoder;
+use crate::source::MetaColumn;
 use crate::source::{BatchSender, SourceContext, BATCH_ROWS};
 
 /// How often the reader looks for partitions added to the topic.
@@ -157,10 +158,29 @@ impl Drop for StatusEntry {
 }
 
 /// Starts a reader thread for `topic`.
+/// The value of a metadata column for a message.
+fn meta_datum(m: MetaColumn, msg: &rdkafka::message::BorrowedMessage<'_>) -> rampart_repr::Datum {
+    use rampart_repr::Datum;
+    match m {
+        MetaColumn::Key => msg
+            .key()
+            .map(|k| Datum::str(&String::from_utf8_lossy(k)))
+            .unwrap_or(Datum::Null),
+        MetaColumn::Partition => Datum::str(&msg.partition().to_string()),
+        MetaColumn::Offset => Datum::str(&msg.offset().to_string()),
+        MetaColumn::Timestamp => msg
+            .timestamp()
+            .to_millis()
+            .map(|ms| Datum::Timestamp(ms * 1000))
+            .unwrap_or(Datum::Null),
+    }
+}
+
 pub(crate) fn spawn(
     topic: String,
     startup: KafkaStartup,
     props: BTreeMap<String, String>,
+    include: Vec<MetaColumn>,
     ctx: SourceContext,
     out: BatchSender,
 ) -> Result<(), String> {
@@ -188,6 +208,7 @@ pub(crate) fn spawn(
                 ctx,
                 out,
                 status,
+                include,
                 positions: BTreeMap::new(),
                 initialized: false,
             };
@@ -204,6 +225,8 @@ struct Reader {
     ctx: SourceContext,
     out: BatchSender,
     status: StatusEntry,
+    /// Metadata columns appended after the decoded JSON columns.
+    include: Vec<MetaColumn>,
     /// Next offset to read per partition (Rampart's own offsets).
     positions: BTreeMap<i32, Offset>,
     /// Whether the first metadata answer has been seen (partitions in it use the startup
@@ -213,7 +236,11 @@ struct Reader {
 
 impl Reader {
     fn run(mut self) {
-        let decoder = JsonDecoder::new(&self.ctx.desc);
+        // The JSON columns are the declared ones; metadata columns come last.
+        let json_columns = self.ctx.desc.columns.len().saturating_sub(self.include.len());
+        let decoder = JsonDecoder::new(&rampart_repr::RelationDesc {
+            columns: self.ctx.desc.columns[..json_columns].to_vec(),
+        });
         let mut backoff = MIN_BACKOFF;
         // Connect: wait until the topic has partitions, retrying with backoff.
         loop {
@@ -253,7 +280,12 @@ impl Reader {
                                     continue;
                                 }
                                 match decoder.decode(text) {
-                                    Ok(row) => batch.push(row),
+                                    Ok(mut row) => {
+                                        for m in &self.include {
+                                            row.push(meta_datum(*m, &msg));
+                                        }
+                                        batch.push(row)
+                                    }
                                     Err(e) => {
                                         self.ctx
                                             .errors

@@ -57,7 +57,56 @@ pub enum SourceConnector {
         /// librdkafka configuration: every `properties.*` option without its prefix
         /// (`bootstrap.servers` included), so security and SASL/SSL settings pass through.
         properties: BTreeMap<String, String>,
+        /// Message metadata appended as the source's last columns (`INCLUDE ...`).
+        include: Vec<MetaColumn>,
     },
+}
+
+/// Kafka message metadata a source can expose as a column (`INCLUDE key | partition |
+/// offset | timestamp [AS name]`, as RisingWave spells it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaColumn {
+    /// The message key as text (NULL when absent).
+    Key,
+    /// The partition number, as text (RisingWave's type).
+    Partition,
+    /// The offset, as text (RisingWave's type).
+    Offset,
+    /// The message timestamp (TIMESTAMPTZ).
+    Timestamp,
+}
+
+impl MetaColumn {
+    /// The metadata for an `INCLUDE` keyword.
+    pub fn parse(word: &str) -> Result<Self, String> {
+        match word.to_lowercase().as_str() {
+            "key" => Ok(MetaColumn::Key),
+            "partition" => Ok(MetaColumn::Partition),
+            "offset" => Ok(MetaColumn::Offset),
+            "timestamp" => Ok(MetaColumn::Timestamp),
+            other => Err(format!(
+                "INCLUDE {other} is not supported (key, partition, offset, timestamp)"
+            )),
+        }
+    }
+
+    /// RisingWave's default column name for it.
+    pub fn default_name(self) -> &'static str {
+        match self {
+            MetaColumn::Key => "_rw_key",
+            MetaColumn::Partition => "_rw_kafka_partition",
+            MetaColumn::Offset => "_rw_kafka_offset",
+            MetaColumn::Timestamp => "_rw_kafka_timestamp",
+        }
+    }
+
+    /// The column's type.
+    pub fn column_type(self) -> rampart_repr::ColumnType {
+        match self {
+            MetaColumn::Timestamp => rampart_repr::ColumnType::TimestampTz,
+            _ => rampart_repr::ColumnType::Text,
+        }
+    }
 }
 
 fn known(options: &BTreeMap<String, String>, allowed: &[&str]) -> Result<(), String> {
@@ -167,6 +216,7 @@ impl SourceConnector {
                     bootstrap: bootstrap.clone(),
                     startup,
                     properties,
+                    include: vec![],
                 })
             }
             other => Err(format!(
@@ -198,8 +248,9 @@ impl SourceConnector {
                 topic,
                 startup,
                 properties,
+                include,
                 ..
-            } => crate::kafka_source::spawn(topic, startup, properties, ctx, out)?,
+            } => crate::kafka_source::spawn(topic, startup, properties, include, ctx, out)?,
         }
         Ok(SourceFeed::new(receivers))
     }

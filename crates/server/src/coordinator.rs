@@ -177,22 +177,7 @@ impl State {
     async fn execute_one(&mut self, stmt: &ParsedStatement) -> Result<Executed, PlanError> {
         use datafusion::sql::sqlparser::ast::Statement as S;
         match &stmt.stmt {
-            RampartStatement::CreateSource {
-                name,
-                if_not_exists,
-                columns,
-                options,
-                format,
-                watermark,
-            } => {
-                let mut ex = self.create_source(name, *if_not_exists, columns, options, format.as_ref(), &stmt.text)?;
-                if let Some(w) = watermark {
-                    ex.notices.push(format!(
-                        "WATERMARK FOR {w} is accepted but not enforced yet: late events are processed like any other and window state is kept"
-                    ));
-                }
-                Ok(ex)
-            }
+            RampartStatement::CreateSource { .. } => self.create_source(&stmt.stmt, &stmt.text),
             RampartStatement::CreateSink {
                 name,
                 if_not_exists,

@@ -5,35 +5,64 @@ use std::sync::Arc;
 
 use datafusion::sql::sqlparser::ast::{CreateTable, CreateView, Query};
 use rampart_connectors::sink::{JsonSink, SinkFormat, SinkTarget};
-use rampart_connectors::source::{SourceConnector, SourceContext};
+use rampart_connectors::source::{MetaColumn, SourceConnector, SourceContext};
 use rampart_dataflow::{render::validate, Command, SourceFeed, ViewSpec, ViewStore};
 use rampart_plan::ViewPlan;
-use rampart_repr::RelationDesc;
 use rampart_sql::ast::{object_name, ObjectKind};
 use rampart_sql::lower::{lower_plan, NowMode};
 use rampart_sql::parse::columns_to_desc;
 use rampart_sql::planner::plan_streaming_query;
 use rampart_sql::window_rewrite::rewrite_windows;
-use rampart_sql::{FormatSpec, PlanError, SinkFrom};
+use rampart_sql::{FormatSpec, PlanError, RampartStatement, SinkFrom};
 
 use crate::catalog::CatalogEntry;
 use crate::coordinator::{Executed, State};
 
 impl State {
-    pub(crate) fn create_source(
-        &mut self,
-        name: &str,
-        if_not_exists: bool,
-        columns: &RelationDesc,
-        options: &BTreeMap<String, String>,
-        format: Option<&FormatSpec>,
-        sql: &str,
-    ) -> Result<Executed, PlanError> {
+    /// `CREATE SOURCE` (and Flink's connector `CREATE TABLE`): `stmt` is the parsed statement.
+    pub(crate) fn create_source(&mut self, stmt: &RampartStatement, sql: &str) -> Result<Executed, PlanError> {
+        let RampartStatement::CreateSource {
+            name,
+            if_not_exists,
+            columns,
+            options,
+            format,
+            watermark,
+            includes,
+        } = stmt
+        else {
+            return Err(PlanError::new("XX000", "create_source called with another statement"));
+        };
+        let (name, if_not_exists, format) = (name.as_str(), *if_not_exists, format.as_ref());
         if if_not_exists && self.catalog.get(name).is_some() {
             return Ok(notice_exists("source", name));
         }
         self.check_free(name)?;
-        let connector = SourceConnector::from_options(options).map_err(PlanError::invalid)?;
+        let mut connector = SourceConnector::from_options(options).map_err(PlanError::invalid)?;
+        let mut columns = columns.clone();
+        if !includes.is_empty() {
+            let SourceConnector::Kafka { include, .. } = &mut connector else {
+                return Err(PlanError::unsupported(
+                    "INCLUDE columns are only available on kafka sources",
+                ));
+            };
+            for (what, alias) in includes {
+                let meta = MetaColumn::parse(what).map_err(PlanError::unsupported)?;
+                let col = alias.clone().unwrap_or_else(|| meta.default_name().to_string());
+                if columns.index_of(&col).is_some() {
+                    return Err(PlanError::new(
+                        "42701",
+                        format!("column \"{col}\" specified more than once"),
+                    ));
+                }
+                columns.columns.push(rampart_repr::Column {
+                    name: col,
+                    ty: meta.column_type(),
+                });
+                include.push(meta);
+            }
+        }
+        let columns = &columns;
         connector.check_supported().map_err(PlanError::unsupported)?;
         if let Some(f) = format {
             if f.format != "PLAIN" {
@@ -58,7 +87,13 @@ impl State {
             view_query: None,
             seq: 0,
         });
-        Ok(Executed::command("CREATE_SOURCE"))
+        let mut ex = Executed::command("CREATE_SOURCE");
+        if let Some(w) = watermark {
+            ex.notices.push(format!(
+                "WATERMARK FOR {w} is accepted but not enforced yet: late events are processed like any other and window state is kept"
+            ));
+        }
+        Ok(ex)
     }
 
     pub(crate) fn create_table(&mut self, ct: &CreateTable, sql: &str) -> Result<Executed, PlanError> {

@@ -969,3 +969,60 @@ async fn flink_sql_from_the_confluent_seed_runs_over_kafka() {
     )
     .await;
 }
+
+/// `INCLUDE key | partition | offset | timestamp [AS name]` exposes message metadata as
+/// columns (RisingWave's syntax; unnamed ones get RisingWave's default names).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn include_exposes_key_partition_offset_and_timestamp() {
+    let broker = Broker::start();
+    broker.create_topic("meta", 2).await;
+    let handle = server().await;
+    let client = connect(&handle).await;
+    let bs = broker.bootstrap();
+    exec_all(
+        &client,
+        &format!(
+            "CREATE SOURCE meta_src (n BIGINT) INCLUDE key AS k INCLUDE partition AS p INCLUDE offset \
+             INCLUDE timestamp AS ts WITH (connector = 'kafka', topic = 'meta', \
+             properties.bootstrap.server = '{bs}') FORMAT PLAIN ENCODE JSON;\n\
+             CREATE MATERIALIZED VIEW meta_view AS SELECT n, k, p, _rw_kafka_offset AS o, ts FROM meta_src;\n"
+        ),
+    )
+    .await;
+    // Message timestamps chosen by the test, so the expected ts column is known.
+    let t0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+    let p = broker.producer();
+    for (i, (part, key)) in [(0, Some("alpha")), (0, None), (1, Some("beta"))]
+        .into_iter()
+        .enumerate()
+    {
+        let payload = json!({"n": i}).to_string();
+        let mut rec: BaseRecord<'_, str, str> = BaseRecord::to("meta")
+            .payload(payload.as_str())
+            .partition(part)
+            .timestamp(t0 + i as i64 * 1000);
+        if let Some(k) = key {
+            rec = rec.key(k);
+        }
+        p.send(rec).map_err(|(e, _)| e).expect("send");
+    }
+    p.flush(StdDuration::from_secs(20)).expect("flush");
+    let t = |i: i64| ts(DateTime::from_timestamp_millis(t0 + i * 1000).unwrap());
+    // Partition 0 gets offsets 0 and 1, partition 1 offset 0.
+    wait_for(
+        &client,
+        "SELECT n, k, p, o, ts FROM meta_view",
+        &[
+            row![0, "alpha", "0", "0", t(0)],
+            row![1, "NULL", "0", "1", t(1)],
+            row![2, "beta", "1", "0", t(2)],
+        ],
+    )
+    .await;
+    // INCLUDE is a Kafka feature: elsewhere it is a clear error.
+    let err = client
+        .simple_query("CREATE SOURCE f (n INT) INCLUDE offset WITH (connector = 'file', path = '/tmp/x.jsonl')")
+        .await
+        .expect_err("INCLUDE on a file source is rejected");
+    assert_eq!(err.code().map(|c| c.code()), Some("0A000"), "{err:?}");
+}

@@ -84,6 +84,9 @@ pub enum RampartStatement {
         format: Option<FormatSpec>,
         /// `WATERMARK FOR col AS expr`, as written (accepted; not enforced yet).
         watermark: Option<String>,
+        /// `INCLUDE key | partition | offset | timestamp [AS name]` clauses, in order: the
+        /// metadata word and the column name if given.
+        includes: Vec<(String, Option<String>)>,
     },
     /// `CREATE SINK name FROM rel | AS query WITH (...) [FORMAT ... ENCODE ...]`.
     CreateSink {

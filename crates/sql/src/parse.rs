@@ -184,6 +184,25 @@ fn parse_create_source(parser: &mut Parser) -> Result<RampartStatement, Failure>
     let name = object_name(&parser.parse_object_name(false)?);
     let (columns, watermark) = parse_columns_and_watermark(parser)?;
     let columns = columns_to_desc(&columns)?;
+    let mut includes = Vec::new();
+    while is_word(parser, 0, "include") {
+        parser.next_token();
+        let what = match parser.next_token().token {
+            Token::Word(w) => w.value.to_lowercase(),
+            other => {
+                return Err(PlanError::syntax(format!(
+                    "expected key, partition, offset or timestamp after INCLUDE, found {other}"
+                ))
+                .into())
+            }
+        };
+        let alias = if parser.parse_keyword(Keyword::AS) {
+            Some(parser.parse_identifier()?.value)
+        } else {
+            None
+        };
+        includes.push((what, alias));
+    }
     if !parser.parse_keyword(Keyword::WITH) {
         return Err(PlanError::syntax(format!("CREATE SOURCE {name} needs WITH (connector = '...', ...)")).into());
     }
@@ -196,6 +215,7 @@ fn parse_create_source(parser: &mut Parser) -> Result<RampartStatement, Failure>
         options,
         format,
         watermark,
+        includes,
     })
 }
 
