@@ -3,25 +3,8 @@
 
 mod common;
 
-use std::process::Command;
-
 fn psql(port: u16, command: &str) -> (bool, String, String) {
-    let out = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-U",
-            "root",
-            "-d",
-            "dev",
-            "-At",
-            "-c",
-            command,
-        ])
-        .output()
-        .expect("psql is installed (.ci/run installs postgresql-client)");
+    let out = common::psql(port, command);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

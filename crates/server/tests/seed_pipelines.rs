@@ -8,10 +8,9 @@ mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
-use std::process::Command;
 
 use chrono::{DateTime, Duration, Utc};
-use common::{append_lines, connect, exec_all, floor_to, rows, server, shuffle, ts, wait_for, Row};
+use common::{append_lines, connect, exec_all, floor_to, psql, rows, server, shuffle, ts, wait_for, Row};
 use serde_json::json;
 
 const FIVE_MIN: i64 = 300;
@@ -1159,26 +1158,6 @@ async fn wait_for_sink(path: &Path, expected: &[Row]) -> Vec<String> {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-}
-
-fn psql(port: u16, sql: &str) -> std::process::Output {
-    Command::new("/usr/bin/psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-U",
-            "root",
-            "-d",
-            "dev",
-            "-w",
-            "-At",
-            "-c",
-            sql,
-        ])
-        .output()
-        .expect("run psql")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

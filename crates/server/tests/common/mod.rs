@@ -153,3 +153,24 @@ pub fn append_lines(path: &std::path::Path, lines: &[String]) {
     }
     f.sync_all().ok();
 }
+
+/// Runs the real psql client (`-At -c SQL`) against the server on `port`.
+pub fn psql(port: u16, sql: &str) -> std::process::Output {
+    std::process::Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "root",
+            "-d",
+            "dev",
+            "-w",
+            "-At",
+            "-c",
+            sql,
+        ])
+        .output()
+        .expect("run psql")
+}
