@@ -1369,7 +1369,6 @@ async fn sql_errors_carry_sqlstate_and_position() {
 
 /// PostgreSQL rejects a keyword used as a bare table name (`syntax error at or near "FROM"`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "engine deviation: `SELECT 1 FROM FROM` parses (table named \"from\") and fails with 42P01, not 42601"]
 async fn reserved_keyword_as_table_name_is_a_syntax_error() {
     let handle = server().await;
     let client = connect(&handle).await;

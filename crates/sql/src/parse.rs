@@ -43,6 +43,9 @@ pub fn parse_statements(sql: &str) -> Result<Vec<ParsedStatement>, PlanError> {
         let stmt = parse_one(&mut parser).map_err(|e| match e {
             Failure::Parser(e) => parser_error(sql, e),
             Failure::Plan(e) => e.at(Some(char_offset(sql, parser.peek_token().span.start) + 1)),
+            Failure::Reserved(word, at) => {
+                PlanError::syntax(format!("syntax error at or near \"{word}\"")).at(Some(char_offset(sql, at) + 1))
+            }
         })?;
         let end = parser.peek_token();
         if end.token != Token::SemiColon && end.token != Token::EOF {
@@ -71,6 +74,8 @@ pub fn parse_statements(sql: &str) -> Result<Vec<ParsedStatement>, PlanError> {
 enum Failure {
     Parser(ParserError),
     Plan(PlanError),
+    /// A reserved keyword used as a relation name, and where it is.
+    Reserved(String, Location),
 }
 
 impl From<ParserError> for Failure {
@@ -149,6 +154,7 @@ fn parse_one(parser: &mut Parser) -> Result<RampartStatement, Failure> {
         }
     }
     let stmt = parser.parse_statement()?;
+    reject_reserved_relation_names(&stmt)?;
     Ok(match stmt {
         Statement::Drop {
             object_type,
@@ -173,6 +179,63 @@ fn parse_one(parser: &mut Parser) -> Result<RampartStatement, Failure> {
         }
         other => RampartStatement::Standard(Box::new(other)),
     })
+}
+
+/// Keywords PostgreSQL reserves: as a bare (unquoted) relation name they are a syntax
+/// error there, though sqlparser accepts some of them.
+const RESERVED: &[&str] = &[
+    "all",
+    "and",
+    "any",
+    "as",
+    "asc",
+    "case",
+    "create",
+    "desc",
+    "distinct",
+    "else",
+    "end",
+    "except",
+    "from",
+    "group",
+    "having",
+    "in",
+    "intersect",
+    "into",
+    "limit",
+    "not",
+    "offset",
+    "on",
+    "or",
+    "order",
+    "select",
+    "table",
+    "then",
+    "union",
+    "using",
+    "when",
+    "where",
+    "window",
+    "with",
+];
+
+fn reject_reserved_relation_names(stmt: &Statement) -> Result<(), Failure> {
+    let mut bad: Option<(String, Location)> = None;
+    let _ = datafusion::sql::sqlparser::ast::visit_relations(stmt, |name| {
+        for part in &name.0 {
+            if let Some(ident) = part.as_ident() {
+                if ident.quote_style.is_none() && RESERVED.contains(&ident.value.to_lowercase().as_str()) {
+                    bad = Some((ident.value.clone(), ident.span.start));
+                    return std::ops::ControlFlow::Break(());
+                }
+            }
+        }
+        std::ops::ControlFlow::Continue(())
+    });
+    match bad {
+        Some((word, at)) => Err(Failure::Reserved(word, at)),
+        None => Ok(()),
+    }
 }
 
 fn parse_if_not_exists(parser: &mut Parser) -> bool {
