@@ -17,7 +17,6 @@ use common::{append_lines, connect, exec_all, floor_to, rows, server, ts, wait_f
 use futures::StreamExt;
 use rampart_server::ServerHandle;
 use serde_json::json;
-use tokio_postgres::types::Type;
 use tokio_postgres::{AsyncMessage, Client, NoTls};
 
 // ---------------------------------------------------------------------------------------
@@ -77,27 +76,7 @@ async fn ordered_rows(client: &Client, sql: &str) -> Vec<Row> {
         .query(sql, &[])
         .await
         .unwrap_or_else(|e| panic!("{sql} failed: {e:?}"));
-    result
-        .iter()
-        .map(|r| {
-            (0..r.len())
-                .map(|i| {
-                    match r.columns()[i].type_().clone() {
-                        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
-                            r.get::<_, Option<String>>(i)
-                        }
-                        Type::INT2 => r.get::<_, Option<i16>>(i).map(|v| v.to_string()),
-                        Type::INT4 => r.get::<_, Option<i32>>(i).map(|v| v.to_string()),
-                        Type::INT8 => r.get::<_, Option<i64>>(i).map(|v| v.to_string()),
-                        Type::BOOL => r.get::<_, Option<bool>>(i).map(|v| v.to_string()),
-                        Type::FLOAT8 => r.get::<_, Option<f64>>(i).map(|v| v.to_string()),
-                        other => panic!("unexpected column type {other} in {sql}"),
-                    }
-                    .unwrap_or_else(|| "NULL".to_string())
-                })
-                .collect()
-        })
-        .collect()
+    result.iter().map(|r| common::render_row(r, sql)).collect()
 }
 
 /// The single column of a SHOW statement, sorted.

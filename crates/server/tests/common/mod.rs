@@ -59,33 +59,32 @@ pub fn ts(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S%.f").to_string()
 }
 
+/// Renders one row canonically: text for strings, `to_string` for numbers and booleans,
+/// `ts` for timestamps, `NULL` for NULL.
+pub fn render_row(r: &tokio_postgres::Row, sql: &str) -> Row {
+    (0..r.len())
+        .map(|i| {
+            let ty = r.columns()[i].type_().clone();
+            match ty {
+                Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => r.get::<_, Option<String>>(i),
+                Type::INT2 => r.get::<_, Option<i16>>(i).map(|v| v.to_string()),
+                Type::INT4 => r.get::<_, Option<i32>>(i).map(|v| v.to_string()),
+                Type::INT8 => r.get::<_, Option<i64>>(i).map(|v| v.to_string()),
+                Type::BOOL => r.get::<_, Option<bool>>(i).map(|v| v.to_string()),
+                Type::FLOAT8 => r.get::<_, Option<f64>>(i).map(|v| v.to_string()),
+                Type::TIMESTAMPTZ => r.get::<_, Option<DateTime<Utc>>>(i).map(ts),
+                Type::TIMESTAMP => r.get::<_, Option<NaiveDateTime>>(i).map(|t| ts(t.and_utc())),
+                other => panic!("unexpected column type {other} in {sql}"),
+            }
+            .unwrap_or_else(|| "NULL".to_string())
+        })
+        .collect()
+}
+
 /// Runs a query and renders each row canonically; rows come back sorted.
 pub async fn rows(client: &Client, sql: &str) -> Result<Vec<Row>, tokio_postgres::Error> {
     let result = client.query(sql, &[]).await?;
-    let mut out: Vec<Row> = result
-        .iter()
-        .map(|r| {
-            (0..r.len())
-                .map(|i| {
-                    let ty = r.columns()[i].type_().clone();
-                    match ty {
-                        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
-                            r.get::<_, Option<String>>(i)
-                        }
-                        Type::INT2 => r.get::<_, Option<i16>>(i).map(|v| v.to_string()),
-                        Type::INT4 => r.get::<_, Option<i32>>(i).map(|v| v.to_string()),
-                        Type::INT8 => r.get::<_, Option<i64>>(i).map(|v| v.to_string()),
-                        Type::BOOL => r.get::<_, Option<bool>>(i).map(|v| v.to_string()),
-                        Type::FLOAT8 => r.get::<_, Option<f64>>(i).map(|v| v.to_string()),
-                        Type::TIMESTAMPTZ => r.get::<_, Option<DateTime<Utc>>>(i).map(ts),
-                        Type::TIMESTAMP => r.get::<_, Option<NaiveDateTime>>(i).map(|t| ts(t.and_utc())),
-                        other => panic!("unexpected column type {other} in {sql}"),
-                    }
-                    .unwrap_or_else(|| "NULL".to_string())
-                })
-                .collect()
-        })
-        .collect();
+    let mut out: Vec<Row> = result.iter().map(|r| render_row(r, sql)).collect();
     out.sort();
     Ok(out)
 }
