@@ -17,6 +17,8 @@ const POLL: Duration = Duration::from_millis(5);
 struct Followed {
     reader: BufReader<File>,
     line_no: i64,
+    /// Byte offset just past the last complete line read.
+    offset: u64,
     partial: String,
 }
 
@@ -42,14 +44,16 @@ pub(crate) fn spawn(
                     let Ok(mut f) = File::open(&p) else { continue };
                     // Files present at start skip to their end in 'latest' mode; files that
                     // appear later are new data and are read whole.
+                    let mut offset = 0;
                     if startup == StartupMode::Latest && first && initial.contains(&p) {
-                        let _ = f.seek(SeekFrom::End(0));
+                        offset = f.seek(SeekFrom::End(0)).unwrap_or(0);
                     }
                     files.insert(
                         p,
                         Followed {
                             reader: BufReader::with_capacity(1 << 20, f),
                             line_no: 0,
+                            offset,
                             partial: String::new(),
                         },
                     );
@@ -77,6 +81,8 @@ pub(crate) fn spawn(
                             Ok(_) => {
                                 progressed = true;
                                 f.line_no += 1;
+                                f.offset += line.len() as u64;
+                                out.advance(&location, f.offset);
                                 let text = line.trim();
                                 if text.is_empty() {
                                     continue;

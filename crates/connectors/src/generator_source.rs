@@ -1,8 +1,13 @@
-//! The `generator` source: runs the built-in [`EventGenerator`] at a steady rate, stamping
-//! events with the wall clock, and decodes them like any JSON input (so the generator
-//! exercises the same path as files and Kafka).
+//! The `generator` source: runs the built-in [`EventGenerator`] at a steady rate and
+//! decodes its events like any JSON input (so the generator exercises the same path as
+//! files and Kafka).
+//!
+//! Event `i` is stamped `start + i / rate` and released once the wall clock reaches that
+//! time, where `start` is when the source was created. A reader started later (a second
+//! view, or the same view after a restart) first catches up on the events it missed, so
+//! every reader sees the same events: the generator replays like a file.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::generator::{EventGenerator, GeneratorKind};
 use crate::json_decode::JsonDecoder;
@@ -15,6 +20,7 @@ pub(crate) fn spawn(
     kind: GeneratorKind,
     rate: f64,
     seed: u64,
+    start_ms: i64,
     ctx: SourceContext,
     mut out: BatchSender,
 ) -> Result<(), String> {
@@ -23,15 +29,17 @@ pub(crate) fn spawn(
         .name(format!("generator-{}", ctx.name))
         .spawn(move || {
             let mut generator = EventGenerator::new(kind, seed);
-            let start = Instant::now();
+            let start_us = start_ms.saturating_mul(1000);
             let mut emitted: u64 = 0;
             loop {
-                let due = (start.elapsed().as_secs_f64() * rate) as u64;
+                let elapsed_us = chrono::Utc::now().timestamp_micros().saturating_sub(start_us).max(0);
+                let due = (elapsed_us as f64 / 1e6 * rate) as u64;
                 let mut batch = Vec::with_capacity(BATCH_ROWS.min((due - emitted.min(due)) as usize));
-                let now_us = chrono::Utc::now().timestamp_micros();
                 while emitted < due {
-                    let event = generator.next_event(now_us);
+                    let event_us = start_us + (emitted as f64 * 1e6 / rate) as i64;
+                    let event = generator.next_event(event_us);
                     emitted += 1;
+                    out.advance("events", emitted);
                     match decoder.decode(&event) {
                         Ok(row) => batch.push(row),
                         Err(e) => ctx

@@ -271,6 +271,7 @@ impl Reader {
                         consumed += 1;
                         let (partition, offset) = (msg.partition(), msg.offset());
                         self.positions.insert(partition, Offset::Offset(offset + 1));
+                        self.out.advance(&format!("partition {partition}"), (offset + 1) as u64);
                         let Some(payload) = msg.payload() else { continue };
                         let location = || format!("{location_prefix}{partition}");
                         match std::str::from_utf8(payload) {
@@ -311,7 +312,7 @@ impl Reader {
             if consumed > 0 {
                 self.status.update(|s| s.messages += consumed);
             }
-            if !batch.is_empty()
+            if (consumed > 0 || !batch.is_empty())
                 && !self
                     .out
                     .send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS)))

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::sync::Mutex;
 
 use rampart_dataflow::{Diff, SinkWriter, Time};
@@ -102,27 +102,62 @@ impl SinkTarget {
 pub struct JsonSink {
     desc: RelationDesc,
     format: SinkFormat,
-    out: Mutex<Box<dyn Write + Send>>,
+    out: Mutex<Output>,
+}
+
+enum Output {
+    /// A file and how many bytes it holds.
+    File {
+        file: File,
+        len: u64,
+    },
+    Stdout,
 }
 
 impl JsonSink {
-    /// Opens the target (creating the file and its directory if needed).
-    pub fn open(target: &SinkTarget, desc: RelationDesc, format: SinkFormat) -> Result<Self, String> {
-        let out: Box<dyn Write + Send> = match target {
+    /// Opens the target (creating the file and its directory if needed). With
+    /// `resume_at`, a file longer than that is cut back to it: the lines after it were
+    /// written after the sink's last checkpoint and will be written again.
+    pub fn open(
+        target: &SinkTarget,
+        desc: RelationDesc,
+        format: SinkFormat,
+        resume_at: Option<u64>,
+    ) -> Result<Self, String> {
+        let out = match target {
             SinkTarget::File(path) => {
                 if let Some(dir) = std::path::Path::new(path).parent() {
                     if !dir.as_os_str().is_empty() {
                         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
                     }
                 }
-                let f: File = OpenOptions::new()
+                let mut file: File = OpenOptions::new()
                     .create(true)
                     .append(true)
                     .open(path)
                     .map_err(|e| format!("cannot open sink file {path}: {e}"))?;
-                Box::new(BufWriter::new(f))
+                let mut len = file
+                    .metadata()
+                    .map_err(|e| format!("cannot read sink file {path}: {e}"))?
+                    .len();
+                if let Some(at) = resume_at {
+                    if len > at {
+                        file.set_len(at)
+                            .map_err(|e| format!("cannot cut sink file {path} back to its checkpoint: {e}"))?;
+                        file.seek(SeekFrom::End(0)).map_err(|e| e.to_string())?;
+                        tracing::info!(path, dropped_bytes = len - at, "sink file cut back to its checkpoint");
+                        len = at;
+                    } else if len < at {
+                        tracing::warn!(
+                            path,
+                            missing_bytes = at - len,
+                            "sink file is shorter than its checkpoint (was it truncated or rotated?)"
+                        );
+                    }
+                }
+                Output::File { file, len }
             }
-            SinkTarget::Stdout => Box::new(std::io::stdout()),
+            SinkTarget::Stdout => Output::Stdout,
             SinkTarget::Kafka { .. } => {
                 return Err("a kafka sink is written by KafkaSink, not JsonSink".into());
             }
@@ -195,8 +230,38 @@ impl SinkWriter for JsonSink {
             return;
         }
         let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) = out.write_all(lines.as_bytes()).and_then(|_| out.flush()) {
+        let result = match &mut *out {
+            Output::File { file, len } => {
+                // One write per batch: a crash never leaves half a batch behind a checkpoint.
+                let r = file.write_all(lines.as_bytes());
+                if r.is_ok() {
+                    *len += lines.len() as u64;
+                } else if let Ok(m) = file.metadata() {
+                    *len = m.len();
+                }
+                r
+            }
+            Output::Stdout => {
+                let mut stdout = std::io::stdout().lock();
+                stdout.write_all(lines.as_bytes()).and_then(|_| stdout.flush())
+            }
+        };
+        if let Err(e) = result {
             tracing::error!("sink write failed: {e}");
+        }
+    }
+
+    fn output_len(&self) -> Option<u64> {
+        match &*self.out.lock().unwrap_or_else(|p| p.into_inner()) {
+            Output::File { len, .. } => Some(*len),
+            Output::Stdout => None,
+        }
+    }
+
+    fn sync(&self) -> Result<(), String> {
+        match &*self.out.lock().unwrap_or_else(|p| p.into_inner()) {
+            Output::File { file, .. } => file.sync_data().map_err(|e| e.to_string()),
+            Output::Stdout => Ok(()),
         }
     }
 }

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crossbeam_channel::{bounded, Sender};
-use rampart_dataflow::SourceFeed;
-use rampart_repr::{ErrorLog, RelationDesc, Row};
+use rampart_dataflow::{SourceBatch, SourceFeed};
+use rampart_repr::{ErrorLog, Positions, RelationDesc, Row};
 
 use crate::generator::GeneratorKind;
 use crate::kafka_source::KafkaStartup;
@@ -45,6 +45,9 @@ pub enum SourceConnector {
         rate: f64,
         /// Seed: same seed, same events.
         seed: u64,
+        /// When event 0 happens (epoch ms): event `i` is stamped `start_ms + i / rate`, so
+        /// every reader of the source, before or after a restart, sees the same events.
+        start_ms: i64,
     },
     /// Every partition of a Kafka topic, one JSON object per message.
     Kafka {
@@ -176,7 +179,12 @@ impl SourceConnector {
                         .parse()
                         .map_err(|_| format!("option 'seed' must be a non-negative integer, not '{s}'"))?,
                 };
-                Ok(SourceConnector::Generator { kind, rate, seed })
+                Ok(SourceConnector::Generator {
+                    kind,
+                    rate,
+                    seed,
+                    start_ms: chrono::Utc::now().timestamp_millis(),
+                })
             }
             "kafka" => {
                 known(
@@ -225,6 +233,22 @@ impl SourceConnector {
         }
     }
 
+    /// Fixes when the source started, for sources whose data depends on it (the generator
+    /// replays from its start): the catalog keeps the creation time across restarts.
+    pub fn pin_start(&mut self, created_ms: i64) {
+        if let SourceConnector::Generator { start_ms, .. } = self {
+            *start_ms = created_ms;
+        }
+    }
+
+    /// When the source started, for sources whose data depends on it.
+    pub fn start_ms(&self) -> Option<i64> {
+        match self {
+            SourceConnector::Generator { start_ms, .. } => Some(*start_ms),
+            _ => None,
+        }
+    }
+
     /// Whether Rampart can read this connector (every validated connector can today).
     pub fn check_supported(&self) -> Result<(), String> {
         Ok(())
@@ -238,12 +262,18 @@ impl SourceConnector {
             senders,
             next: 0,
             rows: ctx.rows_read.clone(),
+            positions: Positions::default(),
+            positions_changed: false,
+            seq: 0,
         };
         match self.clone() {
             SourceConnector::File { path, startup } => crate::file_source::spawn(path, startup, ctx, out)?,
-            SourceConnector::Generator { kind, rate, seed } => {
-                crate::generator_source::spawn(kind, rate, seed, ctx, out)?
-            }
+            SourceConnector::Generator {
+                kind,
+                rate,
+                seed,
+                start_ms,
+            } => crate::generator_source::spawn(kind, rate, seed, start_ms, ctx, out)?,
             SourceConnector::Kafka {
                 topic,
                 startup,
@@ -270,23 +300,44 @@ pub struct SourceContext {
 }
 
 /// Spreads batches over the workers round-robin; `send` fails once the dataflow is gone.
+/// Each batch carries the reader's positions ([`BatchSender::advance`]) as of its last row.
 pub struct BatchSender {
-    senders: Vec<Sender<Vec<Row>>>,
+    senders: Vec<Sender<SourceBatch>>,
     next: usize,
     rows: Arc<AtomicU64>,
+    positions: Positions,
+    positions_changed: bool,
+    seq: u64,
 }
 
 impl BatchSender {
+    /// Records that the reader has consumed `stream` up to `pos` (the next batch sent
+    /// carries it, even when it has no rows, so rejected input counts as read too).
+    pub fn advance(&mut self, stream: &str, pos: u64) {
+        if self.positions.0.get(stream) != Some(&pos) {
+            self.positions.advance(stream, pos);
+            self.positions_changed = true;
+        }
+    }
+
     /// Sends a batch to the next worker, waiting while its buffer is full. Returns false
     /// when the dataflow no longer reads this source.
     pub fn send(&mut self, batch: Vec<Row>) -> bool {
-        if batch.is_empty() {
+        if batch.is_empty() && !self.positions_changed {
             return true;
         }
+        self.positions_changed = false;
         let n = batch.len() as u64;
         let i = self.next % self.senders.len();
         self.next = self.next.wrapping_add(1);
-        let ok = self.senders[i].send(batch).is_ok();
+        let ok = self.senders[i]
+            .send(SourceBatch {
+                rows: batch,
+                positions: self.positions.clone(),
+                seq: Some(self.seq),
+            })
+            .is_ok();
+        self.seq += 1;
         if ok {
             self.rows.fetch_add(n, Ordering::Relaxed);
         }
@@ -299,7 +350,7 @@ impl BatchSender {
             // A bounded channel reports disconnection through `send_timeout` only when it
             // would block; probe with an empty batch that workers ignore.
             !matches!(
-                s.try_send(Vec::new()),
+                s.try_send(SourceBatch::default()),
                 Err(crossbeam_channel::TrySendError::Disconnected(_))
             )
         })

@@ -171,4 +171,19 @@ impl StoreRegistry {
 pub trait SinkWriter: Send + Sync {
     /// Writes the changes of one or more completed times. `updates` is sorted by time.
     fn write(&self, updates: &[(Row, Time, Diff)]);
+
+    /// Every change before `upper` has been passed to [`SinkWriter::write`]. Called each
+    /// time the sink's input frontier advances, with or without changes.
+    fn progress(&self, _upper: Time) {}
+
+    /// Bytes of output made visible so far, for sinks whose output can be cut back to a
+    /// checkpoint after a crash (files); `None` for sinks that cannot (stdout, Kafka).
+    fn output_len(&self) -> Option<u64> {
+        None
+    }
+
+    /// Makes the output written so far durable (fsync for files).
+    fn sync(&self) -> Result<(), String> {
+        Ok(())
+    }
 }

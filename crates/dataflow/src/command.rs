@@ -5,31 +5,102 @@ use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::Receiver;
 use rampart_plan::Plan;
-use rampart_repr::{ErrorLog, RelationDesc, Row};
+use rampart_repr::{ErrorLog, Positions, RelationDesc, Row};
 
 use crate::capture::{SinkWriter, ViewStore};
 use crate::Diff;
 
-/// A worker's end of a source's channel of row batches.
-pub type RowReceiver = Receiver<Vec<Row>>;
+/// Decoded rows from a reader, with how far the reader had read once they were decoded.
+#[derive(Clone, Debug, Default)]
+pub struct SourceBatch {
+    /// The rows.
+    pub rows: Vec<Row>,
+    /// The reader's positions after these rows (and any rejected input before them):
+    /// cumulative, so they also cover every earlier batch.
+    pub positions: Positions,
+    /// The batch's number in the reader's sequence (0, 1, 2, ...); `None` for the empty
+    /// probes a reader sends to see whether the dataflow still exists.
+    pub seq: Option<u64>,
+}
+
+/// A worker's end of a source's channel of batches.
+pub type RowReceiver = Receiver<SourceBatch>;
+
+/// How far the batches a feed's workers have pushed into the dataflow reach. Batches go to
+/// the workers round-robin, so batch 5 may be ingested before batch 4, and two bounds
+/// matter:
+///
+/// - [`FeedProgress::complete`]: the positions of the longest run of batches `0..n` that
+///   are all ingested. Everything up to them is in the dataflow.
+/// - [`FeedProgress::ingested_max`]: the positions of the furthest batch ingested. Nothing
+///   beyond them is in the dataflow.
+///
+/// A batch is counted before the worker advances its input past the batch's time, so once
+/// a dataflow's frontier passes a time observed after reading these, its output reflects
+/// at least `complete` and at most `ingested_max` (as read then).
+#[derive(Clone, Default)]
+pub struct FeedProgress(Arc<Mutex<ProgressState>>);
+
+#[derive(Default)]
+struct ProgressState {
+    /// The next batch number not yet ingested.
+    next: u64,
+    /// Positions after batch `next - 1`.
+    positions: Positions,
+    /// Batches ingested ahead of `next`.
+    ahead: BTreeMap<u64, Positions>,
+    /// Positions of the furthest batch ingested.
+    max: Positions,
+}
+
+impl FeedProgress {
+    /// Counts batch `seq` (with its cumulative positions) as ingested.
+    pub fn ingested(&self, seq: u64, positions: &Positions) {
+        let mut st = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if seq < st.next {
+            return;
+        }
+        st.max.merge(positions);
+        st.ahead.insert(seq, positions.clone());
+        loop {
+            let next = st.next;
+            let Some(p) = st.ahead.remove(&next) else { break };
+            st.positions.merge(&p);
+            st.next += 1;
+        }
+    }
+
+    /// Positions up to which every batch has been ingested.
+    pub fn complete(&self) -> Positions {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).positions.clone()
+    }
+
+    /// Positions of the furthest batch ingested.
+    pub fn ingested_max(&self) -> Positions {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).max.clone()
+    }
+}
 
 /// Batches of decoded rows for one source, one receiver per worker: worker `i` takes
 /// receiver `i`. The reader behind it stops when the receivers are dropped.
 #[derive(Clone)]
 pub struct SourceFeed {
     receivers: Arc<Mutex<Vec<Option<RowReceiver>>>>,
+    /// What the workers have ingested from this feed.
+    pub progress: FeedProgress,
 }
 
 impl SourceFeed {
     /// A feed from one receiver per worker.
-    pub fn new(receivers: Vec<Receiver<Vec<Row>>>) -> Self {
+    pub fn new(receivers: Vec<RowReceiver>) -> Self {
         SourceFeed {
             receivers: Arc::new(Mutex::new(receivers.into_iter().map(Some).collect())),
+            progress: FeedProgress::default(),
         }
     }
 
     /// Takes worker `index`'s receiver (once).
-    pub fn take(&self, index: usize) -> Option<Receiver<Vec<Row>>> {
+    pub fn take(&self, index: usize) -> Option<RowReceiver> {
         self.receivers
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -11,7 +11,7 @@ pub mod render;
 mod worker;
 
 pub use capture::{SinkWriter, StoreRegistry, ViewStore};
-pub use command::{Command, SourceFeed, ViewSpec};
+pub use command::{Command, FeedProgress, SourceBatch, SourceFeed, ViewSpec};
 pub use engine::Engine;
 
 /// Processing time: milliseconds since the Unix epoch. Every update in the dataflow is

@@ -17,7 +17,7 @@ use timely::progress::frontier::AntichainRef;
 use timely::worker::Worker;
 
 use crate::capture::{SinkWriter, StoreRegistry, ViewStore};
-use crate::command::{Command, ViewSpec};
+use crate::command::{Command, FeedProgress, SourceBatch, ViewSpec};
 use crate::render::{render, RenderContext, Rows};
 use crate::{now_ms, Diff, Time};
 
@@ -33,7 +33,8 @@ const COMPACTION_LAG_MS: Time = 1_000;
 
 struct SourceInput {
     session: InputSession<Time, Row, Diff>,
-    receiver: Receiver<Vec<Row>>,
+    receiver: Receiver<SourceBatch>,
+    progress: FeedProgress,
     closed: bool,
 }
 
@@ -67,8 +68,12 @@ pub(crate) fn run(worker: &mut Worker, commands: Receiver<Command>, registry: Ar
                 for _ in 0..BATCHES_PER_STEP {
                     match s.receiver.try_recv() {
                         Ok(batch) => {
-                            for row in batch {
+                            for row in batch.rows {
                                 s.session.update(row, 1);
+                            }
+                            // Counted before the input advances past this batch's time.
+                            if let Some(seq) = batch.seq {
+                                s.progress.ingested(seq, &batch.positions);
                             }
                         }
                         Err(TryRecvError::Empty) => break,
@@ -207,6 +212,7 @@ fn build_view(
                 sources.push(SourceInput {
                     session,
                     receiver,
+                    progress: feed.progress.clone(),
                     closed: false,
                 });
                 inputs.insert(dep, rows);
@@ -228,7 +234,7 @@ fn build_view(
             capture_to_store(rows.clone(), store.clone(), index);
         }
         if let Some(sink) = &spec.sink {
-            capture_to_sink(rows.clone(), sink.clone());
+            capture_to_sink(rows.clone(), sink.clone(), index);
         }
         let trace = if spec.arrange {
             Some(rows.arrange_by_self().trace)
@@ -248,8 +254,9 @@ fn capture_to_store(rows: Rows<'_>, store: Arc<ViewStore>, shard: usize) {
     });
 }
 
-fn capture_to_sink(rows: Rows<'_>, sink: Arc<dyn SinkWriter>) {
+fn capture_to_sink(rows: Rows<'_>, sink: Arc<dyn SinkWriter>, index: usize) {
     let mut pending: Vec<(Row, Time, Diff)> = Vec::new();
+    let mut last_upper: Time = 0;
     // Every change goes to worker 0, so the versions of one row (which the view's
     // arrangement may have placed on different workers) are written in order.
     let to_worker_zero = Exchange::new(|_: &(Row, Time, Diff)| 0u64);
@@ -267,6 +274,12 @@ fn capture_to_sink(rows: Rows<'_>, sink: Arc<dyn SinkWriter>) {
                 if !ready.is_empty() {
                     sink.write(&ready);
                 }
+            }
+            // Only worker 0 receives changes, so only it may report progress: another
+            // worker can see the frontier pass before worker 0 has written the changes.
+            if index == 0 && upper > last_upper {
+                last_upper = upper;
+                sink.progress(upper);
             }
         });
 }

@@ -87,13 +87,9 @@ fn main() {
         .expect("runtime");
     rt.block_on(async move {
         let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        let server = start_server(ServerConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            workers,
-            data_dir: None,
-        })
-        .await
-        .expect("server");
+        let server = start_server(ServerConfig::ephemeral("127.0.0.1:0".parse().unwrap(), workers))
+            .await
+            .expect("server");
         let backend: &dyn SqlBackend = server.coordinator.as_ref();
         let start = Instant::now();
         server.coordinator.execute_script(&sql).await.expect("pipeline");

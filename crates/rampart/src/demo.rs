@@ -25,9 +25,38 @@ const ALERT_QUERIES: [(&str, &str); 3] = [
     ),
 ];
 
+/// The demo always starts over: it clears the catalog, table and sink state a previous
+/// demo left in `dir` (after checking no server is using it). `rampart serve --data-dir
+/// DIR` is how to resume a stopped demo instead.
+fn start_fresh(dir: &std::path::Path) -> Result<(), String> {
+    drop(rampart_storage::DataDir::open(dir)?);
+    let catalog = dir.join("catalog.log");
+    if catalog.exists() {
+        println!(
+            "Starting the demo over in {} (to resume the previous one instead: rampart serve --data-dir {})",
+            dir.display(),
+            dir.display()
+        );
+    }
+    for file in ["catalog.log", "soar_alerts.jsonl"] {
+        let p = dir.join(file);
+        if p.exists() {
+            std::fs::remove_file(&p).map_err(|e| format!("cannot remove {}: {e}", p.display()))?;
+        }
+    }
+    for sub in ["tables", "sinks"] {
+        let p = dir.join(sub);
+        if p.exists() {
+            std::fs::remove_dir_all(&p).map_err(|e| format!("cannot remove {}: {e}", p.display()))?;
+        }
+    }
+    Ok(())
+}
+
 pub async fn run(config: ServerConfig, rate: f64, seconds: Option<u64>) -> Result<(), String> {
     let dir = config.data_dir.clone().unwrap_or_else(|| "./rampart-data".into());
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    start_fresh(&dir)?;
     let assets = dir.join("asset_taxonomy.csv");
     let geo = dir.join("geo_ip_reference.csv");
     let alerts = dir.join("soar_alerts.jsonl");

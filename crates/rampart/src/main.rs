@@ -52,6 +52,9 @@ struct ServeArgs {
     /// Dataflow worker threads (default: number of cores).
     #[arg(long)]
     workers: Option<usize>,
+    /// How often sinks make their output and progress durable, in milliseconds.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    checkpoint_interval_ms: u64,
 }
 
 impl ServeArgs {
@@ -63,7 +66,22 @@ impl ServeArgs {
             listen: self.listen,
             workers,
             data_dir: Some(self.data_dir.clone()),
+            checkpoint_interval: std::time::Duration::from_millis(self.checkpoint_interval_ms),
         }
+    }
+}
+
+/// Says what came back from the data directory.
+fn report_restore(server: &rampart_server::ServerHandle, args: &ServeArgs) {
+    if server.restored > 0 {
+        eprintln!(
+            "restored {} objects from {}; views are replaying their input",
+            server.restored,
+            args.data_dir.display()
+        );
+    }
+    for f in &server.restore_failures {
+        eprintln!("warning: {f}");
     }
 }
 
@@ -86,6 +104,7 @@ fn main() {
         match cli.command {
             Cmd::Serve(args) => {
                 let server = start_server(args.config()).await?;
+                report_restore(&server, &args);
                 eprintln!(
                     "rampart listening on {} (psql -h {} -p {} -U root -d dev)",
                     server.addr,
@@ -100,11 +119,23 @@ fn main() {
             Cmd::Run { file, args } => {
                 let sql = std::fs::read_to_string(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
                 let server = start_server(args.config()).await?;
+                report_restore(&server, &args);
                 for outcome in server
                     .coordinator
                     .execute_script(&sql)
                     .await
-                    .map_err(|e| format!("{}: {e}", file.display()))?
+                    .map_err(|e| {
+                        let mut msg = format!("{}: {e}", file.display());
+                        if server.restored > 0 {
+                            msg.push_str(&format!(
+                                " ({} objects were restored from {}: resume them with `rampart serve --data-dir {}`, or remove the directory to start over)",
+                                server.restored,
+                                args.data_dir.display(),
+                                args.data_dir.display()
+                            ));
+                        }
+                        msg
+                    })?
                 {
                     for n in outcome.notices {
                         eprintln!("NOTICE: {n}");

@@ -5,9 +5,11 @@
 pub mod arrow_convert;
 pub mod datum;
 pub mod error_log;
+pub mod positions;
 pub mod types;
 
 pub use arrow_convert::{batch_to_rows, rows_to_batch};
 pub use datum::{Datum, Row};
 pub use error_log::{ErrorLog, ErrorRecord};
+pub use positions::Positions;
 pub use types::{Column, ColumnType, RelationDesc};

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rampart_connectors::source::SourceConnector;
-use rampart_dataflow::ViewStore;
+use rampart_dataflow::{FeedProgress, ViewStore};
 use rampart_repr::RelationDesc;
 use rampart_sql::ast::ObjectKind;
 
@@ -28,6 +28,9 @@ pub struct CatalogEntry {
     pub connector: Option<SourceConnector>,
     /// For (non-materialized) views: the rewritten query text DataFusion registers.
     pub view_query: Option<String>,
+    /// Readers feeding its dataflow, directly or through the views it reads, as
+    /// `view/source` (materialized views and sinks).
+    pub upstream: Vec<(String, FeedProgress)>,
     /// Creation order.
     pub seq: u64,
 }

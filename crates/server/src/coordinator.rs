@@ -16,6 +16,7 @@ use rampart_sql::{parse_statements, ParsedStatement, PlanError, RampartStatement
 use tokio::sync::Mutex;
 
 use crate::catalog::Catalog;
+use crate::durability::Storage;
 use crate::session_api::{QueryOutput, SqlBackend, SqlError, StatementOutcome};
 use crate::system_tables;
 
@@ -34,6 +35,10 @@ pub(crate) struct State {
     /// Tables registered with their schemas only, for planning.
     pub(crate) schema_ctx: SessionContext,
     pub(crate) errors: ErrorLog,
+    /// The data directory, when the server has one.
+    pub(crate) storage: Option<Storage>,
+    /// While restoring an object from the catalog log: when it was first created.
+    pub(crate) restoring: Option<i64>,
 }
 
 /// The result of one statement before it reaches the wire.
@@ -57,6 +62,11 @@ impl Executed {
 impl Coordinator {
     /// A coordinator driving `engine`; rejected input is recorded in `errors`.
     pub fn new(engine: Arc<Engine>, errors: ErrorLog) -> Arc<Self> {
+        Self::with_storage(engine, errors, None)
+    }
+
+    /// A coordinator that records objects and table changes in a data directory.
+    pub(crate) fn with_storage(engine: Arc<Engine>, errors: ErrorLog, storage: Option<Storage>) -> Arc<Self> {
         let schema_ctx = new_session_context();
         crate::pg_catalog::register(&schema_ctx, None);
         let _ = schema_ctx.register_table(
@@ -73,6 +83,8 @@ impl Coordinator {
                 engine,
                 schema_ctx,
                 errors,
+                storage,
+                restoring: None,
             }),
         })
     }
@@ -174,7 +186,7 @@ impl SqlBackend for Coordinator {
 }
 
 impl State {
-    async fn execute_one(&mut self, stmt: &ParsedStatement) -> Result<Executed, PlanError> {
+    pub(crate) async fn execute_one(&mut self, stmt: &ParsedStatement) -> Result<Executed, PlanError> {
         use datafusion::sql::sqlparser::ast::Statement as S;
         match &stmt.stmt {
             RampartStatement::CreateSource { .. } => self.create_source(&stmt.stmt, &stmt.text),

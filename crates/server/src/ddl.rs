@@ -6,7 +6,7 @@ use std::sync::Arc;
 use datafusion::sql::sqlparser::ast::{CreateTable, CreateView, Query};
 use rampart_connectors::sink::{JsonSink, SinkFormat, SinkTarget};
 use rampart_connectors::source::{MetaColumn, SourceConnector, SourceContext};
-use rampart_dataflow::{render::validate, Command, SourceFeed, ViewSpec, ViewStore};
+use rampart_dataflow::{render::validate, Command, FeedProgress, SourceFeed, ViewSpec, ViewStore};
 use rampart_plan::ViewPlan;
 use rampart_sql::ast::{object_name, ObjectKind};
 use rampart_sql::lower::{lower_plan, NowMode};
@@ -75,6 +75,9 @@ impl State {
         if columns.columns.is_empty() {
             return Err(PlanError::invalid(format!("source {name} declares no columns")));
         }
+        let created_ms = self.creation_ms();
+        connector.pin_start(created_ms);
+        self.persist_created(name, sql, created_ms)?;
         self.register_schema(name, columns.arrow_schema())?;
         self.catalog.insert(CatalogEntry {
             name: name.to_string(),
@@ -85,6 +88,7 @@ impl State {
             store: None,
             connector: Some(connector),
             view_query: None,
+            upstream: vec![],
             seq: 0,
         });
         let mut ex = Executed::command("CREATE_SOURCE");
@@ -111,12 +115,21 @@ impl State {
         if desc.columns.is_empty() {
             return Err(PlanError::invalid(format!("table {name} declares no columns")));
         }
+        let created_ms = self.creation_ms();
+        let contents = self.open_table_log(&name)?;
+        self.persist_created(&name, sql, created_ms)?;
         self.register_schema(&name, desc.arrow_schema())?;
         let store = ViewStore::new(self.engine.workers(), self.engine.registry());
         self.engine.broadcast(Command::CreateTable {
             name: name.clone(),
             store: store.clone(),
         });
+        if !contents.is_empty() {
+            self.engine.broadcast(Command::TableUpdates {
+                name: name.clone(),
+                updates: contents,
+            });
+        }
         self.catalog.insert(CatalogEntry {
             name,
             kind: ObjectKind::Table,
@@ -126,6 +139,7 @@ impl State {
             store: Some(store),
             connector: None,
             view_query: None,
+            upstream: vec![],
             seq: 0,
         });
         Ok(Executed::command("CREATE_TABLE"))
@@ -145,6 +159,30 @@ impl State {
             }
         }
         Ok(plan)
+    }
+
+    /// Every reader feeding a dataflow that reads `plan`: its own `feeds` (as
+    /// `view/source`) and those of the materialized views it reads, transitively.
+    fn upstream_feeds(
+        &self,
+        view: &str,
+        feeds: &BTreeMap<String, SourceFeed>,
+        plan: &ViewPlan,
+    ) -> Vec<(String, FeedProgress)> {
+        let mut out: Vec<(String, FeedProgress)> = feeds
+            .iter()
+            .map(|(source, f)| (format!("{view}/{source}"), f.progress.clone()))
+            .collect();
+        for dep in plan.plan.dependencies() {
+            if let Some(e) = self.catalog.get(&dep) {
+                for u in &e.upstream {
+                    if !out.iter().any(|(id, _)| *id == u.0) {
+                        out.push(u.clone());
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Starts a reader for every source the plan reads.
@@ -195,7 +233,10 @@ impl State {
             return self.create_plain_view(&name, &cv.query, sql).await;
         }
         let plan = self.plan_view(&cv.query, NowMode::TemporalFiltersOnly).await?;
+        let created_ms = self.creation_ms();
+        self.persist_created(&name, sql, created_ms)?;
         let feeds = self.source_feeds(&plan)?;
+        let upstream = self.upstream_feeds(&name, &feeds, &plan);
         let store = ViewStore::new(self.engine.workers(), self.engine.registry());
         let spec = ViewSpec {
             name: name.clone(),
@@ -218,9 +259,15 @@ impl State {
             store: Some(store),
             connector: None,
             view_query: None,
+            upstream,
             seq: 0,
         });
-        let notices = self.catch_up().await;
+        // While restoring, views replay their input in the background.
+        let notices = if self.restoring.is_some() {
+            vec![]
+        } else {
+            self.catch_up().await
+        };
         Ok(Executed {
             notices,
             ..Executed::command("CREATE_MATERIALIZED_VIEW")
@@ -238,6 +285,11 @@ impl State {
             .await
             .map_err(PlanError::from_datafusion)?;
         let deps = self.view_dependencies(query).await?;
+        let created_ms = self.creation_ms();
+        if let Err(e) = self.persist_created(name, sql, created_ms) {
+            let _ = self.schema_ctx.deregister_table(name);
+            return Err(e);
+        }
         self.catalog.insert(CatalogEntry {
             name: name.to_string(),
             kind: ObjectKind::View,
@@ -247,6 +299,7 @@ impl State {
             store: None,
             connector: None,
             view_query: Some(text),
+            upstream: vec![],
             seq: 0,
         });
         Ok(Executed::command("CREATE_VIEW"))
@@ -281,14 +334,22 @@ impl State {
             }
         };
         let plan = self.plan_view(&query, NowMode::EmitTime).await?;
+        let resume = self.open_sink_state(name)?;
+        let output_len = resume.as_ref().and_then(|r| r.checkpoint.output_len);
         let writer: Arc<dyn rampart_dataflow::SinkWriter> = match &target {
             SinkTarget::Kafka { .. } => Arc::new(
                 rampart_connectors::kafka_sink::KafkaSink::open(&target, plan.desc.clone(), sink_format)
                     .map_err(PlanError::invalid)?,
             ),
-            _ => Arc::new(JsonSink::open(&target, plan.desc.clone(), sink_format).map_err(PlanError::invalid)?),
+            _ => Arc::new(
+                JsonSink::open(&target, plan.desc.clone(), sink_format, output_len).map_err(PlanError::invalid)?,
+            ),
         };
+        let created_ms = self.creation_ms();
+        self.persist_created(name, sql, created_ms)?;
         let feeds = self.source_feeds(&plan)?;
+        let upstream = self.upstream_feeds(name, &feeds, &plan);
+        let writer = self.resumable_sink(name, writer, resume, upstream.clone());
         let mut notices = Vec::new();
         if sink_format == SinkFormat::Plain {
             let forced = options
@@ -320,6 +381,7 @@ impl State {
             store: None,
             connector: None,
             view_query: None,
+            upstream,
             seq: 0,
         });
         Ok(Executed {
@@ -371,6 +433,7 @@ impl State {
                 ));
             }
             for victim in order {
+                self.persist_dropped(&victim)?;
                 if let Some(e) = self.catalog.remove(&victim) {
                     let _ = self.schema_ctx.deregister_table(victim.as_str());
                     if matches!(

@@ -32,22 +32,24 @@ impl State {
     }
 
     /// Sends updates to a table and waits until views reflect them.
-    async fn apply_updates(&self, table: &str, updates: Vec<(Row, Diff)>, tag: &str) -> Executed {
+    async fn apply_updates(&self, table: &str, updates: Vec<(Row, Diff)>, tag: &str) -> Result<Executed, PlanError> {
         let n = updates.len();
         if n > 0 {
+            // Durable before the views see it, so an acknowledged change survives a crash.
+            self.log_table_changes(table, &updates)?;
             self.engine.broadcast(Command::TableUpdates {
                 name: table.to_string(),
                 updates,
             });
         }
         let notices = self.catch_up().await;
-        Executed {
+        Ok(Executed {
             output: QueryOutput::Command {
                 tag: tag.to_string(),
                 rows: Some(n),
             },
             notices,
-        }
+        })
     }
 
     /// Converts query results to rows of `table`'s columns (by name when `columns` is
@@ -125,9 +127,8 @@ impl State {
         };
         let columns: Vec<String> = ins.columns.iter().map(object_name).collect();
         let rows = self.conform(&table, &columns, &batches)?;
-        Ok(self
-            .apply_updates(&table, rows.into_iter().map(|r| (r, 1)).collect(), "INSERT")
-            .await)
+        self.apply_updates(&table, rows.into_iter().map(|r| (r, 1)).collect(), "INSERT")
+            .await
     }
 
     pub(crate) async fn delete(&self, del: &Delete) -> Result<Executed, PlanError> {
@@ -159,9 +160,8 @@ impl State {
             return Err(PlanError::invalid("DELETE found no rows"));
         };
         let rows = self.conform(&table, &[], &batches)?;
-        Ok(self
-            .apply_updates(&table, rows.into_iter().map(|r| (r, -1)).collect(), "DELETE")
-            .await)
+        self.apply_updates(&table, rows.into_iter().map(|r| (r, -1)).collect(), "DELETE")
+            .await
     }
 
     pub(crate) async fn copy_from(
@@ -245,8 +245,7 @@ impl State {
             batches.push(b.map_err(|e| PlanError::new("22P04", format!("bad CSV in {filename}: {e}")))?);
         }
         let rows = self.conform(&table, &names, &batches)?;
-        Ok(self
-            .apply_updates(&table, rows.into_iter().map(|r| (r, 1)).collect(), "COPY")
-            .await)
+        self.apply_updates(&table, rows.into_iter().map(|r| (r, 1)).collect(), "COPY")
+            .await
     }
 }

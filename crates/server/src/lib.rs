@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod coordinator;
 mod ddl;
 mod dml;
+mod durability;
 pub mod pg_catalog;
 pub mod pgwire_front;
 mod query;

@@ -4,12 +4,16 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rampart_dataflow::Engine;
 use rampart_repr::ErrorLog;
 use tokio::net::TcpListener;
 
+use rampart_storage::{describe_io, CatalogLog, DataDir};
+
 use crate::coordinator::Coordinator;
+use crate::durability::Storage;
 
 /// How to run a server.
 #[derive(Debug, Clone)]
@@ -18,9 +22,27 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Dataflow worker threads.
     pub workers: usize,
-    /// Where durable state will live (reserved: checkpoints are not built yet).
+    /// Where durable state lives: the catalog, table contents and sink progress. With
+    /// `None`, nothing survives a restart.
     pub data_dir: Option<PathBuf>,
+    /// How often sinks make their output and progress durable.
+    pub checkpoint_interval: Duration,
 }
+
+impl ServerConfig {
+    /// A server on `listen` with `workers` workers and no data directory.
+    pub fn ephemeral(listen: SocketAddr, workers: usize) -> Self {
+        ServerConfig {
+            listen,
+            workers,
+            data_dir: None,
+            checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
+        }
+    }
+}
+
+/// Default for [`ServerConfig::checkpoint_interval`].
+pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A running server.
 pub struct ServerHandle {
@@ -30,6 +52,10 @@ pub struct ServerHandle {
     pub coordinator: Arc<Coordinator>,
     /// The shared log of rejected input.
     pub errors: ErrorLog,
+    /// Objects in the data directory's catalog that could not be restored, with why.
+    pub restore_failures: Vec<String>,
+    /// How many objects were restored from the data directory.
+    pub restored: usize,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -45,12 +71,37 @@ impl ServerHandle {
 
 /// Starts the engine and the pgwire listener. Must be called inside a tokio runtime.
 pub async fn start_server(config: ServerConfig) -> Result<ServerHandle, String> {
-    if let Some(dir) = &config.data_dir {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create data dir {}: {e}", dir.display()))?;
-    }
+    let mut stored = Vec::new();
+    let storage = match &config.data_dir {
+        None => None,
+        Some(dir) => {
+            let data_dir = DataDir::open(dir)?;
+            let (catalog, objects) = CatalogLog::open(&data_dir.catalog_path())
+                .map_err(|e| format!("cannot read the catalog in {}: {}", dir.display(), describe_io(&e)))?;
+            stored = objects;
+            Some(Storage {
+                dir: data_dir,
+                catalog,
+                tables: Default::default(),
+                sync_every: config.checkpoint_interval,
+            })
+        }
+    };
     let engine = Arc::new(Engine::start(config.workers)?);
     let errors = ErrorLog::new();
-    let coordinator = Coordinator::new(engine, errors.clone());
+    let coordinator = Coordinator::with_storage(engine, errors.clone(), storage);
+    let restored = stored.len();
+    let restore_failures = if stored.is_empty() {
+        vec![]
+    } else {
+        tracing::info!(objects = restored, "restoring the catalog from the data directory");
+        let failures = coordinator.restore(stored).await;
+        for f in &failures {
+            tracing::error!("{f}");
+        }
+        failures
+    };
+    let restored = restored - restore_failures.len();
     let listener = TcpListener::bind(config.listen).await.map_err(|e| {
         format!(
             "cannot listen on {}: {e} (is another server using the port? pick one with --listen)",
@@ -64,6 +115,8 @@ pub async fn start_server(config: ServerConfig) -> Result<ServerHandle, String> 
         addr,
         coordinator,
         errors,
+        restore_failures,
+        restored,
         task,
     })
 }

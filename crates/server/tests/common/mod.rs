@@ -15,13 +15,9 @@ pub type Row = Vec<String>;
 
 /// Starts a server on a free port with two workers and no data dir.
 pub async fn server() -> ServerHandle {
-    start_server(ServerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        workers: 2,
-        data_dir: None,
-    })
-    .await
-    .expect("server starts")
+    start_server(ServerConfig::ephemeral("127.0.0.1:0".parse().unwrap(), 2))
+        .await
+        .expect("server starts")
 }
 
 /// Connects a client to the server (the connection runs on a spawned task).

@@ -1,0 +1,322 @@
+//! Crash recovery: a real `rampart serve` process is killed with SIGKILL at random moments
+//! while events are appended to its source files and its reference table changes, and is
+//! restarted on the same data directory each time. At the end every view must hold exactly
+//! what the input implies, and every sink's output must hold each change exactly once.
+//!
+//! The expected results are computed here from the events the test wrote (a hand count
+//! in Rust), not by Rampart. `RAMPART_CRASH_KILLS` (default 6) and `RAMPART_CRASH_EVENTS`
+//! (default 30000) scale it up: the README names the long run.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+const USERS: u64 = 40;
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// One generated authentication event.
+struct Event {
+    seq: u64,
+    user: String,
+    failure: bool,
+}
+
+impl Event {
+    fn new(seq: u64, rng: &mut impl Rng) -> Self {
+        Event {
+            seq,
+            user: format!("u{}", rng.random_range(0..USERS)),
+            failure: rng.random_bool(0.3),
+        }
+    }
+
+    fn json(&self) -> String {
+        serde_json::json!({
+            "seq": self.seq,
+            "event_time": format!("2026-11-22T10:{:02}:{:02}.{:03}Z", (self.seq / 60_000) % 60, (self.seq / 1000) % 60, self.seq % 1000),
+            "user_name": self.user,
+            "status": if self.failure { "failure" } else { "success" },
+        })
+        .to_string()
+    }
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    /// A failing test must not leave a server running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn start(data: &Path, log: &Path) -> Server {
+    let port = free_port();
+    let stderr = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args([
+            "serve",
+            "--workers",
+            "2",
+            "--checkpoint-interval-ms",
+            "50",
+            "--data-dir",
+        ])
+        .arg(data)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "rampart=info,rampart_storage=info,warn")
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("rampart starts");
+    Server { child, port }
+}
+
+async fn connect(server: &Server) -> Client {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let conn = format!("host=127.0.0.1 port={} user=root dbname=dev", server.port);
+        match tokio_postgres::connect(&conn, NoTls).await {
+            Ok((client, connection)) => {
+                tokio::spawn(connection);
+                return client;
+            }
+            Err(e) if Instant::now() > deadline => panic!("server did not come up: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+async fn rows(client: &Client, sql: &str) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for m in client.simple_query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}")) {
+        if let SimpleQueryMessage::Row(r) = m {
+            out.push((0..r.len()).map(|i| r.get(i).unwrap_or("NULL").to_string()).collect());
+        }
+    }
+    out.sort();
+    out
+}
+
+fn pipeline(dir: &Path) -> String {
+    format!(
+        "CREATE SOURCE auth (seq BIGINT, event_time TIMESTAMPTZ, user_name VARCHAR, status VARCHAR)
+           WITH (connector = 'file', path = '{events}/auth-*.jsonl') FORMAT PLAIN ENCODE JSON;
+         CREATE TABLE watchlist (user_name VARCHAR, reason VARCHAR);
+         INSERT INTO watchlist VALUES ('u1', 'contractor'), ('u2', 'departed');
+         CREATE MATERIALIZED VIEW failures AS
+           SELECT seq, user_name FROM auth WHERE status = 'failure';
+         CREATE MATERIALIZED VIEW failures_per_user AS
+           SELECT user_name, COUNT(*) AS n FROM auth WHERE status = 'failure' GROUP BY user_name;
+         CREATE MATERIALIZED VIEW watched_logins AS
+           SELECT a.user_name, w.reason, COUNT(*) AS n
+           FROM auth a JOIN watchlist w ON a.user_name = w.user_name
+           GROUP BY a.user_name, w.reason;
+         CREATE SINK failure_alerts FROM failures
+           WITH (connector = 'file', path = '{out}/failures.jsonl') FORMAT PLAIN ENCODE JSON;
+         CREATE SINK failure_counts FROM failures_per_user
+           WITH (connector = 'file', path = '{out}/counts.jsonl') FORMAT UPSERT ENCODE JSON;",
+        events = dir.join("events").display(),
+        out = dir.join("out").display()
+    )
+}
+
+fn append(path: &Path, events: &[Event], malformed: bool) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    let mut text = String::new();
+    for e in events {
+        text.push_str(&e.json());
+        text.push('\n');
+    }
+    if malformed {
+        text.push_str("{\"seq\": \"not a number\", \"user_name\": \n");
+    }
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+fn lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad sink line {l:?}: {e}")))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn views_and_sinks_are_exact_after_repeated_sigkill() {
+    let kills = env_or("RAMPART_CRASH_KILLS", 6);
+    let total = env_or("RAMPART_CRASH_EVENTS", 30_000);
+    let tmp = tempfile::tempdir().unwrap();
+    // RAMPART_CRASH_KEEP=1 keeps the directory (data, events, sink output, server log).
+    let (dir, _cleanup) = if std::env::var_os("RAMPART_CRASH_KEEP").is_some() {
+        let kept = tmp.keep();
+        eprintln!("crash test directory: {}", kept.display());
+        (kept, None)
+    } else {
+        (tmp.path().to_path_buf(), Some(tmp))
+    };
+    let dir = dir.as_path();
+    let data = dir.join("data");
+    std::fs::create_dir_all(dir.join("events")).unwrap();
+    let log = dir.join("server.log");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+
+    let mut server = start(&data, &log);
+    let client = connect(&server).await;
+    client.batch_execute(&pipeline(dir)).await.expect("pipeline");
+    drop(client);
+
+    // The input, appended in chunks across the run: two files, a malformed line per chunk.
+    let events: Vec<Event> = (0..total).map(|i| Event::new(i, &mut rng)).collect();
+    let chunks = (kills + 1) as usize;
+    let per_chunk = events.len().div_ceil(chunks);
+    let mut watchlist: BTreeMap<String, String> =
+        BTreeMap::from([("u1".into(), "contractor".into()), ("u2".into(), "departed".into())]);
+    for (i, chunk) in events.chunks(per_chunk).enumerate() {
+        let file = dir.join("events").join(format!("auth-{}.jsonl", i % 2));
+        append(&file, chunk, true);
+        // Table changes between crashes: they must survive too.
+        let client = connect(&server).await;
+        if i == 1 {
+            client
+                .batch_execute("INSERT INTO watchlist VALUES ('u3', 'new hire')")
+                .await
+                .unwrap();
+            watchlist.insert("u3".into(), "new hire".into());
+        }
+        if i == 3 {
+            client
+                .batch_execute("DELETE FROM watchlist WHERE user_name = 'u1'")
+                .await
+                .unwrap();
+            watchlist.remove("u1");
+        }
+        drop(client);
+        if (i as u64) < kills {
+            // Kill at a random moment while the chunk is being read and checkpointed.
+            tokio::time::sleep(Duration::from_millis(rng.random_range(0..400))).await;
+            server.child.kill().expect("SIGKILL");
+            server.child.wait().unwrap();
+            server = start(&data, &log);
+        }
+    }
+
+    // Expected, counted from the events written.
+    let expected_failures: BTreeSet<(u64, String)> = events
+        .iter()
+        .filter(|e| e.failure)
+        .map(|e| (e.seq, e.user.clone()))
+        .collect();
+    let mut per_user: BTreeMap<String, u64> = BTreeMap::new();
+    let mut watched: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for e in &events {
+        if e.failure {
+            *per_user.entry(e.user.clone()).or_default() += 1;
+        }
+        if let Some(reason) = watchlist.get(&e.user) {
+            *watched.entry((e.user.clone(), reason.clone())).or_default() += 1;
+        }
+    }
+    let expected_per_user: Vec<Vec<String>> = per_user.iter().map(|(u, n)| vec![u.clone(), n.to_string()]).collect();
+    let mut expected_watched: Vec<Vec<String>> = watched
+        .iter()
+        .map(|((u, r), n)| vec![u.clone(), r.clone(), n.to_string()])
+        .collect();
+    expected_watched.sort();
+
+    // Wait for the last restart to replay everything.
+    let client = connect(&server).await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let n = rows(&client, "SELECT count(*) FROM failures").await;
+        let sink_lines = lines(&dir.join("out/failures.jsonl")).len();
+        if n[0][0] == expected_failures.len().to_string() && sink_lines >= expected_failures.len() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not caught up: view has {} of {} failures, sink {} lines; server log:\n{}",
+            n[0][0],
+            expected_failures.len(),
+            sink_lines,
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Let the sinks flush what the views now hold.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Views: exactly the hand count.
+    assert_eq!(
+        rows(&client, "SELECT user_name, n FROM failures_per_user").await,
+        expected_per_user
+    );
+    assert_eq!(
+        rows(&client, "SELECT user_name, reason, n FROM watched_logins").await,
+        expected_watched
+    );
+    let errors = rows(&client, "SELECT count(*) FROM rampart_source_errors").await;
+    assert_eq!(
+        errors[0][0],
+        chunks.to_string(),
+        "one error per malformed line, recorded once"
+    );
+
+    // PLAIN sink over an append-only view: every failure exactly once.
+    let mut seen: BTreeMap<(u64, String), usize> = BTreeMap::new();
+    for v in lines(&dir.join("out/failures.jsonl")) {
+        let key = (v["seq"].as_u64().unwrap(), v["user_name"].as_str().unwrap().to_string());
+        *seen.entry(key).or_default() += 1;
+    }
+    let duplicated: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(duplicated.is_empty(), "rows emitted more than once: {duplicated:?}");
+    let emitted: BTreeSet<(u64, String)> = seen.into_keys().collect();
+    let missing: Vec<_> = expected_failures.difference(&emitted).take(5).collect();
+    let extra: Vec<_> = emitted.difference(&expected_failures).take(5).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}, extra {extra:?}"
+    );
+
+    // UPSERT sink over an updating view: replaying its changes in order never deletes a
+    // row it has not emitted, never emits a row twice, and ends at the view's contents.
+    let mut state: BTreeMap<Vec<String>, i64> = BTreeMap::new();
+    for v in lines(&dir.join("out/counts.jsonl")) {
+        let row = vec![
+            v["row"]["user_name"].as_str().unwrap().to_string(),
+            v["row"]["n"].as_i64().unwrap().to_string(),
+        ];
+        let n = state.entry(row.clone()).or_default();
+        *n += if v["op"] == "upsert" { 1 } else { -1 };
+        assert!(
+            (0..=1).contains(n),
+            "upsert sink change {v} leaves {row:?} with count {n}"
+        );
+        if *n == 0 {
+            state.remove(&row);
+        }
+    }
+    let final_rows: Vec<Vec<String>> = state.into_keys().collect();
+    assert_eq!(final_rows, expected_per_user);
+}

@@ -1,0 +1,178 @@
+//! What the coordinator writes to the data directory and how it restores from it: the
+//! catalog log (statements of live objects), table change logs, and resumable sinks.
+//! Without a data directory, nothing is written and nothing survives a restart.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rampart_dataflow::{Diff, FeedProgress, SinkWriter};
+use rampart_repr::Row;
+use rampart_sql::PlanError;
+use rampart_storage::{
+    describe_io, is_disk_full, CatalogLog, DataDir, ResumableSink, SinkCheckpoint, SinkStateLog, StoredObject, TableLog,
+};
+
+use crate::coordinator::{Coordinator, State};
+
+/// The open data directory of a server.
+pub(crate) struct Storage {
+    pub(crate) dir: DataDir,
+    pub(crate) catalog: CatalogLog,
+    pub(crate) tables: Mutex<HashMap<String, TableLog>>,
+    /// How often sinks make their output and progress durable.
+    pub(crate) sync_every: Duration,
+}
+
+/// A sink's log and checkpoint, opened before its connector (which may cut its output back
+/// to the checkpoint).
+pub(crate) struct SinkResume {
+    pub(crate) log: SinkStateLog,
+    pub(crate) checkpoint: SinkCheckpoint,
+}
+
+fn io_error(what: &str, e: std::io::Error) -> PlanError {
+    let code = if is_disk_full(&e) { "53100" } else { "58030" };
+    PlanError::new(code, format!("{what}: {}", describe_io(&e)))
+}
+
+impl State {
+    /// When the object being created was first created: the stored time while restoring,
+    /// else now.
+    pub(crate) fn creation_ms(&self) -> i64 {
+        self.restoring.unwrap_or_else(|| chrono::Utc::now().timestamp_millis())
+    }
+
+    /// Records a new object's statement, unless it is being restored from the log.
+    pub(crate) fn persist_created(&mut self, name: &str, sql: &str, created_ms: i64) -> Result<(), PlanError> {
+        if self.restoring.is_some() {
+            return Ok(());
+        }
+        let Some(storage) = self.storage.as_mut() else {
+            return Ok(());
+        };
+        storage
+            .catalog
+            .created(&StoredObject {
+                name: name.to_string(),
+                sql: sql.to_string(),
+                created_ms,
+            })
+            .map_err(|e| io_error(&format!("cannot record {name} in the catalog"), e))
+    }
+
+    /// Records that an object is gone and deletes its table or sink log.
+    pub(crate) fn persist_dropped(&mut self, name: &str) -> Result<(), PlanError> {
+        let Some(storage) = self.storage.as_mut() else {
+            return Ok(());
+        };
+        storage
+            .catalog
+            .dropped(name)
+            .map_err(|e| io_error(&format!("cannot record the drop of {name} in the catalog"), e))?;
+        if let Some(log) = storage.tables.lock().remove(name) {
+            let _ = log.remove();
+        }
+        let sink = storage.dir.sink_path(name);
+        if sink.exists() {
+            let _ = std::fs::remove_file(sink);
+        }
+        Ok(())
+    }
+
+    /// Opens a new table's change log (empty) or, while restoring, the existing one and
+    /// returns its contents.
+    pub(crate) fn open_table_log(&mut self, name: &str) -> Result<Vec<(Row, Diff)>, PlanError> {
+        let restoring = self.restoring.is_some();
+        let Some(storage) = self.storage.as_mut() else {
+            return Ok(vec![]);
+        };
+        let path = storage.dir.table_path(name);
+        let (log, rows) = if restoring {
+            TableLog::open(&path).map_err(|e| io_error(&format!("cannot read table {name}"), e))?
+        } else {
+            (
+                TableLog::create(&path).map_err(|e| io_error(&format!("cannot create table {name}"), e))?,
+                vec![],
+            )
+        };
+        storage.tables.lock().insert(name.to_string(), log);
+        Ok(rows)
+    }
+
+    /// Makes a table's changes durable before they are applied.
+    pub(crate) fn log_table_changes(&self, name: &str, changes: &[(Row, Diff)]) -> Result<(), PlanError> {
+        let Some(storage) = self.storage.as_ref() else {
+            return Ok(());
+        };
+        let mut tables = storage.tables.lock();
+        let Some(log) = tables.get_mut(name) else { return Ok(()) };
+        log.append(changes)
+            .map_err(|e| io_error(&format!("cannot write table {name}; the change was not applied"), e))
+    }
+
+    /// Opens a sink's state: a fresh log for a new sink, the existing one while restoring.
+    pub(crate) fn open_sink_state(&self, name: &str) -> Result<Option<SinkResume>, PlanError> {
+        let Some(storage) = self.storage.as_ref() else {
+            return Ok(None);
+        };
+        let path = storage.dir.sink_path(name);
+        let (log, checkpoint) = if self.restoring.is_some() {
+            SinkStateLog::open(&path).map_err(|e| io_error(&format!("cannot read the state of sink {name}"), e))?
+        } else {
+            (
+                SinkStateLog::create(&path).map_err(|e| io_error(&format!("cannot create sink {name}"), e))?,
+                SinkCheckpoint::default(),
+            )
+        };
+        Ok(Some(SinkResume { log, checkpoint }))
+    }
+
+    /// Wraps a sink connector so that it resumes after a restart (with a data directory).
+    pub(crate) fn resumable_sink(
+        &self,
+        name: &str,
+        inner: Arc<dyn SinkWriter>,
+        resume: Option<SinkResume>,
+        upstream: Vec<(String, FeedProgress)>,
+    ) -> Arc<dyn SinkWriter> {
+        match (resume, self.storage.as_ref()) {
+            (Some(r), Some(storage)) => Arc::new(ResumableSink::new(
+                name,
+                inner,
+                r.log,
+                r.checkpoint,
+                upstream,
+                storage.sync_every,
+            )),
+            _ => inner,
+        }
+    }
+}
+
+impl Coordinator {
+    /// Re-executes the statements of the objects in the catalog log, in creation order.
+    /// Returns one message per object that could not be restored (it stays in the log, so a
+    /// later restart retries it once the cause is fixed).
+    pub async fn restore(&self, objects: Vec<StoredObject>) -> Vec<String> {
+        let mut failures = Vec::new();
+        let mut state = self.state.lock().await;
+        for object in objects {
+            state.restoring = Some(object.created_ms);
+            let result = match rampart_sql::parse_statements(&object.sql) {
+                Ok(stmts) if stmts.len() == 1 => state.execute_one(&stmts[0]).await.map(|_| ()),
+                Ok(_) => Err(PlanError::invalid("stored statement is not a single statement")),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                failures.push(format!(
+                    "cannot restore {}: {} ({})",
+                    object.name, e.message, e.sqlstate
+                ));
+            }
+        }
+        state.restoring = None;
+        failures
+    }
+}

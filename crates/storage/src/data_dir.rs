@@ -1,0 +1,103 @@
+//! [`DataDir`]: the layout of a server's data directory, locked against a second server.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// A data directory, exclusively locked for as long as this value lives:
+///
+/// ```text
+/// D/LOCK             held with an exclusive lock by the running server
+/// D/catalog.log      CatalogLog
+/// D/tables/NAME.log  TableLog per table
+/// D/sinks/NAME.log   SinkStateLog per sink
+/// ```
+pub struct DataDir {
+    root: PathBuf,
+    _lock: File,
+}
+
+impl DataDir {
+    /// Creates (if needed) and locks `root`. Fails if another server holds it.
+    pub fn open(root: &Path) -> Result<DataDir, String> {
+        for dir in [root.to_path_buf(), root.join("tables"), root.join("sinks")] {
+            fs::create_dir_all(&dir).map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+        }
+        let lock_path = root.join("LOCK");
+        let lock = File::create(&lock_path).map_err(|e| format!("cannot create {}: {e}", lock_path.display()))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(format!(
+                    "data directory {} is in use by another Rampart server; stop it or pick another --data-dir",
+                    root.display()
+                ))
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(format!("cannot lock {}: {e}", lock_path.display())),
+        }
+        Ok(DataDir {
+            root: root.to_path_buf(),
+            _lock: lock,
+        })
+    }
+
+    /// The directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The catalog log.
+    pub fn catalog_path(&self) -> PathBuf {
+        self.root.join("catalog.log")
+    }
+
+    /// A table's change log.
+    pub fn table_path(&self, table: &str) -> PathBuf {
+        self.root.join("tables").join(format!("{}.log", file_name(table)))
+    }
+
+    /// A sink's state log.
+    pub fn sink_path(&self, sink: &str) -> PathBuf {
+        self.root.join("sinks").join(format!("{}.log", file_name(sink)))
+    }
+}
+
+/// An object name as a file name: safe characters kept, others hex-escaped.
+fn file_name(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+            out.push(c);
+        } else {
+            for b in c.to_string().bytes() {
+                out.push_str(&format!("%{b:02x}"));
+            }
+        }
+    }
+    out
+}
+
+/// Reports whether an error from this module is about the disk being full.
+pub fn describe_io(e: &io::Error) -> String {
+    if crate::is_disk_full(e) {
+        format!("{e} (the disk holding the data directory is full: free space, then retry)")
+    } else {
+        e.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_server_cannot_lock_the_same_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = DataDir::open(dir.path()).unwrap();
+        let err = DataDir::open(dir.path()).err().unwrap();
+        assert!(err.contains("in use by another Rampart server"), "{err}");
+        drop(first);
+        DataDir::open(dir.path()).unwrap();
+        assert_eq!(file_name("a.b/c"), "a%2eb%2fc");
+    }
+}

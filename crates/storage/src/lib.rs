@@ -1,0 +1,37 @@
+//! Rampart's durable state, kept in the data directory (`--data-dir`):
+//!
+//! - [`CatalogLog`]: every statement that created a live object, so a restarted server
+//!   comes back with the same sources, tables, views and sinks;
+//! - [`TableLog`]: each table's changes, written before the statement that made them is
+//!   acknowledged;
+//! - [`SinkStateLog`] and [`ResumableSink`]: what each sink has emitted and how far its
+//!   inputs had been read, so that after a restart a sink emits neither a change twice
+//!   nor loses one.
+//!
+//! Every file is a [`RecordLog`]: length- and CRC-framed records, so a torn write (a kill
+//! during an append) or a corrupt byte is detected and the file is cut back to its last
+//! whole record.
+//!
+//! Recovery model: readers replay deterministically from their start (files and Kafka from
+//! their startup position, the generator from its creation time), so re-running the
+//! catalog's statements rebuilds every view exactly; sinks then emit only the difference
+//! between what the rebuilt view holds and what they had emitted.
+
+mod catalog_log;
+mod data_dir;
+mod record_log;
+mod resumable_sink;
+mod sink_state;
+mod table_log;
+
+pub use catalog_log::{CatalogLog, StoredObject};
+pub use data_dir::{describe_io, DataDir};
+pub use record_log::RecordLog;
+pub use resumable_sink::ResumableSink;
+pub use sink_state::{SinkCheckpoint, SinkStateLog};
+pub use table_log::TableLog;
+
+/// Whether an I/O error means the disk is full (so callers can say so, SQLSTATE 53100).
+pub fn is_disk_full(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(28) || e.kind() == std::io::ErrorKind::StorageFull
+}

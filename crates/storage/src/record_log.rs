@@ -1,0 +1,212 @@
+//! [`RecordLog`]: an append-only file of checksummed records.
+//!
+//! Each record is `len: u32 LE | crc32(payload): u32 LE | payload`. Opening a log reads
+//! every whole, valid record; anything after the first record that is cut short or fails
+//! its checksum is a torn or corrupt tail: the file is copied aside (`*.corrupt`) and cut
+//! back to the valid prefix, so appends continue from a clean end.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+const HEADER: usize = 8;
+
+/// Largest record accepted when reading (guards against a corrupt length).
+const MAX_RECORD: u32 = 1 << 30;
+
+/// An open append-only log.
+pub struct RecordLog {
+    path: PathBuf,
+    file: File,
+    len: u64,
+}
+
+impl RecordLog {
+    /// Opens (creating if missing) the log at `path` and returns it with its valid records.
+    pub fn open(path: &Path) -> io::Result<(RecordLog, Vec<Vec<u8>>)> {
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        let mut file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        let (records, valid) = parse(&bytes);
+        if valid < bytes.len() {
+            let aside = path.with_extension("corrupt");
+            tracing::warn!(
+                file = %path.display(),
+                valid_bytes = valid,
+                dropped_bytes = bytes.len() - valid,
+                "torn or corrupt tail in a log: keeping the valid records, a copy of the file is at {}",
+                aside.display()
+            );
+            fs::write(&aside, &bytes)?;
+            file.set_len(valid as u64)?;
+            file.sync_all()?;
+        }
+        file.seek(SeekFrom::End(0))?;
+        Ok((
+            RecordLog {
+                path: path.to_path_buf(),
+                file,
+                len: valid as u64,
+            },
+            records,
+        ))
+    }
+
+    /// Creates an empty log at `path`, replacing any file there.
+    pub fn create(path: &Path) -> io::Result<RecordLog> {
+        Self::replace(path, &[])
+    }
+
+    /// Atomically replaces the log at `path` with exactly `records` (write a temporary
+    /// file, fsync, rename over, fsync the directory): a crash leaves the old or the new.
+    pub fn replace(path: &Path, records: &[Vec<u8>]) -> io::Result<RecordLog> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        fs::create_dir_all(dir)?;
+        let tmp = path.with_extension("tmp");
+        let mut buf = Vec::new();
+        for r in records {
+            frame(r, &mut buf);
+        }
+        {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&buf)?;
+            f.sync_all()?;
+        }
+        fs::rename(&tmp, path)?;
+        sync_dir(dir)?;
+        let file = OpenOptions::new().append(true).open(path)?;
+        Ok(RecordLog {
+            path: path.to_path_buf(),
+            file,
+            len: buf.len() as u64,
+        })
+    }
+
+    /// Appends one record (not yet durable: see [`RecordLog::sync`]). A failed append
+    /// cuts the file back, so a partial record never precedes later ones.
+    pub fn append(&mut self, payload: &[u8]) -> io::Result<()> {
+        let mut buf = Vec::with_capacity(payload.len() + HEADER);
+        frame(payload, &mut buf);
+        if let Err(e) = self.file.write_all(&buf) {
+            let _ = self.file.set_len(self.len);
+            return Err(e);
+        }
+        self.len += buf.len() as u64;
+        Ok(())
+    }
+
+    /// Makes every appended record durable.
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    /// Bytes in the log.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the log holds no records.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Where the log lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn frame(payload: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// The valid records of `bytes` and the length of the valid prefix.
+fn parse(bytes: &[u8]) -> (Vec<Vec<u8>>, usize) {
+    let mut records = Vec::new();
+    let mut at = 0;
+    while bytes.len() - at >= HEADER {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+        let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes"));
+        if len > MAX_RECORD || bytes.len() - at - HEADER < len as usize {
+            break;
+        }
+        let payload = &bytes[at + HEADER..at + HEADER + len as usize];
+        if crc32fast::hash(payload) != crc {
+            break;
+        }
+        records.push(payload.to_vec());
+        at += HEADER + len as usize;
+    }
+    (records, at)
+}
+
+/// Fsyncs a directory, so a rename or a new file in it survives a power cut.
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_survive_reopen_and_a_torn_tail_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.log");
+        let (mut log, records) = RecordLog::open(&path).unwrap();
+        assert!(records.is_empty());
+        log.append(b"one").unwrap();
+        log.append(b"two").unwrap();
+        log.sync().unwrap();
+        drop(log);
+        // A kill in the middle of an append: half a record at the end.
+        let mut bytes = fs::read(&path).unwrap();
+        let whole = bytes.len();
+        bytes.extend_from_slice(&[9, 0, 0, 0, 1, 2]);
+        fs::write(&path, &bytes).unwrap();
+        let (mut log, records) = RecordLog::open(&path).unwrap();
+        assert_eq!(records, vec![b"one".to_vec(), b"two".to_vec()]);
+        assert_eq!(fs::metadata(&path).unwrap().len(), whole as u64);
+        assert!(path.with_extension("corrupt").exists());
+        log.append(b"three").unwrap();
+        drop(log);
+        let (_, records) = RecordLog::open(&path).unwrap();
+        assert_eq!(records.len(), 3);
+    }
+
+    #[test]
+    fn a_flipped_byte_fails_the_checksum() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.log");
+        let (mut log, _) = RecordLog::open(&path).unwrap();
+        log.append(b"first").unwrap();
+        log.append(b"second").unwrap();
+        drop(log);
+        let mut bytes = fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x40;
+        fs::write(&path, &bytes).unwrap();
+        let (_, records) = RecordLog::open(&path).unwrap();
+        assert_eq!(records, vec![b"first".to_vec()]);
+    }
+
+    #[test]
+    fn replace_swaps_contents_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.log");
+        let (mut log, _) = RecordLog::open(&path).unwrap();
+        log.append(b"a").unwrap();
+        log.append(b"b").unwrap();
+        let mut log = RecordLog::replace(&path, &[b"ab".to_vec()]).unwrap();
+        log.append(b"c").unwrap();
+        drop(log);
+        let (_, records) = RecordLog::open(&path).unwrap();
+        assert_eq!(records, vec![b"ab".to_vec(), b"c".to_vec()]);
+        assert!(!path.with_extension("tmp").exists());
+    }
+}
