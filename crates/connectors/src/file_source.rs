@@ -30,6 +30,7 @@ pub(crate) fn spawn(
 ) -> Result<(), String> {
     glob::Pattern::new(&path).map_err(|e| format!("option 'path' is not a valid file name or glob: {e}"))?;
     let decoder = JsonDecoder::new(&ctx.desc);
+    let mut late = crate::late::LateFilter::new(ctx.watermark, ctx.late.clone(), &ctx.name);
     let initial: Vec<PathBuf> = matches(&path);
     std::thread::Builder::new()
         .name(format!("source-{}", ctx.name))
@@ -88,7 +89,11 @@ pub(crate) fn spawn(
                                     continue;
                                 }
                                 match decoder.decode(text) {
-                                    Ok(row) => batch.push(row),
+                                    Ok(row) => {
+                                        if late.admit(&row, &location, Some(f.line_no), text) {
+                                            batch.push(row)
+                                        }
+                                    }
                                     Err(e) => ctx.errors.record(&ctx.name, &location, Some(f.line_no), text, e),
                                 }
                                 if batch.len() >= BATCH_ROWS

@@ -25,6 +25,7 @@ pub(crate) fn spawn(
     mut out: BatchSender,
 ) -> Result<(), String> {
     let decoder = JsonDecoder::new(&ctx.desc);
+    let mut late = crate::late::LateFilter::new(ctx.watermark, ctx.late.clone(), &ctx.name);
     std::thread::Builder::new()
         .name(format!("generator-{}", ctx.name))
         .spawn(move || {
@@ -41,7 +42,11 @@ pub(crate) fn spawn(
                     emitted += 1;
                     out.advance("events", emitted);
                     match decoder.decode(&event) {
-                        Ok(row) => batch.push(row),
+                        Ok(row) => {
+                            if late.admit(&row, "generator", Some(emitted as i64), &event) {
+                                batch.push(row)
+                            }
+                        }
                         Err(e) => ctx
                             .errors
                             .record(&ctx.name, "generator", Some(emitted as i64), &event, e),

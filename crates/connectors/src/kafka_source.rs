@@ -238,6 +238,7 @@ impl Reader {
     fn run(mut self) {
         // The JSON columns are the declared ones; metadata columns come last.
         let json_columns = self.ctx.desc.columns.len().saturating_sub(self.include.len());
+        let mut late = crate::late::LateFilter::new(self.ctx.watermark, self.ctx.late.clone(), &self.ctx.name);
         let decoder = JsonDecoder::new(&rampart_repr::RelationDesc {
             columns: self.ctx.desc.columns[..json_columns].to_vec(),
         });
@@ -285,7 +286,9 @@ impl Reader {
                                         for m in &self.include {
                                             row.push(meta_datum(*m, &msg));
                                         }
-                                        batch.push(row)
+                                        if late.admit(&row, &location(), Some(offset), text) {
+                                            batch.push(row)
+                                        }
                                     }
                                     Err(e) => {
                                         self.ctx

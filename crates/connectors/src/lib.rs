@@ -5,6 +5,7 @@
 //! - [`source`]: source configuration from `WITH` options and reader start-up;
 //!   [`file_source`] and [`generator_source`] are the readers, [`json_decode`] decodes.
 //! - [`kafka_source`]: the Kafka reader (all partitions of a topic, Rampart's own offsets).
+//! - [`late`]: `WATERMARK` enforcement; late rows go to `rampart_late_events`.
 //! - [`sink`]: file and stdout sinks in PLAIN, UPSERT and DEBEZIUM formats;
 //!   [`kafka_sink`] writes the same encodings to a Kafka topic.
 //!
@@ -16,6 +17,7 @@ pub mod generator_source;
 pub mod json_decode;
 pub mod kafka_sink;
 pub mod kafka_source;
+pub mod late;
 pub mod sink;
 pub mod source;
 

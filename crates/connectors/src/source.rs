@@ -297,6 +297,10 @@ pub struct SourceContext {
     pub errors: ErrorLog,
     /// Rows decoded and delivered so far.
     pub rows_read: Arc<AtomicU64>,
+    /// The source's `WATERMARK`, if it declares one.
+    pub watermark: Option<crate::late::Watermark>,
+    /// Where late rows go (`rampart_late_events`).
+    pub late: ErrorLog,
 }
 
 /// Spreads batches over the workers round-robin; `send` fails once the dataflow is gone.

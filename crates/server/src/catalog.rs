@@ -26,6 +26,8 @@ pub struct CatalogEntry {
     pub store: Option<Arc<ViewStore>>,
     /// Connector, for sources.
     pub connector: Option<SourceConnector>,
+    /// The source's `WATERMARK`, if declared.
+    pub watermark: Option<rampart_connectors::late::Watermark>,
     /// For (non-materialized) views: the rewritten query text DataFusion registers.
     pub view_query: Option<String>,
     /// Readers feeding its dataflow, directly or through the views it reads, as

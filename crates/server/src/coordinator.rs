@@ -35,6 +35,8 @@ pub(crate) struct State {
     /// Tables registered with their schemas only, for planning.
     pub(crate) schema_ctx: SessionContext,
     pub(crate) errors: ErrorLog,
+    /// Rows that arrived behind their source's watermark.
+    pub(crate) late: ErrorLog,
     /// The data directory, when the server has one.
     pub(crate) storage: Option<Storage>,
     /// While restoring an object from the catalog log: when it was first created.
@@ -74,6 +76,10 @@ impl Coordinator {
             Arc::new(EmptyTable::new(system_tables::source_errors_schema())),
         );
         let _ = schema_ctx.register_table(
+            system_tables::LATE_EVENTS,
+            Arc::new(EmptyTable::new(system_tables::late_events_schema())),
+        );
+        let _ = schema_ctx.register_table(
             system_tables::SOURCES,
             Arc::new(EmptyTable::new(system_tables::sources_schema())),
         );
@@ -83,6 +89,7 @@ impl Coordinator {
                 engine,
                 schema_ctx,
                 errors,
+                late: ErrorLog::new(),
                 storage,
                 restoring: None,
             }),
@@ -259,7 +266,7 @@ impl State {
     }
 
     pub(crate) fn check_free(&self, name: &str) -> Result<(), PlanError> {
-        if self.catalog.get(name).is_some() || name == system_tables::SOURCE_ERRORS || name == system_tables::SOURCES {
+        if self.catalog.get(name).is_some() || system_tables::is_system_table(name) {
             return Err(PlanError::duplicate(name));
         }
         Ok(())

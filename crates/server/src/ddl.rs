@@ -4,16 +4,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use datafusion::sql::sqlparser::ast::{CreateTable, CreateView, Query};
+use rampart_connectors::late::Watermark;
 use rampart_connectors::sink::{JsonSink, SinkFormat, SinkTarget};
 use rampart_connectors::source::{MetaColumn, SourceConnector, SourceContext};
 use rampart_dataflow::{render::validate, Command, FeedProgress, SourceFeed, ViewSpec, ViewStore};
 use rampart_plan::ViewPlan;
+use rampart_repr::RelationDesc;
 use rampart_sql::ast::{object_name, ObjectKind};
 use rampart_sql::lower::{lower_plan, NowMode};
 use rampart_sql::parse::columns_to_desc;
 use rampart_sql::planner::plan_streaming_query;
 use rampart_sql::window_rewrite::rewrite_windows;
-use rampart_sql::{FormatSpec, PlanError, RampartStatement, SinkFrom};
+use rampart_sql::{FormatSpec, PlanError, RampartStatement, SinkFrom, WatermarkSpec};
 
 use crate::catalog::CatalogEntry;
 use crate::coordinator::{Executed, State};
@@ -75,6 +77,7 @@ impl State {
         if columns.columns.is_empty() {
             return Err(PlanError::invalid(format!("source {name} declares no columns")));
         }
+        let watermark = watermark.as_ref().map(|w| watermark_column(columns, w)).transpose()?;
         let created_ms = self.creation_ms();
         connector.pin_start(created_ms);
         self.persist_created(name, sql, created_ms)?;
@@ -87,17 +90,12 @@ impl State {
             depends_on: vec![],
             store: None,
             connector: Some(connector),
+            watermark,
             view_query: None,
             upstream: vec![],
             seq: 0,
         });
-        let mut ex = Executed::command("CREATE_SOURCE");
-        if let Some(w) = watermark {
-            ex.notices.push(format!(
-                "WATERMARK FOR {w} is accepted but not enforced yet: late events are processed like any other and window state is kept"
-            ));
-        }
-        Ok(ex)
+        Ok(Executed::command("CREATE_SOURCE"))
     }
 
     pub(crate) fn create_table(&mut self, ct: &CreateTable, sql: &str) -> Result<Executed, PlanError> {
@@ -138,6 +136,7 @@ impl State {
             depends_on: vec![],
             store: Some(store),
             connector: None,
+            watermark: None,
             view_query: None,
             upstream: vec![],
             seq: 0,
@@ -152,10 +151,10 @@ impl State {
         let plan = lower_plan(&logical, now)?;
         validate(&plan.plan).map_err(|e| PlanError::new("42804", e))?;
         for dep in plan.plan.dependencies() {
-            if dep == crate::system_tables::SOURCE_ERRORS || dep == crate::system_tables::SOURCES {
-                return Err(PlanError::unsupported(
-                    "views over rampart_source_errors are not supported; query it directly",
-                ));
+            if crate::system_tables::is_system_table(&dep) {
+                return Err(PlanError::unsupported(format!(
+                    "views over the system table {dep} are not supported; query it directly"
+                )));
             }
         }
         Ok(plan)
@@ -198,6 +197,8 @@ impl State {
                     desc: entry.desc.clone(),
                     errors: self.errors.clone(),
                     rows_read: Default::default(),
+                    watermark: entry.watermark,
+                    late: self.late.clone(),
                 };
                 let feed = connector
                     .start(ctx, self.engine.workers())
@@ -258,6 +259,7 @@ impl State {
             depends_on: self.dependencies_of(&plan, &cv.query),
             store: Some(store),
             connector: None,
+            watermark: None,
             view_query: None,
             upstream,
             seq: 0,
@@ -298,6 +300,7 @@ impl State {
             depends_on: deps,
             store: None,
             connector: None,
+            watermark: None,
             view_query: Some(text),
             upstream: vec![],
             seq: 0,
@@ -380,6 +383,7 @@ impl State {
             depends_on: self.dependencies_of(&plan, &query),
             store: None,
             connector: None,
+            watermark: None,
             view_query: None,
             upstream,
             seq: 0,
@@ -480,6 +484,32 @@ impl State {
         );
         Ok(deps.into_iter().collect())
     }
+}
+
+/// Resolves `WATERMARK FOR col` to the column's index; the column must be a timestamp.
+fn watermark_column(columns: &RelationDesc, w: &WatermarkSpec) -> Result<Watermark, PlanError> {
+    let Some(i) = columns.index_of(&w.column) else {
+        return Err(PlanError::new(
+            "42703",
+            format!("WATERMARK FOR {}: the source has no such column", w.column),
+        ));
+    };
+    if !matches!(
+        columns.columns[i].ty,
+        rampart_repr::ColumnType::Timestamp | rampart_repr::ColumnType::TimestampTz
+    ) {
+        return Err(PlanError::new(
+            "42804",
+            format!(
+                "WATERMARK FOR {}: the column must be TIMESTAMP or TIMESTAMPTZ, not {:?}",
+                w.column, columns.columns[i].ty
+            ),
+        ));
+    }
+    Ok(Watermark {
+        column: i,
+        delay_us: w.delay_us,
+    })
 }
 
 fn notice_exists(kind: &str, name: &str) -> Executed {

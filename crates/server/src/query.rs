@@ -155,12 +155,24 @@ impl State {
                 .map(|((n, schema, _), rows)| (n, schema, rows))
                 .collect(),
         )?;
-        if names.contains(system_tables::SOURCE_ERRORS) {
-            let batch = system_tables::source_errors_batch(&self.errors);
-            let mem = MemTable::try_new(system_tables::source_errors_schema(), vec![vec![batch]])
-                .map_err(PlanError::from_datafusion)?;
-            ctx.register_table(system_tables::SOURCE_ERRORS, Arc::new(mem))
-                .map_err(PlanError::from_datafusion)?;
+        for (name, log, schema) in [
+            (
+                system_tables::SOURCE_ERRORS,
+                &self.errors,
+                system_tables::source_errors_schema(),
+            ),
+            (
+                system_tables::LATE_EVENTS,
+                &self.late,
+                system_tables::late_events_schema(),
+            ),
+        ] {
+            if names.contains(name) {
+                let batch = system_tables::log_batch(log, schema.clone());
+                let mem = MemTable::try_new(schema, vec![vec![batch]]).map_err(PlanError::from_datafusion)?;
+                ctx.register_table(name, Arc::new(mem))
+                    .map_err(PlanError::from_datafusion)?;
+            }
         }
         if names.contains(system_tables::SOURCES) {
             let mem = MemTable::try_new(
@@ -197,9 +209,13 @@ impl State {
 
     pub(crate) fn describe_relation(&self, name: &ObjectName) -> Result<Executed, PlanError> {
         let n = object_name(name);
-        let desc = if n == system_tables::SOURCE_ERRORS {
-            rampart_repr::RelationDesc::from_arrow(&system_tables::source_errors_schema())
-                .map_err(PlanError::invalid)?
+        let desc = if n == system_tables::SOURCE_ERRORS || n == system_tables::LATE_EVENTS {
+            let schema = if n == system_tables::SOURCE_ERRORS {
+                system_tables::source_errors_schema()
+            } else {
+                system_tables::late_events_schema()
+            };
+            rampart_repr::RelationDesc::from_arrow(&schema).map_err(PlanError::invalid)?
         } else {
             self.catalog
                 .get(&n)

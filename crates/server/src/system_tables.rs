@@ -9,8 +9,29 @@ use rampart_repr::ErrorLog;
 /// Name of the table of rejected input.
 pub const SOURCE_ERRORS: &str = "rampart_source_errors";
 
+/// Name of the table of rows dropped for arriving behind their source's watermark.
+pub const LATE_EVENTS: &str = "rampart_late_events";
+
+/// Every system table's name.
+pub const ALL: [&str; 3] = [SOURCE_ERRORS, LATE_EVENTS, SOURCES];
+
+/// Whether `name` is a system table.
+pub fn is_system_table(name: &str) -> bool {
+    ALL.contains(&name)
+}
+
 /// Columns of `rampart_source_errors`.
 pub fn source_errors_schema() -> SchemaRef {
+    log_schema("error_time")
+}
+
+/// Columns of `rampart_late_events` (`reason` names the event time and the watermark).
+pub fn late_events_schema() -> SchemaRef {
+    log_schema("arrived_at")
+}
+
+/// The columns of a table backed by an [`ErrorLog`].
+fn log_schema(time_column: &str) -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("source", DataType::Utf8, false),
         Field::new("location", DataType::Utf8, false),
@@ -18,15 +39,16 @@ pub fn source_errors_schema() -> SchemaRef {
         Field::new("raw", DataType::Utf8, false),
         Field::new("reason", DataType::Utf8, false),
         Field::new(
-            "error_time",
+            time_column,
             DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
             false,
         ),
     ]))
 }
 
-/// The current contents of `rampart_source_errors`.
-pub fn source_errors_batch(log: &ErrorLog) -> RecordBatch {
+/// The current contents of `rampart_source_errors` (`schema` = [`source_errors_schema`])
+/// or `rampart_late_events` (`schema` = [`late_events_schema`]).
+pub fn log_batch(log: &ErrorLog, schema: SchemaRef) -> RecordBatch {
     let recs = log.snapshot();
     let cols: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from_iter_values(recs.iter().map(|r| r.source.as_str()))),
@@ -36,8 +58,7 @@ pub fn source_errors_batch(log: &ErrorLog) -> RecordBatch {
         Arc::new(StringArray::from_iter_values(recs.iter().map(|r| r.reason.as_str()))),
         Arc::new(TimestampMicrosecondArray::from_iter_values(recs.iter().map(|r| r.at_us)).with_timezone("+00:00")),
     ];
-    RecordBatch::try_new(source_errors_schema(), cols)
-        .unwrap_or_else(|_| RecordBatch::new_empty(source_errors_schema()))
+    RecordBatch::try_new(schema.clone(), cols).unwrap_or_else(|_| RecordBatch::new_empty(schema))
 }
 
 /// Name of the table of source readers and their state.

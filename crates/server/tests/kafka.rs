@@ -924,12 +924,15 @@ async fn flink_sql_from_the_confluent_seed_runs_over_kafka() {
     let login = |user: &str, ip: &str, secs: i64| {
         json!({"login_time": ts(at(base, secs)), "username": user, "source_ip": ip, "status": "failure"}).to_string()
     };
+    // In event-time order (the watermark is strictly ascending), then one login 15 s
+    // behind the latest: late, so it goes to rampart_late_events and counts nowhere.
     let logins = vec![
         login("alice", "10.0.0.1", 1),
-        login("bob", "10.0.0.1", 5),
-        login("carol", "10.0.0.1", 25),
         login("dave", "203.0.113.9", 2),
         login("erin", "198.51.100.7", 3),
+        login("bob", "10.0.0.1", 5),
+        login("carol", "10.0.0.1", 25),
+        login("mallory", "10.0.0.1", 10),
     ];
     let ids = vec![
         json!({"event_time": ts(at(base, 0)), "source_ip": "203.0.113.9", "destination_ip": "10.1.1.1",
@@ -966,6 +969,13 @@ async fn flink_sql_from_the_confluent_seed_runs_over_kafka() {
         &client,
         "SELECT username, source_ip, severity, attack_classification FROM ids_logins",
         &[row!["dave", "203.0.113.9", "high", "brute-force"]],
+    )
+    .await;
+    // Each view reads the topic with its own reader; the late login is recorded once.
+    wait_for(
+        &client,
+        "SELECT source, location, line_or_offset FROM rampart_late_events",
+        &[row!["logins", "logins/0", 5]],
     )
     .await;
 }

@@ -1077,3 +1077,83 @@ async fn json_values_decode_to_declared_types() {
         .unwrap();
     assert!(errors.is_empty(), "{errors:?}");
 }
+
+/// `WATERMARK FOR t AS t - INTERVAL '5 seconds'`: a row more than 5 s behind the latest
+/// event time of its file is late: it reaches no view and is listed, once, in
+/// `rampart_late_events`. Expected rows worked out by hand from the lines below.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watermark_sends_late_rows_to_late_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wm.jsonl");
+    let base = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
+    let line = |id: i64, secs: Option<i64>| match secs {
+        Some(s) => json!({"id": id, "t": ts(base + chrono::Duration::seconds(s))}).to_string(),
+        None => json!({"id": id, "t": null}).to_string(),
+    };
+    let handle = server().await;
+    let client = connect(&handle).await;
+    exec_all(
+        &client,
+        &format!(
+            "CREATE SOURCE wm (id INT, t TIMESTAMPTZ, WATERMARK FOR t AS t - INTERVAL '5 seconds') \
+             WITH (connector = 'file', path = '{}') FORMAT PLAIN ENCODE JSON;\n\
+             CREATE MATERIALIZED VIEW wm_rows AS SELECT id FROM wm;\n\
+             CREATE MATERIALIZED VIEW wm_count AS SELECT COUNT(*) AS n FROM wm;\n",
+            path.display()
+        ),
+    )
+    .await;
+    // Line 1 sets the watermark to 95 s; line 2 (97) is within the delay; line 3 (90) is
+    // late; line 4 (106) moves it to 101; line 5 (100) is late; line 6 (101) is exactly at
+    // it, on time; line 7 has no event time and is let through.
+    append_lines(
+        &path,
+        &[
+            line(1, Some(100)),
+            line(2, Some(97)),
+            line(3, Some(90)),
+            line(4, Some(106)),
+            line(5, Some(100)),
+            line(6, Some(101)),
+            line(7, None),
+        ],
+    );
+    let on_time: Vec<Row> = [1, 2, 4, 6, 7].iter().map(|i| row![i]).collect();
+    wait_for(&client, "SELECT id FROM wm_rows", &on_time).await;
+    wait_for(&client, "SELECT n FROM wm_count", &[row![5]]).await;
+    let loc = path.display().to_string();
+    wait_for(
+        &client,
+        "SELECT source, location, line_or_offset FROM rampart_late_events",
+        &[row!["wm", loc, 3], row!["wm", loc, 5]],
+    )
+    .await;
+    let reasons = rows(
+        &client,
+        "SELECT reason FROM rampart_late_events WHERE line_or_offset = 3",
+    )
+    .await
+    .unwrap();
+    assert!(
+        reasons[0][0].contains("2026-11-22T10:01:30Z") && reasons[0][0].contains("2026-11-22T10:01:35Z"),
+        "reason names the event time and the watermark: {}",
+        reasons[0][0]
+    );
+
+    // Forms Rampart cannot enforce are refused with the reason.
+    let (code, msg) = fails(
+        &client,
+        "CREATE SOURCE wm_bad (id INT, t TIMESTAMPTZ, WATERMARK FOR t AS t + INTERVAL '1 second') \
+         WITH (connector = 'file', path = '/nonexistent') FORMAT PLAIN ENCODE JSON",
+    )
+    .await;
+    assert_eq!(code, "0A000", "{msg}");
+    assert!(msg.contains("WATERMARK"), "{msg}");
+    let (code, msg) = fails(
+        &client,
+        "CREATE SOURCE wm_bad (id INT, WATERMARK FOR id AS id) \
+         WITH (connector = 'file', path = '/nonexistent') FORMAT PLAIN ENCODE JSON",
+    )
+    .await;
+    assert_eq!(code, "42804", "{msg}");
+}

@@ -82,8 +82,8 @@ pub enum RampartStatement {
         options: BTreeMap<String, String>,
         /// `FORMAT ... ENCODE ...`, if given.
         format: Option<FormatSpec>,
-        /// `WATERMARK FOR col AS expr`, as written (accepted; not enforced yet).
-        watermark: Option<String>,
+        /// `WATERMARK FOR col AS col [- INTERVAL ...]`.
+        watermark: Option<WatermarkSpec>,
         /// `INCLUDE key | partition | offset | timestamp [AS name]` clauses, in order: the
         /// metadata word and the column name if given.
         includes: Vec<(String, Option<String>)>,
@@ -138,4 +138,14 @@ pub fn object_name(name: &ObjectName) -> String {
         [schema, rest @ ..] if !rest.is_empty() && (schema == "public" || schema == "dev") => rest.join("."),
         _ => parts.join("."),
     }
+}
+
+/// A source's `WATERMARK FOR column AS column [- INTERVAL 'delay']`: the watermark is the
+/// largest `column` value seen minus `delay`; rows below it are late.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatermarkSpec {
+    /// The event-time column.
+    pub column: String,
+    /// Allowed lateness in microseconds (0 for `AS column`).
+    pub delay_us: i64,
 }

@@ -12,6 +12,6 @@ pub mod planner;
 pub mod udf;
 pub mod window_rewrite;
 
-pub use ast::{FormatSpec, RampartStatement, ShowKind, SinkFrom};
+pub use ast::{FormatSpec, RampartStatement, ShowKind, SinkFrom, WatermarkSpec};
 pub use error::PlanError;
 pub use parse::{parse_statements, ParsedStatement};

@@ -8,7 +8,7 @@ use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::{Location, Token};
 use rampart_repr::{ColumnType, RelationDesc};
 
-use crate::ast::{object_name, ObjectKind, RampartStatement, ShowKind, SinkFrom};
+use crate::ast::{object_name, ObjectKind, RampartStatement, ShowKind, SinkFrom, WatermarkSpec};
 use crate::error::PlanError;
 use crate::options::{parse_format, parse_with_options};
 
@@ -345,8 +345,8 @@ fn is_connector_table(parser: &Parser) -> bool {
 }
 
 /// Parses `( column defs [, WATERMARK FOR col AS expr] [, PRIMARY KEY (...) [NOT ENFORCED]] )`.
-/// Returns the columns and the watermark text.
-fn parse_columns_and_watermark(parser: &mut Parser) -> Result<(Vec<ColumnDef>, Option<String>), Failure> {
+/// Returns the columns and the watermark.
+fn parse_columns_and_watermark(parser: &mut Parser) -> Result<(Vec<ColumnDef>, Option<WatermarkSpec>), Failure> {
     parser.expect_token(&Token::LParen)?;
     let mut columns = Vec::new();
     let mut watermark = None;
@@ -364,7 +364,7 @@ fn parse_columns_and_watermark(parser: &mut Parser) -> Result<(Vec<ColumnDef>, O
                 return Err(PlanError::syntax("expected AS in WATERMARK FOR col AS expr").into());
             }
             let expr = parser.parse_expr()?;
-            watermark = Some(format!("{} AS {expr}", col.value));
+            watermark = Some(watermark_spec(&col.value, &expr)?);
         } else if parser.parse_keywords(&[Keyword::PRIMARY, Keyword::KEY]) {
             parser.expect_token(&Token::LParen)?;
             while !parser.consume_token(&Token::RParen) {
@@ -382,6 +382,36 @@ fn parse_columns_and_watermark(parser: &mut Parser) -> Result<(Vec<ColumnDef>, O
         }
     }
     Ok((columns, watermark))
+}
+
+/// `col AS col` or `col AS col - INTERVAL '...'`, the forms RisingWave and Flink use.
+fn watermark_spec(column: &str, expr: &datafusion::sql::sqlparser::ast::Expr) -> Result<WatermarkSpec, PlanError> {
+    use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr};
+    let same_column = |e: &Expr| matches!(e, Expr::Identifier(i) if i.value.eq_ignore_ascii_case(column));
+    let delay_us = match expr {
+        e if same_column(e) => 0,
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Minus,
+            right,
+        } if same_column(left) => crate::window_rewrite::interval_micros(right).ok_or_else(|| {
+            PlanError::unsupported(format!(
+                "WATERMARK delay must be a constant interval such as INTERVAL '5 seconds', not {right}"
+            ))
+        })?,
+        other => {
+            return Err(PlanError::unsupported(format!(
+                "WATERMARK FOR {column} AS {other} is not supported: use {column} or {column} - INTERVAL '...'"
+            )))
+        }
+    };
+    if delay_us < 0 {
+        return Err(PlanError::invalid("WATERMARK delay must not be negative"));
+    }
+    Ok(WatermarkSpec {
+        column: column.to_string(),
+        delay_us,
+    })
 }
 
 fn parse_query_before_with(parser: &mut Parser) -> Result<Box<datafusion::sql::sqlparser::ast::Query>, Failure> {
