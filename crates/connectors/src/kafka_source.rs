@@ -21,6 +21,12 @@ use crate::source::MetaColumn;
 use crate::source::{BatchSender, SourceContext, BATCH_ROWS};
 
 /// How often the reader looks for partitions added to the topic.
+/// How often a reader measures its lag.
+const LAG_REFRESH: Duration = Duration::from_secs(1);
+
+/// How long a lag measurement may wait for the broker.
+const LAG_TIMEOUT: Duration = Duration::from_millis(500);
+
 const METADATA_REFRESH: Duration = Duration::from_secs(5);
 /// First wait after a failed connection attempt; doubles up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(250);
@@ -94,6 +100,9 @@ pub struct KafkaReaderStatus {
     pub partitions: usize,
     /// Messages consumed (decoded or rejected).
     pub messages: u64,
+    /// Messages in the assigned partitions not read yet (high watermark minus the next
+    /// offset, summed), as of the last check (every second); `None` before the first.
+    pub lag: Option<u64>,
     /// The last error met (connection, metadata, fetch), if any.
     pub last_error: Option<String>,
 }
@@ -129,6 +138,7 @@ impl StatusEntry {
             state: "starting".into(),
             partitions: 0,
             messages: 0,
+            lag: None,
             last_error: None,
         };
         registry().lock().unwrap_or_else(|p| p.into_inner()).insert(id, status);
@@ -256,6 +266,7 @@ impl Reader {
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
         let mut last_refresh = Instant::now();
+        let mut last_lag = Instant::now().checked_sub(LAG_REFRESH).unwrap_or_else(Instant::now);
         let mut last_alive_check = Instant::now();
         let location_prefix = format!("{}/", self.topic);
         let mut batch = Vec::with_capacity(BATCH_ROWS);
@@ -328,6 +339,12 @@ impl Reader {
                     return;
                 }
             }
+            if last_lag.elapsed() >= LAG_REFRESH {
+                last_lag = Instant::now();
+                if let Some(lag) = self.lag() {
+                    self.status.update(|s| s.lag = Some(lag));
+                }
+            }
             if last_refresh.elapsed() >= METADATA_REFRESH {
                 last_refresh = Instant::now();
                 if let Err(e) = self.refresh_partitions() {
@@ -347,6 +364,21 @@ impl Reader {
             }
         }
         true
+    }
+
+    /// Messages behind the high watermarks of the assigned partitions; `None` when the
+    /// broker does not answer.
+    fn lag(&self) -> Option<u64> {
+        let mut total = 0u64;
+        for (p, off) in &self.positions {
+            let (low, high) = self.consumer.fetch_watermarks(&self.topic, *p, LAG_TIMEOUT).ok()?;
+            let next = match off {
+                Offset::Offset(n) => *n,
+                _ => low,
+            };
+            total += high.saturating_sub(next).max(0) as u64;
+        }
+        Some(total)
     }
 
     /// Looks up the topic's partitions and assigns any new ones. Ok(true) once at least

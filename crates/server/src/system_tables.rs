@@ -73,6 +73,7 @@ pub fn sources_schema() -> SchemaRef {
         Field::new("state", DataType::Utf8, false),
         Field::new("partitions", DataType::Int64, true),
         Field::new("messages", DataType::Int64, true),
+        Field::new("lag", DataType::Int64, true),
         Field::new("last_error", DataType::Utf8, true),
     ]))
 }
@@ -88,6 +89,7 @@ pub fn sources_batch() -> RecordBatch {
         Arc::new(StringArray::from_iter_values(st.iter().map(|s| s.state.as_str()))),
         Arc::new(Int64Array::from_iter(st.iter().map(|s| Some(s.partitions as i64)))),
         Arc::new(Int64Array::from_iter(st.iter().map(|s| Some(s.messages as i64)))),
+        Arc::new(Int64Array::from_iter(st.iter().map(|s| s.lag.map(|l| l as i64)))),
         Arc::new(StringArray::from_iter(st.iter().map(|s| s.last_error.as_deref()))),
     ];
     RecordBatch::try_new(sources_schema(), cols).unwrap_or_else(|_| RecordBatch::new_empty(sources_schema()))

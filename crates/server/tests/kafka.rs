@@ -825,6 +825,13 @@ async fn source_waits_for_a_broker_that_comes_up_later() {
         rows.iter().all(|r| r.get::<_, String>(0) == "reading"),
         "once the broker is up the reader is reading"
     );
+    // Every message read: the lag measured against the partition's high watermark is 0.
+    wait_for(
+        &client,
+        "SELECT lag, messages FROM rampart_sources WHERE source = 'late_src'",
+        &[row![0, 10]],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
