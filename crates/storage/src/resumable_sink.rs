@@ -218,6 +218,7 @@ impl SinkWriter for ResumableSink {
                     emitted_before = st.checkpoint.emitted.len(),
                     inserts = diff.iter().filter(|c| c.2 > 0).count(),
                     deletes = diff.iter().filter(|c| c.2 < 0).count(),
+                    replay_ms = r.since.elapsed().as_millis() as u64,
                     "sink resumed after its inputs replayed"
                 );
                 if !diff.is_empty() {
