@@ -25,6 +25,7 @@ struct Followed {
 pub(crate) fn spawn(
     path: String,
     startup: StartupMode,
+    start_at: Option<rampart_repr::Positions>,
     ctx: SourceContext,
     mut out: BatchSender,
 ) -> Result<(), String> {
@@ -46,7 +47,12 @@ pub(crate) fn spawn(
                     // Files present at start skip to their end in 'latest' mode; files that
                     // appear later are new data and are read whole.
                     let mut offset = 0;
-                    if startup == StartupMode::Latest && first && initial.contains(&p) {
+                    if let Some(at) = &start_at {
+                        // 'latest' fixed when the source was created.
+                        if let Some(pos) = at.0.get(&p.display().to_string()) {
+                            offset = f.seek(SeekFrom::Start(*pos)).unwrap_or(0);
+                        }
+                    } else if startup == StartupMode::Latest && first && initial.contains(&p) {
                         offset = f.seek(SeekFrom::End(0)).unwrap_or(0);
                     }
                     files.insert(
@@ -129,6 +135,17 @@ pub(crate) fn spawn(
         })
         .map_err(|e| format!("could not start the reader thread: {e}"))?;
     Ok(())
+}
+
+/// The size of every file matching `pattern` now, keyed like the reader's positions.
+pub(crate) fn current_sizes(pattern: &str) -> rampart_repr::Positions {
+    let mut p = rampart_repr::Positions::default();
+    for f in matches(pattern) {
+        if let Ok(m) = std::fs::metadata(&f) {
+            p.advance(&f.display().to_string(), m.len());
+        }
+    }
+    p
 }
 
 fn matches(pattern: &str) -> Vec<PathBuf> {

@@ -36,6 +36,10 @@ pub enum SourceConnector {
         path: String,
         /// Where to start.
         startup: StartupMode,
+        /// `latest` fixed at the source's creation: the byte offset each matching file had
+        /// then (files that appear later are read whole). Readers started later, and after
+        /// a restart, start there, so they all see the same lines.
+        start_at: Option<Positions>,
     },
     /// The built-in security event generator.
     Generator {
@@ -153,6 +157,7 @@ impl SourceConnector {
                 Ok(SourceConnector::File {
                     path: path.clone(),
                     startup: startup(options)?,
+                    start_at: None,
                 })
             }
             "generator" | "datagen" => {
@@ -241,6 +246,23 @@ impl SourceConnector {
         }
     }
 
+    /// Fixes where readers start, for sources whose start depends on when they are
+    /// created (`latest` file sources: the current size of each matching file), or restores
+    /// that fixed start after a restart. Returns the positions to keep in the catalog.
+    pub fn pin_positions(&mut self, stored: Option<Positions>) -> Option<Positions> {
+        let SourceConnector::File {
+            path,
+            startup: StartupMode::Latest,
+            start_at,
+        } = self
+        else {
+            return None;
+        };
+        let pinned = stored.unwrap_or_else(|| crate::file_source::current_sizes(path));
+        *start_at = Some(pinned.clone());
+        Some(pinned)
+    }
+
     /// When the source started, for sources whose data depends on it.
     pub fn start_ms(&self) -> Option<i64> {
         match self {
@@ -267,7 +289,11 @@ impl SourceConnector {
             seq: 0,
         };
         match self.clone() {
-            SourceConnector::File { path, startup } => crate::file_source::spawn(path, startup, ctx, out)?,
+            SourceConnector::File {
+                path,
+                startup,
+                start_at,
+            } => crate::file_source::spawn(path, startup, start_at, ctx, out)?,
             SourceConnector::Generator {
                 kind,
                 rate,

@@ -381,3 +381,60 @@ async fn crash_and_check(input: Input) {
         "no sink resumed after a restart; server log:\n{server_log}"
     );
 }
+
+/// What a restart must keep besides rows: a `latest` file source starts where it started
+/// when it was created (not at the end of the file again, which would lose the lines
+/// appended while the server was down), and a dropped object stays dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_keeps_latest_start_positions_and_drops() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let data = dir.join("data");
+    let log = dir.join("server.log");
+    let file = dir.join("ids.jsonl");
+    let ids = |r: std::ops::Range<i64>| r.map(|i| format!("{{\"id\": {i}}}\n")).collect::<String>();
+    std::fs::write(&file, ids(0..5)).unwrap();
+
+    let mut server = start(&data, &log);
+    let client = connect(&server).await;
+    client
+        .batch_execute(&format!(
+            "CREATE SOURCE ids (id INT) WITH (connector = 'file', path = '{}', scan.startup.mode = 'latest')
+               FORMAT PLAIN ENCODE JSON;
+             CREATE MATERIALIZED VIEW new_ids AS SELECT id FROM ids;
+             CREATE MATERIALIZED VIEW doomed AS SELECT COUNT(*) AS n FROM ids;
+             DROP MATERIALIZED VIEW doomed;",
+            file.display()
+        ))
+        .await
+        .unwrap();
+    let append = |text: String| {
+        let mut f = std::fs::OpenOptions::new().append(true).open(&file).unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    };
+    append(ids(5..8));
+    let want = |r: std::ops::Range<i64>| r.map(|i| vec![i.to_string()]).collect::<Vec<_>>();
+    wait_rows(&client, "SELECT id FROM new_ids", &want(5..8)).await;
+    drop(client);
+
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    append(ids(8..10)); // while the server is down
+    let server = start(&data, &log);
+    let client = connect(&server).await;
+    wait_rows(&client, "SELECT id FROM new_ids", &want(5..10)).await;
+    let views = rows(&client, "SHOW MATERIALIZED VIEWS").await;
+    assert_eq!(views, vec![vec!["new_ids".to_string()]]);
+}
+
+async fn wait_rows(client: &Client, sql: &str, want: &[Vec<String>]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = rows(client, sql).await;
+        if got == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{sql}: got {got:?}, want {want:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

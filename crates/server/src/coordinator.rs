@@ -41,6 +41,8 @@ pub(crate) struct State {
     pub(crate) storage: Option<Storage>,
     /// While restoring an object from the catalog log: when it was first created.
     pub(crate) restoring: Option<i64>,
+    /// While restoring a source: the start positions fixed at its creation.
+    pub(crate) restoring_positions: Option<rampart_repr::Positions>,
 }
 
 /// The result of one statement before it reaches the wire.
@@ -92,6 +94,7 @@ impl Coordinator {
                 late: ErrorLog::new(),
                 storage,
                 restoring: None,
+                restoring_positions: None,
             }),
         })
     }

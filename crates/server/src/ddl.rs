@@ -80,7 +80,8 @@ impl State {
         let watermark = watermark.as_ref().map(|w| watermark_column(columns, w)).transpose()?;
         let created_ms = self.creation_ms();
         connector.pin_start(created_ms);
-        self.persist_created(name, sql, created_ms)?;
+        let start_positions = connector.pin_positions(self.restoring_positions.take());
+        self.persist_created_at(name, sql, created_ms, start_positions)?;
         self.register_schema(name, columns.arrow_schema())?;
         self.catalog.insert(CatalogEntry {
             name: name.to_string(),

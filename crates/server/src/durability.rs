@@ -46,6 +46,17 @@ impl State {
 
     /// Records a new object's statement, unless it is being restored from the log.
     pub(crate) fn persist_created(&mut self, name: &str, sql: &str, created_ms: i64) -> Result<(), PlanError> {
+        self.persist_created_at(name, sql, created_ms, None)
+    }
+
+    /// Records a new source's statement with where its readers start.
+    pub(crate) fn persist_created_at(
+        &mut self,
+        name: &str,
+        sql: &str,
+        created_ms: i64,
+        start_positions: Option<rampart_repr::Positions>,
+    ) -> Result<(), PlanError> {
         if self.restoring.is_some() {
             return Ok(());
         }
@@ -58,6 +69,7 @@ impl State {
                 name: name.to_string(),
                 sql: sql.to_string(),
                 created_ms,
+                start_positions,
             })
             .map_err(|e| io_error(&format!("cannot record {name} in the catalog"), e))
     }
@@ -160,6 +172,7 @@ impl Coordinator {
         let mut state = self.state.lock().await;
         for object in objects {
             state.restoring = Some(object.created_ms);
+            state.restoring_positions = object.start_positions.clone();
             let result = match rampart_sql::parse_statements(&object.sql) {
                 Ok(stmts) if stmts.len() == 1 => state.execute_one(&stmts[0]).await.map(|_| ()),
                 Ok(_) => Err(PlanError::invalid("stored statement is not a single statement")),
@@ -173,6 +186,7 @@ impl Coordinator {
             }
         }
         state.restoring = None;
+        state.restoring_positions = None;
         failures
     }
 }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
 
+use rampart_repr::Positions;
 use serde::{Deserialize, Serialize};
 
 use crate::record_log::RecordLog;
@@ -18,6 +19,10 @@ pub struct StoredObject {
     /// When it was created (epoch ms); sources whose data depends on their start (the
     /// generator) are restarted with it.
     pub created_ms: i64,
+    /// Where a source's readers start, when that was fixed at creation (file sources in
+    /// `latest` mode: the file sizes then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_positions: Option<Positions>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -98,6 +103,7 @@ mod tests {
             name: name.into(),
             sql: format!("CREATE TABLE {name} (a INT)"),
             created_ms: ms,
+            start_positions: None,
         }
     }
 
