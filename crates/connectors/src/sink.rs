@@ -103,6 +103,8 @@ pub struct JsonSink {
     desc: RelationDesc,
     format: SinkFormat,
     out: Mutex<Output>,
+    /// The error of the last failed write, until taken.
+    failed: Mutex<Option<String>>,
 }
 
 enum Output {
@@ -166,6 +168,7 @@ impl JsonSink {
             desc,
             format,
             out: Mutex::new(out),
+            failed: Mutex::new(None),
         })
     }
 
@@ -248,6 +251,23 @@ impl SinkWriter for JsonSink {
         };
         if let Err(e) = result {
             tracing::error!("sink write failed: {e}");
+            *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+        }
+    }
+
+    fn take_error(&self) -> Option<String> {
+        self.failed.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    fn cut_back(&self, to: u64) -> Result<(), String> {
+        match &mut *self.out.lock().unwrap_or_else(|p| p.into_inner()) {
+            Output::File { file, len } => {
+                file.set_len(to)
+                    .map_err(|e| format!("cannot cut the sink file back: {e}"))?;
+                *len = to;
+                Ok(())
+            }
+            Output::Stdout => Ok(()),
         }
     }
 

@@ -186,4 +186,15 @@ pub trait SinkWriter: Send + Sync {
     fn sync(&self) -> Result<(), String> {
         Ok(())
     }
+
+    /// The error of a write that failed since the last call, if any (`write` itself cannot
+    /// fail: a sink that cannot write reports it here).
+    fn take_error(&self) -> Option<String> {
+        None
+    }
+
+    /// Cuts the output back to `len` bytes (see [`SinkWriter::output_len`]).
+    fn cut_back(&self, _len: u64) -> Result<(), String> {
+        Ok(())
+    }
 }

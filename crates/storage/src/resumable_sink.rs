@@ -12,6 +12,11 @@
 //! emitted (and possibly more), and the sink emits the difference between the two: the
 //! changes it had not emitted yet, each once. Output written after the last record (a
 //! file's tail) was cut back when the sink was opened, so it is emitted again exactly once.
+//!
+//! The same path handles a write that fails (a full disk): the sink stops emitting, keeps
+//! accumulating what the dataflow produces, and every `RETRY_AFTER` reloads its log, cuts
+//! its output back to the last record and emits the difference, until writing works again.
+//! Nothing is lost or repeated, and the views keep running meanwhile.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -24,6 +29,9 @@ use crate::sink_state::{apply, SinkCheckpoint, SinkStateLog};
 
 /// Warn when a restarted sink's inputs have not caught up after this long.
 const CATCH_UP_WARNING: Duration = Duration::from_secs(60);
+
+/// How long a sink whose output or log failed waits before trying again.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// A sink that resumes from its [`SinkStateLog`] after a restart.
 pub struct ResumableSink {
@@ -40,7 +48,8 @@ struct State {
     resume: Option<Resume>,
     dirty: bool,
     last_sync: Instant,
-    failed: bool,
+    /// When writing failed, when to try again.
+    retry_at: Option<Instant>,
 }
 
 /// A restarted sink waiting for its inputs to replay.
@@ -85,7 +94,7 @@ impl ResumableSink {
                 resume,
                 dirty: false,
                 last_sync: Instant::now(),
-                failed: false,
+                retry_at: None,
             }),
         }
     }
@@ -114,29 +123,64 @@ impl ResumableSink {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Emits `changes` and records them.
+    /// Emits `changes` and records them. If the output or the log fails, the sink stalls.
     fn emit(&self, st: &mut State, updates: &[(Row, Time, Diff)]) {
         self.inner.write(updates);
         let changes: Vec<(Row, Diff)> = updates.iter().map(|(r, _, d)| (r.clone(), *d)).collect();
         apply(&mut st.checkpoint.emitted, &changes);
+        if let Some(e) = self.inner.take_error() {
+            self.stall(st, format!("cannot write the sink's output: {e}"));
+            return;
+        }
         let upstream = self.ingested_max();
         for (id, p) in &upstream {
             st.checkpoint.upstream.entry(id.clone()).or_default().merge(p);
         }
         st.checkpoint.output_len = self.inner.output_len();
-        if st.failed {
-            return;
-        }
         if let Err(e) = st.log.append(changes, st.checkpoint.output_len, upstream) {
-            tracing::error!(sink = %self.name, "cannot record the sink's progress, it will re-emit after a restart: {}", crate::describe_io(&e));
-            st.failed = true;
+            self.stall(
+                st,
+                format!("cannot record the sink's progress: {}", crate::describe_io(&e)),
+            );
+            return;
         }
         st.dirty = true;
     }
 
+    /// Stops emitting after a failed write: what the dataflow produces is accumulated
+    /// (starting from everything meant to be emitted so far) until a retry succeeds.
+    fn stall(&self, st: &mut State, why: String) {
+        tracing::error!(
+            sink = %self.name,
+            "{why}; the sink pauses and retries every {}s (views keep running)",
+            RETRY_AFTER.as_secs()
+        );
+        st.retry_at = Some(Instant::now() + RETRY_AFTER);
+        st.resume = Some(Resume {
+            target: BTreeMap::new(),
+            rebuilt: std::mem::take(&mut st.checkpoint.emitted),
+            caught_up_at: Some(0),
+            since: Instant::now(),
+            warned: true,
+        });
+    }
+
+    /// Back to the last record that reached the log: reload it and cut the output to its
+    /// length, so the difference emitted next starts from what is really there.
+    fn rewind(&self, st: &mut State) -> Result<(), String> {
+        let path = st.log.path().to_path_buf();
+        let (log, cp) = SinkStateLog::open(&path).map_err(|e| crate::describe_io(&e))?;
+        if let Some(len) = cp.output_len {
+            self.inner.cut_back(len)?;
+        }
+        st.log = log;
+        st.checkpoint = cp;
+        Ok(())
+    }
+
     fn sync(&self, st: &mut State) {
         st.last_sync = Instant::now();
-        if !st.dirty || st.failed {
+        if !st.dirty {
             return;
         }
         st.dirty = false;
@@ -175,6 +219,17 @@ impl SinkWriter for ResumableSink {
 
     fn progress(&self, upper: Time) {
         let mut st = self.lock();
+        if let Some(at) = st.retry_at {
+            if Instant::now() < at {
+                return;
+            }
+            st.retry_at = None;
+            if let Err(e) = self.rewind(&mut st) {
+                st.retry_at = Some(Instant::now() + RETRY_AFTER);
+                tracing::error!(sink = %self.name, "still cannot resume the sink: {e}");
+                return;
+            }
+        }
         if let Some(r) = st.resume.as_mut() {
             if r.caught_up_at.is_none() {
                 let now = self.complete();
@@ -313,5 +368,73 @@ mod tests {
         assert_eq!(*second.0.lock().unwrap(), vec![(row("c"), 1)]);
         sink.write(&[(row("a"), now_ms() + 2, -1)]);
         assert_eq!(second.0.lock().unwrap().last(), Some(&(row("a"), -1)));
+    }
+
+    /// A file-like output that can be told to fail (as on a full disk): a failing write
+    /// still leaves its lines behind, like a partial write.
+    #[derive(Default)]
+    struct FlakyFile {
+        lines: Mutex<Vec<(Row, Diff)>>,
+        fail: std::sync::atomic::AtomicBool,
+        error: Mutex<Option<String>>,
+    }
+
+    impl SinkWriter for FlakyFile {
+        fn write(&self, updates: &[(Row, Time, Diff)]) {
+            self.lines
+                .lock()
+                .unwrap()
+                .extend(updates.iter().map(|(r, _, d)| (r.clone(), *d)));
+            if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+                *self.error.lock().unwrap() = Some("No space left on device".into());
+            }
+        }
+        fn output_len(&self) -> Option<u64> {
+            Some(self.lines.lock().unwrap().len() as u64)
+        }
+        fn take_error(&self) -> Option<String> {
+            self.error.lock().unwrap().take()
+        }
+        fn cut_back(&self, len: u64) -> Result<(), String> {
+            if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err("No space left on device".into());
+            }
+            self.lines.lock().unwrap().truncate(len as usize);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failed_write_pauses_the_sink_and_a_retry_emits_each_change_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Arc::new(FlakyFile::default());
+        let sink = ResumableSink::new(
+            "s",
+            out.clone(),
+            SinkStateLog::create(&dir.path().join("s.log")).unwrap(),
+            SinkCheckpoint::default(),
+            vec![],
+            Duration::ZERO,
+        );
+        sink.write(&[(row("a"), 1, 1), (row("b"), 1, 1)]);
+        sink.progress(2);
+        out.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+        sink.write(&[(row("c"), 2, 1)]);
+        assert!(sink.resuming(), "paused after the failed write");
+        sink.write(&[(row("d"), 3, 1), (row("a"), 3, -1)]);
+        sink.progress(4);
+        // Still failing at the first retry: nothing changes.
+        std::thread::sleep(RETRY_AFTER + Duration::from_millis(50));
+        sink.progress(5);
+        assert!(sink.resuming());
+        out.fail.store(false, std::sync::atomic::Ordering::SeqCst);
+        std::thread::sleep(RETRY_AFTER + Duration::from_millis(50));
+        sink.progress(6);
+        assert!(!sink.resuming());
+        let mut lines = out.lines.lock().unwrap().clone();
+        // The partial write of c was cut back; a, b, then the difference: a's delete, c, d.
+        assert_eq!(lines.drain(..2).collect::<Vec<_>>(), vec![(row("a"), 1), (row("b"), 1)]);
+        lines.sort();
+        assert_eq!(lines, vec![(row("a"), -1), (row("c"), 1), (row("d"), 1)]);
     }
 }

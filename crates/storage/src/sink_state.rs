@@ -121,6 +121,11 @@ impl SinkStateLog {
         Ok(())
     }
 
+    /// Where the log lives.
+    pub fn path(&self) -> &Path {
+        self.log.path()
+    }
+
     /// Deletes the log of a dropped sink.
     pub fn remove(self) -> io::Result<()> {
         std::fs::remove_file(self.log.path())
