@@ -63,6 +63,8 @@ pub struct KafkaSink {
     /// Indexes of the primary key columns in `desc`.
     key_columns: Vec<usize>,
     producer: ThreadedProducer<DeliveryLog>,
+    /// A failed delivery or flush since the last [`SinkWriter::take_error`].
+    write_error: Mutex<Option<String>>,
 }
 
 impl KafkaSink {
@@ -109,6 +111,7 @@ impl KafkaSink {
             format,
             key_columns,
             producer,
+            write_error: Mutex::new(None),
         })
     }
 
@@ -231,12 +234,25 @@ impl SinkWriter for KafkaSink {
         if messages.is_empty() {
             return;
         }
+        let failures_before = self.failures();
         for (key, payload) in &messages {
             self.send(key.as_deref(), payload.as_deref());
         }
-        if let Err(e) = self.producer.flush(FLUSH_TIMEOUT) {
+        let flushed = self.producer.flush(FLUSH_TIMEOUT);
+        if let Err(e) = &flushed {
             tracing::error!("kafka sink: flush to topic '{}' failed: {e}", self.topic);
         }
+        if flushed.is_err() || self.failures() > failures_before {
+            let why = match flushed {
+                Err(e) => format!("flush to topic '{}' failed: {e}", self.topic),
+                Ok(()) => self.last_error().unwrap_or_else(|| "delivery failed".into()),
+            };
+            *self.write_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+        }
+    }
+
+    fn take_error(&self) -> Option<String> {
+        self.write_error.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 }
 
@@ -308,6 +324,7 @@ mod tests {
                 format: SinkFormat::Upsert,
                 key_columns: vec![0],
                 producer,
+                write_error: Mutex::new(None),
             };
             sink.encode(updates)
         };

@@ -20,13 +20,13 @@ use crate::json_decode::JsonDecoder;
 use crate::source::MetaColumn;
 use crate::source::{BatchSender, SourceContext, BATCH_ROWS};
 
-/// How often the reader looks for partitions added to the topic.
 /// How often a reader measures its lag.
 const LAG_REFRESH: Duration = Duration::from_secs(1);
 
 /// How long a lag measurement may wait for the broker.
 const LAG_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// How often the reader looks for partitions added to the topic.
 const METADATA_REFRESH: Duration = Duration::from_secs(5);
 /// First wait after a failed connection attempt; doubles up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(250);

@@ -76,6 +76,20 @@ impl ResumableSink {
         upstream: Vec<(String, FeedProgress)>,
         sync_every: Duration,
     ) -> Self {
+        let mut log = log;
+        if checkpoint.output_len.is_none() && checkpoint.emitted.is_empty() {
+            // A first record holding the output's length before anything is written, so a
+            // failed or interrupted first write is cut back too.
+            if let Some(len) = inner.output_len() {
+                if let Err(e) = log.append(vec![], Some(len), BTreeMap::new()).and_then(|_| log.sync()) {
+                    tracing::error!(
+                        sink = name,
+                        "cannot record the sink's start: {}",
+                        crate::describe_io(&e)
+                    );
+                }
+            }
+        }
         let resume = (!checkpoint.emitted.is_empty() || !checkpoint.upstream.is_empty()).then(|| Resume {
             target: checkpoint.upstream.clone(),
             rebuilt: HashMap::new(),
@@ -158,7 +172,9 @@ impl ResumableSink {
         st.retry_at = Some(Instant::now() + RETRY_AFTER);
         st.resume = Some(Resume {
             target: BTreeMap::new(),
-            rebuilt: std::mem::take(&mut st.checkpoint.emitted),
+            // Everything meant to be emitted so far; the checkpoint is reloaded from the log
+            // on retry, so it must not be left emptied meanwhile.
+            rebuilt: st.checkpoint.emitted.clone(),
             caught_up_at: Some(0),
             since: Instant::now(),
             warned: true,
@@ -180,7 +196,8 @@ impl ResumableSink {
 
     fn sync(&self, st: &mut State) {
         st.last_sync = Instant::now();
-        if !st.dirty {
+        // A stalled sink's in-memory checkpoint is ahead of its log: never write it out.
+        if !st.dirty || st.retry_at.is_some() {
             return;
         }
         st.dirty = false;

@@ -40,10 +40,17 @@ impl TableLog {
         }
         let mut rows: Vec<(Row, Diff)> = contents.into_iter().filter(|(_, d)| *d != 0).collect();
         rows.sort();
-        let log = if records.len() > 1 {
-            RecordLog::replace(path, &[encode(&rows)])?
+        // Compacting is best effort: on a full disk the log is kept as it was.
+        let compacted = if records.len() > 1 {
+            RecordLog::replace(path, &[encode(&rows)])
+                .map_err(|e| tracing::warn!(file = %path.display(), "table log not compacted: {e}"))
+                .ok()
         } else {
-            RecordLog::open(path)?.0
+            None
+        };
+        let log = match compacted {
+            Some(log) => log,
+            None => RecordLog::open(path)?.0,
         };
         Ok((TableLog { log }, rows))
     }
