@@ -197,9 +197,33 @@ fn append(path: &Path, events: &[Event], malformed: bool) {
     f.write_all(text.as_bytes()).unwrap();
 }
 
+/// The rows an UPSERT sink's output leaves after applying its changes in order, checking
+/// that no change takes a row below 0 or above 1 copies.
+fn upsert_state(path: &Path) -> Vec<Vec<String>> {
+    let mut state: BTreeMap<Vec<String>, i64> = BTreeMap::new();
+    for v in lines(path) {
+        let row = vec![
+            v["row"]["user_name"].as_str().unwrap().to_string(),
+            v["row"]["n"].as_i64().unwrap().to_string(),
+        ];
+        let n = state.entry(row.clone()).or_default();
+        *n += if v["op"] == "upsert" { 1 } else { -1 };
+        assert!(
+            (0..=1).contains(n),
+            "upsert sink change {v} leaves {row:?} with count {n}"
+        );
+        if *n == 0 {
+            state.remove(&row);
+        }
+    }
+    state.into_keys().collect()
+}
+
 fn lines(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    // A line still being written (no newline yet) is not read.
+    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+    complete
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad sink line {l:?}: {e}")))
         .collect()
@@ -320,15 +344,26 @@ async fn crash_and_check(input: Input) {
     // Let the sinks flush what the views now hold.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    // Views: exactly the hand count.
-    assert_eq!(
-        rows(&client, "SELECT user_name, n FROM failures_per_user").await,
-        expected_per_user
-    );
-    assert_eq!(
-        rows(&client, "SELECT user_name, reason, n FROM watched_logins").await,
-        expected_watched
-    );
+    // Views: exactly the hand count (each view replays with its own reader, so each is
+    // waited for).
+    wait_rows(
+        &client,
+        "SELECT user_name, n FROM failures_per_user",
+        &expected_per_user,
+    )
+    .await;
+    wait_rows(
+        &client,
+        "SELECT user_name, reason, n FROM watched_logins",
+        &expected_watched,
+    )
+    .await;
+    wait_rows(
+        &client,
+        "SELECT count(*) FROM rampart_source_errors",
+        &[vec![chunks.to_string()]],
+    )
+    .await;
     let errors = rows(&client, "SELECT count(*) FROM rampart_source_errors").await;
     assert_eq!(
         errors[0][0],
@@ -353,25 +388,17 @@ async fn crash_and_check(input: Input) {
     );
 
     // UPSERT sink over an updating view: replaying its changes in order never deletes a
-    // row it has not emitted, never emits a row twice, and ends at the view's contents.
-    let mut state: BTreeMap<Vec<String>, i64> = BTreeMap::new();
-    for v in lines(&dir.join("out/counts.jsonl")) {
-        let row = vec![
-            v["row"]["user_name"].as_str().unwrap().to_string(),
-            v["row"]["n"].as_i64().unwrap().to_string(),
-        ];
-        let n = state.entry(row.clone()).or_default();
-        *n += if v["op"] == "upsert" { 1 } else { -1 };
-        assert!(
-            (0..=1).contains(n),
-            "upsert sink change {v} leaves {row:?} with count {n}"
-        );
-        if *n == 0 {
-            state.remove(&row);
+    // row it has not emitted, never emits a row twice, and ends at the view's contents
+    // (once the sink has caught up with the view).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let final_rows = upsert_state(&dir.join("out/counts.jsonl"));
+        if final_rows == expected_per_user {
+            break;
         }
+        assert!(Instant::now() < deadline, "upsert sink ends at {final_rows:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let final_rows: Vec<Vec<String>> = state.into_keys().collect();
-    assert_eq!(final_rows, expected_per_user);
 
     // The recovery path ran: restarted sinks resumed from their logs.
     let server_log = std::fs::read_to_string(&log).unwrap_or_default();
