@@ -235,9 +235,11 @@ impl State {
             return self.create_plain_view(&name, &cv.query, sql).await;
         }
         let plan = self.plan_view(&cv.query, NowMode::TemporalFiltersOnly).await?;
+        // Readers start before the statement is recorded: one that cannot start fails the
+        // statement without leaving it in the catalog.
+        let feeds = self.source_feeds(&plan)?;
         let created_ms = self.creation_ms();
         self.persist_created(&name, sql, created_ms)?;
-        let feeds = self.source_feeds(&plan)?;
         let upstream = self.upstream_feeds(&name, &feeds, &plan);
         let store = ViewStore::new(self.engine.workers(), self.engine.registry());
         let spec = ViewSpec {
@@ -349,9 +351,9 @@ impl State {
                 JsonSink::open(&target, plan.desc.clone(), sink_format, output_len).map_err(PlanError::invalid)?,
             ),
         };
+        let feeds = self.source_feeds(&plan)?;
         let created_ms = self.creation_ms();
         self.persist_created(name, sql, created_ms)?;
-        let feeds = self.source_feeds(&plan)?;
         let upstream = self.upstream_feeds(name, &feeds, &plan);
         let writer = self.resumable_sink(name, writer, resume, upstream.clone());
         let mut notices = Vec::new();
