@@ -39,7 +39,7 @@ const POLL: Duration = Duration::from_millis(50);
 
 /// Where a Kafka source starts reading the partitions that exist when it starts.
 /// Partitions discovered later are always read from their beginning (all their data is new).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KafkaStartup {
     /// From the earliest retained message (`scan.startup.mode = 'earliest'`, the default).
     Earliest,
@@ -48,7 +48,39 @@ pub enum KafkaStartup {
     /// From the first message whose timestamp is at or after these epoch milliseconds
     /// (`scan.startup.timestamp.millis`).
     Timestamp(i64),
+    /// `latest` as it was when the source was created: these offsets per partition
+    /// (partitions not listed start at their beginning).
+    Offsets(BTreeMap<i32, i64>),
 }
+
+/// The end offset of every partition of `topic` now, keyed like reader positions
+/// (`partition N`): what `latest` means at this moment.
+pub fn end_offsets(topic: &str, props: &BTreeMap<String, String>) -> Result<rampart_repr::Positions, String> {
+    let mut cfg = client_config(props);
+    cfg.set("group.id", format!("rampart-pin-{}", std::process::id()));
+    let consumer: BaseConsumer = cfg
+        .create()
+        .map_err(|e| format!("cannot create a Kafka consumer: {e}"))?;
+    let md = consumer
+        .fetch_metadata(Some(topic), PIN_TIMEOUT)
+        .map_err(|e| format!("cannot fetch metadata of topic '{topic}': {e}"))?;
+    let t = md
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+        .ok_or_else(|| format!("topic '{topic}' not found"))?;
+    let mut out = rampart_repr::Positions::default();
+    for p in t.partitions() {
+        let (_low, high) = consumer
+            .fetch_watermarks(topic, p.id(), PIN_TIMEOUT)
+            .map_err(|e| describe_offsets_error(topic, p.id(), e))?;
+        out.advance(&format!("partition {}", p.id()), high.max(0) as u64);
+    }
+    Ok(out)
+}
+
+/// How long CREATE SOURCE waits for the broker to pin `latest` offsets.
+const PIN_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Builds the librdkafka configuration of a source or sink from its `WITH` options: every
 /// `properties.*` option without the prefix, `properties.bootstrap.server` as
@@ -433,7 +465,7 @@ impl Reader {
     /// Where each of the partitions present at start-up begins, as concrete offsets where
     /// the broker answers (so positions are Rampart's own from the first message).
     fn startup_offsets(&self, partitions: &[i32]) -> Result<Vec<(i32, Offset)>, String> {
-        match self.startup {
+        match &self.startup {
             KafkaStartup::Earliest => Ok(partitions.iter().map(|p| (*p, Offset::Beginning)).collect()),
             KafkaStartup::Latest => partitions
                 .iter()
@@ -445,10 +477,14 @@ impl Reader {
                     Ok((*p, Offset::Offset(high)))
                 })
                 .collect(),
+            KafkaStartup::Offsets(pinned) => Ok(partitions
+                .iter()
+                .map(|p| (*p, pinned.get(p).map_or(Offset::Beginning, |o| Offset::Offset(*o))))
+                .collect()),
             KafkaStartup::Timestamp(ms) => {
                 let mut tpl = TopicPartitionList::new();
                 for p in partitions {
-                    tpl.add_partition_offset(&self.topic, *p, Offset::Offset(ms))
+                    tpl.add_partition_offset(&self.topic, *p, Offset::Offset(*ms))
                         .map_err(|e| format!("partition {p}: {e}"))?;
                 }
                 let found = self

@@ -247,20 +247,41 @@ impl SourceConnector {
     }
 
     /// Fixes where readers start, for sources whose start depends on when they are
-    /// created (`latest` file sources: the current size of each matching file), or restores
-    /// that fixed start after a restart. Returns the positions to keep in the catalog.
-    pub fn pin_positions(&mut self, stored: Option<Positions>) -> Option<Positions> {
-        let SourceConnector::File {
-            path,
-            startup: StartupMode::Latest,
-            start_at,
-        } = self
-        else {
-            return None;
-        };
-        let pinned = stored.unwrap_or_else(|| crate::file_source::current_sizes(path));
-        *start_at = Some(pinned.clone());
-        Some(pinned)
+    /// created (`latest`: the current size of each matching file, the current end offset
+    /// of each Kafka partition), or restores that fixed start after a restart. Returns the
+    /// positions to keep in the catalog; an error says why a Kafka `latest` source could
+    /// not be fixed (its readers then start at the latest offsets when they start).
+    pub fn pin_positions(&mut self, stored: Option<Positions>) -> Result<Option<Positions>, String> {
+        match self {
+            SourceConnector::File {
+                path,
+                startup: StartupMode::Latest,
+                start_at,
+            } => {
+                let pinned = stored.unwrap_or_else(|| crate::file_source::current_sizes(path));
+                *start_at = Some(pinned.clone());
+                Ok(Some(pinned))
+            }
+            SourceConnector::Kafka {
+                topic,
+                startup: startup @ KafkaStartup::Latest,
+                properties,
+                ..
+            } => {
+                let pinned = match stored {
+                    Some(p) => p,
+                    None => crate::kafka_source::end_offsets(topic, properties)?,
+                };
+                let offsets = pinned
+                    .0
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.strip_prefix("partition ")?.parse().ok()?, *v as i64)))
+                    .collect();
+                *startup = KafkaStartup::Offsets(offsets);
+                Ok(Some(pinned))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// When the source started, for sources whose data depends on it.

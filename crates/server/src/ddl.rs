@@ -80,7 +80,16 @@ impl State {
         let watermark = watermark.as_ref().map(|w| watermark_column(columns, w)).transpose()?;
         let created_ms = self.creation_ms();
         connector.pin_start(created_ms);
-        let start_positions = connector.pin_positions(self.restoring_positions.take());
+        let mut notices = Vec::new();
+        let start_positions = match connector.pin_positions(self.restoring_positions.take()) {
+            Ok(p) => p,
+            Err(e) => {
+                notices.push(format!(
+                    "the start offsets of '{name}' could not be fixed now ({e}): each reader starts at the latest offsets when it starts, and after a restart messages that arrived while the server was down are skipped"
+                ));
+                None
+            }
+        };
         self.persist_created_at(name, sql, created_ms, start_positions)?;
         self.register_schema(name, columns.arrow_schema())?;
         self.catalog.insert(CatalogEntry {
@@ -96,7 +105,10 @@ impl State {
             upstream: vec![],
             seq: 0,
         });
-        Ok(Executed::command("CREATE_SOURCE"))
+        Ok(Executed {
+            notices,
+            ..Executed::command("CREATE_SOURCE")
+        })
     }
 
     pub(crate) fn create_table(&mut self, ct: &CreateTable, sql: &str) -> Result<Executed, PlanError> {
