@@ -302,6 +302,7 @@ impl SourceConnector {
     pub fn start(&self, ctx: SourceContext, workers: usize) -> Result<SourceFeed, String> {
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..workers.max(1)).map(|_| bounded(CHANNEL_BATCHES)).unzip();
         let out = BatchSender {
+            wake: ctx.wake.clone(),
             senders,
             next: 0,
             rows: ctx.rows_read.clone(),
@@ -348,12 +349,16 @@ pub struct SourceContext {
     pub watermark: Option<crate::late::Watermark>,
     /// Where late rows go (`rampart_late_events`).
     pub late: ErrorLog,
+    /// The dataflow worker threads, in worker order: a reader wakes the worker it hands a
+    /// batch to, so an idle worker does not have to poll.
+    pub wake: Vec<std::thread::Thread>,
 }
 
 /// Spreads batches over the workers round-robin; `send` fails once the dataflow is gone.
 /// Each batch carries the reader's positions ([`BatchSender::advance`]) as of its last row.
 pub struct BatchSender {
     senders: Vec<Sender<SourceBatch>>,
+    wake: Vec<std::thread::Thread>,
     next: usize,
     rows: Arc<AtomicU64>,
     positions: Positions,
@@ -389,6 +394,9 @@ impl BatchSender {
             })
             .is_ok();
         self.seq += 1;
+        if let Some(t) = self.wake.get(i) {
+            t.unpark();
+        }
         if ok {
             self.rows.fetch_add(n, Ordering::Relaxed);
         }

@@ -14,6 +14,8 @@ pub struct Engine {
     workers: usize,
     registry: Arc<StoreRegistry>,
     guards: Mutex<Option<timely::communication::WorkerGuards<()>>>,
+    /// The worker threads, in worker order: woken when there is work for them.
+    threads: Vec<std::thread::Thread>,
 }
 
 impl Engine {
@@ -31,11 +33,13 @@ impl Engine {
                 worker::run(w, rx, reg.clone());
             }
         })?;
+        let threads = guards.guards().iter().map(|g| g.thread().clone()).collect();
         Ok(Engine {
             senders,
             workers,
             registry,
             guards: Mutex::new(Some(guards)),
+            threads,
         })
     }
 
@@ -54,6 +58,15 @@ impl Engine {
         for s in &self.senders {
             let _ = s.send(cmd.clone());
         }
+        for t in &self.threads {
+            t.unpark();
+        }
+    }
+
+    /// The worker threads, in worker order, for readers to wake the worker they hand a
+    /// batch to (an idle worker parks for up to [`crate::worker::MAX_IDLE_PARK`]).
+    pub fn worker_threads(&self) -> Vec<std::thread::Thread> {
+        self.threads.clone()
     }
 
     /// Stops the workers and waits for them.

@@ -27,6 +27,14 @@ type Trace = TraceAgent<KeySpine<Row, Time, Diff>>;
 /// does not starve the others or delay progress.
 const BATCHES_PER_STEP: usize = 16;
 
+/// How long a worker parks between steps while busy.
+const BUSY_PARK: Duration = Duration::from_millis(1);
+
+/// How long an idle worker parks at most: the park doubles from [`BUSY_PARK`] while nothing
+/// arrives. Commands and readers' batches wake it at once; this bounds how late an idle
+/// worker advances time (temporal filters, consistent reads).
+pub const MAX_IDLE_PARK: Duration = Duration::from_millis(16);
+
 /// How much history traces keep behind the wall clock (ms): enough for a dataflow being
 /// built to import a consistent snapshot.
 const COMPACTION_LAG_MS: Time = 1_000;
@@ -50,10 +58,15 @@ pub(crate) fn run(worker: &mut Worker, commands: Receiver<Command>, registry: Ar
     let mut objects: HashMap<String, Object> = HashMap::new();
     let mut epoch: Time = now_ms();
     let mut last_compaction = Instant::now();
+    let mut park = BUSY_PARK;
     loop {
+        let mut busy = false;
         loop {
             match commands.try_recv() {
-                Ok(cmd) => apply(worker, cmd, &mut objects, epoch, &registry),
+                Ok(cmd) => {
+                    busy = true;
+                    apply(worker, cmd, &mut objects, epoch, &registry)
+                }
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
                     for (_, o) in objects.drain() {
@@ -68,6 +81,7 @@ pub(crate) fn run(worker: &mut Worker, commands: Receiver<Command>, registry: Ar
                 for _ in 0..BATCHES_PER_STEP {
                     match s.receiver.try_recv() {
                         Ok(batch) => {
+                            busy = true;
                             for row in batch.rows {
                                 s.session.update(row, 1);
                             }
@@ -112,7 +126,9 @@ pub(crate) fn run(worker: &mut Worker, commands: Receiver<Command>, registry: Ar
         if index == 0 {
             registry.reseal();
         }
-        worker.step_or_park(Some(Duration::from_millis(1)));
+        park = if busy { BUSY_PARK } else { (park * 2).min(MAX_IDLE_PARK) };
+        // A dataflow with pending work does not park at all.
+        worker.step_or_park(Some(park));
     }
 }
 

@@ -212,6 +212,7 @@ impl State {
                     rows_read: Default::default(),
                     watermark: entry.watermark,
                     late: self.late.clone(),
+                    wake: self.engine.worker_threads(),
                 };
                 let feed = connector
                     .start(ctx, self.engine.workers())
