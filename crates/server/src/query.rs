@@ -155,19 +155,11 @@ impl State {
                 .map(|((n, schema, _), rows)| (n, schema, rows))
                 .collect(),
         )?;
-        for (name, log, schema) in [
-            (
-                system_tables::SOURCE_ERRORS,
-                &self.errors,
-                system_tables::source_errors_schema(),
-            ),
-            (
-                system_tables::LATE_EVENTS,
-                &self.late,
-                system_tables::late_events_schema(),
-            ),
+        for (name, log) in [
+            (system_tables::SOURCE_ERRORS, &self.errors),
+            (system_tables::LATE_EVENTS, &self.late),
         ] {
-            if names.contains(name) {
+            if let Some(schema) = system_tables::log_table_schema(name).filter(|_| names.contains(name)) {
                 let batch = system_tables::log_batch(log, schema.clone());
                 let mem = MemTable::try_new(schema, vec![vec![batch]]).map_err(PlanError::from_datafusion)?;
                 ctx.register_table(name, Arc::new(mem))
@@ -209,12 +201,7 @@ impl State {
 
     pub(crate) fn describe_relation(&self, name: &ObjectName) -> Result<Executed, PlanError> {
         let n = object_name(name);
-        let desc = if n == system_tables::SOURCE_ERRORS || n == system_tables::LATE_EVENTS {
-            let schema = if n == system_tables::SOURCE_ERRORS {
-                system_tables::source_errors_schema()
-            } else {
-                system_tables::late_events_schema()
-            };
+        let desc = if let Some(schema) = system_tables::log_table_schema(&n) {
             rampart_repr::RelationDesc::from_arrow(&schema).map_err(PlanError::invalid)?
         } else {
             self.catalog

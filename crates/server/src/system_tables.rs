@@ -30,6 +30,15 @@ pub fn late_events_schema() -> SchemaRef {
     log_schema("arrived_at")
 }
 
+/// The columns of `name` if it is one of the log-backed system tables.
+pub fn log_table_schema(name: &str) -> Option<SchemaRef> {
+    match name {
+        SOURCE_ERRORS => Some(source_errors_schema()),
+        LATE_EVENTS => Some(late_events_schema()),
+        _ => None,
+    }
+}
+
 /// The columns of a table backed by an [`ErrorLog`].
 fn log_schema(time_column: &str) -> SchemaRef {
     Arc::new(Schema::new(vec![

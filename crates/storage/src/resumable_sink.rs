@@ -141,7 +141,7 @@ impl ResumableSink {
     fn emit(&self, st: &mut State, updates: &[(Row, Time, Diff)]) {
         self.inner.write(updates);
         let changes: Vec<(Row, Diff)> = updates.iter().map(|(r, _, d)| (r.clone(), *d)).collect();
-        apply(&mut st.checkpoint.emitted, &changes);
+        apply(&mut st.checkpoint.emitted, changes.iter().map(|(r, d)| (r, *d)));
         if let Some(e) = self.inner.take_error() {
             self.stall(st, format!("cannot write the sink's output: {e}"));
             return;
@@ -222,13 +222,7 @@ impl SinkWriter for ResumableSink {
     fn write(&self, updates: &[(Row, Time, Diff)]) {
         let mut st = self.lock();
         if let Some(r) = st.resume.as_mut() {
-            for (row, _, d) in updates {
-                let e = r.rebuilt.entry(row.clone()).or_insert(0);
-                *e += d;
-                if *e == 0 {
-                    r.rebuilt.remove(row);
-                }
-            }
+            apply(&mut r.rebuilt, updates.iter().map(|(row, _, d)| (row, *d)));
             return;
         }
         self.emit(&mut st, updates);

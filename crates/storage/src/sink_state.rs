@@ -61,7 +61,7 @@ impl SinkStateLog {
                     format!("sink record {i} in {} does not parse: {e}", path.display()),
                 )
             })?;
-            apply(&mut cp.emitted, &r.changes);
+            apply(&mut cp.emitted, r.changes.iter().map(|(row, d)| (row, *d)));
             if r.output_len.is_some() {
                 cp.output_len = r.output_len;
             }
@@ -133,7 +133,7 @@ impl SinkStateLog {
 }
 
 /// Adds changes to a collection, removing rows whose count reaches zero.
-pub(crate) fn apply(collection: &mut HashMap<Row, Diff>, changes: &[(Row, Diff)]) {
+pub(crate) fn apply<'a>(collection: &mut HashMap<Row, Diff>, changes: impl IntoIterator<Item = (&'a Row, Diff)>) {
     for (row, d) in changes {
         let e = collection.entry(row.clone()).or_insert(0);
         *e += d;

@@ -34,11 +34,9 @@ impl TableLog {
                     format!("table change record {i} in {} does not parse: {e}", path.display()),
                 )
             })?;
-            for (row, d) in changes {
-                *contents.entry(row).or_insert(0) += d;
-            }
+            crate::sink_state::apply(&mut contents, changes.iter().map(|(row, d)| (row, *d)));
         }
-        let mut rows: Vec<(Row, Diff)> = contents.into_iter().filter(|(_, d)| *d != 0).collect();
+        let mut rows: Vec<(Row, Diff)> = contents.into_iter().collect();
         rows.sort();
         // Compacting is best effort: on a full disk the log is kept as it was.
         let compacted = if records.len() > 1 {
