@@ -97,7 +97,8 @@ pub(crate) fn spawn(
                                 match decoder.decode(text) {
                                     Ok(row) => {
                                         if late.admit(&row, &location, Some(f.line_no), text) {
-                                            batch.push(row)
+                                            batch.push(row);
+                                            out.set_watermark(late.watermark());
                                         }
                                     }
                                     Err(e) => ctx.errors.record(&ctx.name, &location, Some(f.line_no), text, e),

@@ -44,7 +44,8 @@ pub(crate) fn spawn(
                     match decoder.decode(&event) {
                         Ok(row) => {
                             if late.admit(&row, "generator", Some(emitted as i64), &event) {
-                                batch.push(row)
+                                batch.push(row);
+                                out.set_watermark(late.watermark());
                             }
                         }
                         Err(e) => ctx

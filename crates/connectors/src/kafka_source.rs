@@ -330,7 +330,8 @@ impl Reader {
                                             row.push(meta_datum(*m, &msg));
                                         }
                                         if late.admit(&row, &location(), Some(offset), text) {
-                                            batch.push(row)
+                                            batch.push(row);
+                                            self.out.set_watermark(late.watermark());
                                         }
                                     }
                                     Err(e) => {

@@ -65,6 +65,18 @@ impl LateFilter {
         *max = (*max).max(*t);
         true
     }
+
+    /// The source's watermark as far as this reader has read: the lowest of its streams'
+    /// watermarks (streams that have not delivered an event yet do not hold it back).
+    /// `None` without a `WATERMARK` or before the first event.
+    pub(crate) fn watermark(&self) -> Option<i64> {
+        let spec = self.spec?;
+        self.max_seen
+            .values()
+            .filter(|m| **m > i64::MIN)
+            .map(|m| m.saturating_sub(spec.delay_us))
+            .min()
+    }
 }
 
 fn fmt_us(us: i64) -> String {
@@ -101,6 +113,11 @@ mod tests {
             "another stream has its own watermark"
         );
         assert!(f.admit(&vec![Datum::Null], "a", Some(5), "{}"));
+        assert_eq!(
+            f.watermark(),
+            Some(45_000_000),
+            "the source's watermark is its slowest stream's"
+        );
         let recs = late.snapshot();
         assert_eq!(recs.len(), 1);
         assert_eq!((recs[0].location.as_str(), recs[0].offset), ("a", Some(4)));

@@ -309,6 +309,7 @@ impl SourceConnector {
             positions: Positions::default(),
             positions_changed: false,
             seq: 0,
+            watermark: None,
         };
         match self.clone() {
             SourceConnector::File {
@@ -364,6 +365,7 @@ pub struct BatchSender {
     positions: Positions,
     positions_changed: bool,
     seq: u64,
+    watermark: Option<i64>,
 }
 
 impl BatchSender {
@@ -373,6 +375,14 @@ impl BatchSender {
         if self.positions.0.get(stream) != Some(&pos) {
             self.positions.advance(stream, pos);
             self.positions_changed = true;
+        }
+    }
+
+    /// Records the source's watermark after the rows read so far (the next batch carries
+    /// it).
+    pub fn set_watermark(&mut self, watermark: Option<i64>) {
+        if watermark > self.watermark {
+            self.watermark = watermark;
         }
     }
 
@@ -391,6 +401,7 @@ impl BatchSender {
                 rows: batch,
                 positions: self.positions.clone(),
                 seq: Some(self.seq),
+                watermark: self.watermark,
             })
             .is_ok();
         self.seq += 1;

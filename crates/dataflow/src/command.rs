@@ -21,6 +21,10 @@ pub struct SourceBatch {
     /// The batch's number in the reader's sequence (0, 1, 2, ...); `None` for the empty
     /// probes a reader sends to see whether the dataflow still exists.
     pub seq: Option<u64>,
+    /// The source's watermark (microseconds) once these rows are read: rows in later
+    /// batches have event times at or above it. `None` without a `WATERMARK` or before the
+    /// first event.
+    pub watermark: Option<i64>,
 }
 
 /// A worker's end of a source's channel of batches.
@@ -88,6 +92,8 @@ pub struct SourceFeed {
     receivers: Arc<Mutex<Vec<Option<RowReceiver>>>>,
     /// What the workers have ingested from this feed.
     pub progress: FeedProgress,
+    /// The source declares a `WATERMARK`: its batches carry watermarks the dataflow tracks.
+    pub watermarked: bool,
 }
 
 impl SourceFeed {
@@ -96,6 +102,7 @@ impl SourceFeed {
         SourceFeed {
             receivers: Arc::new(Mutex::new(receivers.into_iter().map(Some).collect())),
             progress: FeedProgress::default(),
+            watermarked: false,
         }
     }
 
@@ -128,6 +135,10 @@ pub struct ViewSpec {
     pub sources: BTreeMap<String, SourceFeed>,
     /// Where evaluation errors are recorded.
     pub errors: ErrorLog,
+    /// Where changes that reach a closed window are recorded (`rampart_late_events`).
+    pub late: ErrorLog,
+    /// Event-time lags of the objects the plan reads (see `rampart_plan::event_time`).
+    pub lags: BTreeMap<String, rampart_plan::event_time::Lags>,
 }
 
 /// A command to the workers.

@@ -18,10 +18,12 @@ use timely::worker::Worker;
 
 use crate::capture::{SinkWriter, StoreRegistry, ViewStore};
 use crate::command::{Command, FeedProgress, SourceBatch, ViewSpec};
-use crate::render::{render, RenderContext, Rows};
+use crate::render::watermark::safe_watermark;
+use crate::render::{render, RenderContext, Rendered, Rows};
 use crate::{now_ms, Diff, Time};
 
 type Trace = TraceAgent<KeySpine<Row, Time, Diff>>;
+type WatermarkTrace = TraceAgent<KeySpine<i64, Time, Diff>>;
 
 /// How many source batches one input takes per loop iteration, so that one busy source
 /// does not starve the others or delay progress.
@@ -41,6 +43,8 @@ const COMPACTION_LAG_MS: Time = 1_000;
 
 struct SourceInput {
     session: InputSession<Time, Row, Diff>,
+    /// `(seq, watermark)` of each batch, for sources with a `WATERMARK`.
+    watermarks: Option<InputSession<Time, (u64, i64), Diff>>,
     receiver: Receiver<SourceBatch>,
     progress: FeedProgress,
     closed: bool,
@@ -49,6 +53,8 @@ struct SourceInput {
 struct Object {
     dataflow: usize,
     trace: Option<Trace>,
+    /// The watermark of a materialized view whose rows have event-time columns.
+    watermark: Option<WatermarkTrace>,
     table_input: Option<InputSession<Time, Row, Diff>>,
     sources: Vec<SourceInput>,
 }
@@ -87,6 +93,9 @@ pub(crate) fn run(worker: &mut Worker, commands: Receiver<Command>, registry: Ar
                             }
                             // Counted before the input advances past this batch's time.
                             if let Some(seq) = batch.seq {
+                                if let Some(w) = s.watermarks.as_mut() {
+                                    w.update((seq, batch.watermark.unwrap_or(i64::MIN)), 1);
+                                }
                                 s.progress.ingested(seq, &batch.positions);
                             }
                         }
@@ -110,6 +119,10 @@ pub(crate) fn run(worker: &mut Worker, commands: Receiver<Command>, registry: Ar
                 for s in o.sources.iter_mut() {
                     s.session.advance_to(epoch);
                     s.session.flush();
+                    if let Some(w) = s.watermarks.as_mut() {
+                        w.advance_to(epoch);
+                        w.flush();
+                    }
                 }
             }
         }
@@ -118,6 +131,10 @@ pub(crate) fn run(worker: &mut Worker, commands: Receiver<Command>, registry: Ar
             let since = [epoch.saturating_sub(COMPACTION_LAG_MS)];
             for o in objects.values_mut() {
                 if let Some(t) = o.trace.as_mut() {
+                    t.set_logical_compaction(AntichainRef::new(&since));
+                    t.set_physical_compaction(AntichainRef::new(&since));
+                }
+                if let Some(t) = o.watermark.as_mut() {
                     t.set_logical_compaction(AntichainRef::new(&since));
                     t.set_physical_compaction(AntichainRef::new(&since));
                 }
@@ -155,6 +172,7 @@ fn apply(
                 Object {
                     dataflow,
                     trace: Some(trace),
+                    watermark: None,
                     table_input: Some(input),
                     sources: vec![],
                 },
@@ -174,12 +192,13 @@ fn apply(
             let dataflow = worker.next_dataflow_index();
             let built = build_view(worker, &spec, objects, epoch);
             match built {
-                Ok((trace, sources)) => {
+                Ok((trace, watermark, sources)) => {
                     objects.insert(
                         spec.name.clone(),
                         Object {
                             dataflow,
                             trace,
+                            watermark,
                             table_input: None,
                             sources,
                         },
@@ -206,7 +225,7 @@ fn apply(
     }
 }
 
-type Built = (Option<Trace>, Vec<SourceInput>);
+type Built = (Option<Trace>, Option<WatermarkTrace>, Vec<SourceInput>);
 
 fn build_view(
     worker: &mut Worker,
@@ -216,36 +235,53 @@ fn build_view(
 ) -> Result<Built, String> {
     let index = worker.index();
     worker.dataflow::<Time, _, _>(|scope| {
-        let mut inputs: HashMap<String, Rows<'_>> = HashMap::new();
+        let mut inputs: HashMap<String, Rendered<'_>> = HashMap::new();
         let mut sources = Vec::new();
         for dep in spec.plan.dependencies() {
             if let Some(feed) = spec.sources.get(&dep) {
                 let (mut session, rows) = scope.new_collection::<Row, Diff>();
                 session.advance_to(epoch);
+                let (watermarks, watermark) = if feed.watermarked {
+                    let (mut w, batches) = scope.new_collection::<(u64, i64), Diff>();
+                    w.advance_to(epoch);
+                    (Some(w), Some(safe_watermark(batches)))
+                } else {
+                    (None, None)
+                };
                 let receiver = feed
                     .take(index)
                     .ok_or_else(|| format!("feed for source {dep} already taken"))?;
                 sources.push(SourceInput {
                     session,
+                    watermarks,
                     receiver,
                     progress: feed.progress.clone(),
                     closed: false,
                 });
-                inputs.insert(dep, rows);
-            } else if let Some(trace) = objects.get_mut(&dep).and_then(|o| o.trace.as_mut()) {
+                inputs.insert(dep, Rendered { rows, watermark });
+            } else if let Some(o) = objects.get_mut(&dep) {
+                let Some(trace) = o.trace.as_mut() else {
+                    return Err(format!("relation {dep} is not available to the dataflow"));
+                };
                 let rows = trace.import(scope).as_collection(|k: &Row, _v: &()| k.clone());
-                inputs.insert(dep, rows);
+                let watermark = o
+                    .watermark
+                    .as_mut()
+                    .map(|w| w.import(scope).as_collection(|k: &i64, _v: &()| *k));
+                inputs.insert(dep, Rendered { rows, watermark });
             } else {
                 return Err(format!("relation {dep} is not available to the dataflow"));
             }
         }
         let ctx = RenderContext {
             inputs,
+            lags: spec.lags.clone(),
             scope,
             view: spec.name.clone(),
             errors: spec.errors.clone(),
+            late: spec.late.clone(),
         };
-        let rows = render(&spec.plan, &ctx)?;
+        let Rendered { rows, watermark } = render(&spec.plan, &ctx)?;
         if let Some(store) = &spec.store {
             capture_to_store(rows.clone(), store.clone(), index);
         }
@@ -257,7 +293,11 @@ fn build_view(
         } else {
             None
         };
-        Ok((trace, sources))
+        let watermark = match watermark {
+            Some(w) if spec.arrange => Some(w.arrange_by_self().trace),
+            _ => None,
+        };
+        Ok((trace, watermark, sources))
     })
 }
 

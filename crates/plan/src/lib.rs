@@ -3,6 +3,8 @@
 //! `rampart-dataflow` renders a [`Plan`] onto timely/differential dataflow; `EXPLAIN`
 //! prints it with [`Plan::explain`].
 
+pub mod event_time;
+
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -164,6 +166,9 @@ pub enum Plan {
         aggregates: Vec<Aggregate>,
         /// Schema of the input.
         input_schema: DFSchemaRef,
+        /// `EMIT ON WINDOW CLOSE`: emit each group once, final, when the watermark closes
+        /// its window (the group key must hold an event-time column).
+        emit_on_window_close: bool,
     },
     /// Removes duplicate rows.
     Distinct {
@@ -234,12 +239,93 @@ impl Plan {
     /// A readable, indented rendering of the plan for `EXPLAIN`, including what state
     /// each operator keeps.
     pub fn explain(&self) -> String {
+        self.explain_with(&|_| None)
+    }
+
+    /// [`Plan::explain`], knowing the event-time lags of the objects the plan reads (see
+    /// [`event_time`]), so it can say which state watermarks free.
+    pub fn explain_with(&self, inputs: &dyn Fn(&str) -> Option<event_time::Lags>) -> String {
         let mut out = String::new();
-        self.explain_into(&mut out, 0);
+        self.explain_into(&mut out, 0, inputs);
         out
     }
 
-    fn explain_into(&self, out: &mut String, depth: usize) {
+    /// Makes every `GROUP BY` of the plan emit on window close (`EMIT ON WINDOW CLOSE`).
+    /// Fails, saying why, when the plan has no `GROUP BY` or one whose key holds no
+    /// event-time column.
+    pub fn set_emit_on_window_close(
+        &mut self,
+        inputs: &dyn Fn(&str) -> Option<event_time::Lags>,
+    ) -> Result<(), String> {
+        let mut found = false;
+        self.set_eowc(inputs, &mut found)?;
+        if found {
+            Ok(())
+        } else {
+            Err(
+                "EMIT ON WINDOW CLOSE needs a GROUP BY over a window (TUMBLE or HOP) of a source with a WATERMARK"
+                    .into(),
+            )
+        }
+    }
+
+    fn set_eowc(&mut self, inputs: &dyn Fn(&str) -> Option<event_time::Lags>, found: &mut bool) -> Result<(), String> {
+        if let Plan::Reduce { group_exprs, .. } = &*self {
+            if self.window_keys(inputs).is_none() {
+                return Err(format!(
+                    "EMIT ON WINDOW CLOSE: GROUP BY [{}] has no window column derived from a source with a WATERMARK, so its groups never close",
+                    group_exprs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
+        if let Plan::Reduce {
+            emit_on_window_close, ..
+        } = self
+        {
+            *emit_on_window_close = true;
+            *found = true;
+        }
+        match self {
+            Plan::Get { .. } | Plan::Constant { .. } => {}
+            Plan::Map { input, .. }
+            | Plan::Filter { input, .. }
+            | Plan::TemporalFilter { input, .. }
+            | Plan::Reduce { input, .. }
+            | Plan::Distinct { input }
+            | Plan::Window { input, .. } => input.set_eowc(inputs, found)?,
+            Plan::Union { inputs: branches } => {
+                for b in branches {
+                    b.set_eowc(inputs, found)?;
+                }
+            }
+            Plan::Join { left, right, .. } => {
+                left.set_eowc(inputs, found)?;
+                right.set_eowc(inputs, found)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// For a `Reduce`, which group keys are event-time columns (their lags), if any.
+    pub fn window_keys(&self, inputs: &dyn Fn(&str) -> Option<event_time::Lags>) -> Option<event_time::Lags> {
+        let Plan::Reduce {
+            input,
+            group_exprs,
+            input_schema,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let lags = event_time::plan_lags(input, inputs);
+        let keys: event_time::Lags = group_exprs
+            .iter()
+            .map(|e| event_time::expr_lag(e, input_schema, &lags))
+            .collect();
+        event_time::has_event_time(&keys).then_some(keys)
+    }
+
+    fn explain_into(&self, out: &mut String, depth: usize, inputs: &dyn Fn(&str) -> Option<event_time::Lags>) {
         let pad = "  ".repeat(depth);
         let list = |es: &[Expr]| es.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ");
         let _ = match self {
@@ -269,10 +355,11 @@ impl Plan {
             Plan::Reduce {
                 group_exprs,
                 aggregates,
+                emit_on_window_close,
                 ..
             } => writeln!(
                 out,
-                "{pad}Reduce group by [{}] aggregates [{}] (state: input rows and results per group)",
+                "{pad}Reduce group by [{}] aggregates [{}] ({})",
                 list(group_exprs),
                 aggregates
                     .iter()
@@ -284,7 +371,12 @@ impl Plan {
                         a.filter.as_ref().map(|f| format!(" FILTER {f}")).unwrap_or_default()
                     ))
                     .collect::<Vec<_>>()
-                    .join(", ")
+                    .join(", "),
+                match (self.window_keys(inputs).is_some(), emit_on_window_close) {
+                    (true, true) => "state: accumulated values per open window and group, freed when the watermark closes the window; emits each window's final result once, when it closes",
+                    (true, false) => "state: accumulated values per open window and group, freed when the watermark closes the window; emits updates while the window is open",
+                    (false, _) => "state: input rows and results per group, kept forever (no watermarked window key)",
+                }
             ),
             Plan::Distinct { .. } => writeln!(out, "{pad}Distinct (state: every distinct row)"),
             Plan::Window {
@@ -298,7 +390,7 @@ impl Plan {
             }
         };
         for c in self.children() {
-            c.explain_into(out, depth + 1);
+            c.explain_into(out, depth + 1, inputs);
         }
     }
 }

@@ -28,6 +28,9 @@ pub struct CatalogEntry {
     pub connector: Option<SourceConnector>,
     /// The source's `WATERMARK`, if declared.
     pub watermark: Option<rampart_connectors::late::Watermark>,
+    /// Event-time lags of its columns (sources with a `WATERMARK`, materialized views
+    /// derived from them); see `rampart_plan::event_time`.
+    pub event_time: Option<rampart_plan::event_time::Lags>,
     /// For (non-materialized) views: the rewritten query text DataFusion registers.
     pub view_query: Option<String>,
     /// Readers feeding its dataflow, directly or through the views it reads, as

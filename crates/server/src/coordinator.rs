@@ -231,7 +231,7 @@ impl State {
                     ..
                 } => self.copy_from(source, *to, target, options, legacy_options).await,
                 S::Query(q) => self.select(q).await,
-                S::Explain { statement, .. } => self.explain(statement).await,
+                S::Explain { statement, .. } => self.explain(statement, &stmt.text).await,
                 S::ExplainTable { table_name, .. } => self.describe_relation(table_name),
                 S::Set(_) => Ok(Executed::command("SET")),
                 S::StartTransaction { .. } => Ok(Executed::command("BEGIN")),

@@ -8,6 +8,7 @@ use rampart_connectors::late::Watermark;
 use rampart_connectors::sink::{JsonSink, SinkFormat, SinkTarget};
 use rampart_connectors::source::{MetaColumn, SourceConnector, SourceContext};
 use rampart_dataflow::{render::validate, Command, FeedProgress, SourceFeed, ViewSpec, ViewStore};
+use rampart_plan::event_time::{has_event_time, plan_lags, Lags};
 use rampart_plan::ViewPlan;
 use rampart_repr::RelationDesc;
 use rampart_sql::ast::{object_name, ObjectKind};
@@ -100,6 +101,11 @@ impl State {
             depends_on: vec![],
             store: None,
             connector: Some(connector),
+            event_time: watermark.map(|w| {
+                let mut lags = vec![None; columns.columns.len()];
+                lags[w.column] = Some(0);
+                lags
+            }),
             watermark,
             view_query: None,
             upstream: vec![],
@@ -150,6 +156,7 @@ impl State {
             store: Some(store),
             connector: None,
             watermark: None,
+            event_time: None,
             view_query: None,
             upstream: vec![],
             seq: 0,
@@ -171,6 +178,41 @@ impl State {
             }
         }
         Ok(plan)
+    }
+
+    /// [`State::plan_view`], then `EMIT ON WINDOW CLOSE` when the statement `sql` asks
+    /// for it.
+    pub(crate) async fn plan_streaming_view(
+        &self,
+        query: &Query,
+        now: NowMode,
+        sql: &str,
+    ) -> Result<ViewPlan, PlanError> {
+        let mut plan = self.plan_view(query, now).await?;
+        if rampart_sql::emit::emits_on_window_close(sql) {
+            let mut tree = (*plan.plan).clone();
+            tree.set_emit_on_window_close(&|name| self.event_time_of(name))
+                .map_err(|e| PlanError::new("42P20", e))?;
+            plan.plan = Arc::new(tree);
+        }
+        Ok(plan)
+    }
+
+    /// Event-time lags of a catalog object's columns, if it has event-time columns.
+    pub(crate) fn event_time_of(&self, name: &str) -> Option<Lags> {
+        self.catalog.get(name).and_then(|e| e.event_time.clone())
+    }
+
+    /// Event-time lags of the objects `plan` reads, for the dataflow, and of its output.
+    fn plan_event_time(&self, plan: &ViewPlan) -> (BTreeMap<String, Lags>, Option<Lags>) {
+        let inputs: BTreeMap<String, Lags> = plan
+            .plan
+            .dependencies()
+            .into_iter()
+            .filter_map(|d| self.event_time_of(&d).map(|l| (d, l)))
+            .collect();
+        let out = plan_lags(&plan.plan, &|name| inputs.get(name).cloned());
+        (inputs.clone(), has_event_time(&out).then_some(out))
     }
 
     /// Every reader feeding a dataflow that reads `plan`: its own `feeds` (as
@@ -214,9 +256,10 @@ impl State {
                     late: self.late.clone(),
                     wake: self.engine.worker_threads(),
                 };
-                let feed = connector
+                let mut feed = connector
                     .start(ctx, self.engine.workers())
                     .map_err(PlanError::invalid)?;
+                feed.watermarked = entry.watermark.is_some();
                 feeds.insert(dep, feed);
             }
         }
@@ -247,7 +290,10 @@ impl State {
         if !cv.materialized {
             return self.create_plain_view(&name, &cv.query, sql).await;
         }
-        let plan = self.plan_view(&cv.query, NowMode::TemporalFiltersOnly).await?;
+        let plan = self
+            .plan_streaming_view(&cv.query, NowMode::TemporalFiltersOnly, sql)
+            .await?;
+        let (lags, event_time) = self.plan_event_time(&plan);
         // Readers start before the statement is recorded: one that cannot start fails the
         // statement without leaving it in the catalog.
         let feeds = self.source_feeds(&plan)?;
@@ -264,6 +310,8 @@ impl State {
             sink: None,
             sources: feeds,
             errors: self.errors.clone(),
+            late: self.late.clone(),
+            lags,
         };
         self.register_schema(&name, plan.desc.arrow_schema())?;
         self.engine.broadcast(Command::CreateView(Box::new(spec)));
@@ -276,6 +324,7 @@ impl State {
             store: Some(store),
             connector: None,
             watermark: None,
+            event_time,
             view_query: None,
             upstream,
             seq: 0,
@@ -317,6 +366,7 @@ impl State {
             store: None,
             connector: None,
             watermark: None,
+            event_time: None,
             view_query: Some(text),
             upstream: vec![],
             seq: 0,
@@ -352,7 +402,8 @@ impl State {
                     .map_err(|e| PlanError::syntax(e.to_string()))?
             }
         };
-        let plan = self.plan_view(&query, NowMode::EmitTime).await?;
+        let plan = self.plan_streaming_view(&query, NowMode::EmitTime, sql).await?;
+        let (lags, _) = self.plan_event_time(&plan);
         let resume = self.open_sink_state(name)?;
         let output_len = resume.as_ref().and_then(|r| r.checkpoint.output_len);
         let writer: Arc<dyn rampart_dataflow::SinkWriter> = match &target {
@@ -389,6 +440,8 @@ impl State {
             sink: Some(writer),
             sources: feeds,
             errors: self.errors.clone(),
+            late: self.late.clone(),
+            lags,
         };
         self.engine.broadcast(Command::CreateView(Box::new(spec)));
         self.catalog.insert(CatalogEntry {
@@ -400,6 +453,7 @@ impl State {
             store: None,
             connector: None,
             watermark: None,
+            event_time: None,
             view_query: None,
             upstream,
             seq: 0,

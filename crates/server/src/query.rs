@@ -218,7 +218,7 @@ impl State {
         Ok(rows(text_table(&["Name", "Type"], rows_out)))
     }
 
-    pub(crate) async fn explain(&self, stmt: &Statement) -> Result<Executed, PlanError> {
+    pub(crate) async fn explain(&self, stmt: &Statement, sql: &str) -> Result<Executed, PlanError> {
         let query: Box<Query> = match stmt {
             Statement::Query(q) => q.clone(),
             Statement::CreateView(cv) => cv.query.clone(),
@@ -239,8 +239,15 @@ impl State {
                 }
             }
         };
-        let plan = self.plan_view(&query, NowMode::TemporalFiltersOnly).await?;
-        let lines = plan.plan.explain().lines().map(str::to_string).collect();
+        let plan = self
+            .plan_streaming_view(&query, NowMode::TemporalFiltersOnly, sql)
+            .await?;
+        let lines = plan
+            .plan
+            .explain_with(&|name| self.event_time_of(name))
+            .lines()
+            .map(str::to_string)
+            .collect();
         Ok(rows(text_rows("QUERY PLAN", lines)))
     }
 

@@ -3,6 +3,7 @@
 //! and lowering DataFusion logical plans to Rampart's dataflow IR.
 
 pub mod ast;
+pub mod emit;
 pub mod error;
 pub mod flink;
 pub mod lower;

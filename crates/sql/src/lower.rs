@@ -155,6 +155,7 @@ impl Lowerer {
                     group_exprs: a.group_expr.iter().map(|e| self.scalar(e)).collect::<Result<_, _>>()?,
                     aggregates,
                     input_schema: a.input.schema().clone(),
+                    emit_on_window_close: false,
                 }
             }
             LogicalPlan::Distinct(Distinct::All(input)) => Plan::Distinct {

@@ -28,9 +28,12 @@ pub struct ParsedStatement {
 pub fn parse_statements(sql: &str) -> Result<Vec<ParsedStatement>, PlanError> {
     let rewritten = crate::flink::rewrite_flink_syntax(sql);
     let sql = rewritten.as_str();
+    // Parsed without `EMIT ON WINDOW CLOSE` (blanked to the same length, so positions
+    // match); each statement's text keeps it.
+    let blanked = crate::emit::blank_emit_clauses(sql);
     let dialect = PostgreSqlDialect {};
     let mut parser = Parser::new(&dialect)
-        .try_with_sql(sql)
+        .try_with_sql(&blanked)
         .map_err(|e| parser_error(sql, e))?;
     let mut out = Vec::new();
     loop {

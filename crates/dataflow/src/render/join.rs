@@ -16,7 +16,7 @@ use rampart_plan::{JoinKind, Plan};
 use rampart_repr::{Datum, Row};
 
 use super::map_filter::{eval_isolating, map_rows};
-use super::{render, RenderContext, Rows};
+use super::{RenderContext, Rows};
 use crate::eval::Evaluator;
 use crate::{Diff, Time};
 use timely::dataflow::operators::generic::operator::Operator;
@@ -48,10 +48,13 @@ fn keyed<'s>(
     }))
 }
 
-pub(super) fn render_join<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rows<'s>, String> {
+pub(super) fn render_join<'s>(
+    plan: &Plan,
+    left_rows: Rows<'s>,
+    right_rows: Rows<'s>,
+    ctx: &RenderContext<'s>,
+) -> Result<Rows<'s>, String> {
     let Plan::Join {
-        left,
-        right,
         kind,
         left_keys,
         right_keys,
@@ -59,12 +62,11 @@ pub(super) fn render_join<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Ro
         left_schema,
         right_schema,
         joined_schema,
+        ..
     } = plan
     else {
         return Err("not a join".into());
     };
-    let left_rows = render(left, ctx)?;
-    let right_rows = render(right, ctx)?;
     let left_width = left_schema.fields().len();
     let right_width = right_schema.fields().len();
 

@@ -4,11 +4,14 @@ mod join;
 mod map_filter;
 mod reduce;
 mod temporal;
+pub mod watermark;
 mod window;
+mod window_agg;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use differential_dataflow::VecCollection;
+use rampart_plan::event_time::{expr_lag, plan_lags, Lags};
 use rampart_plan::Plan;
 use rampart_repr::{ErrorLog, Row};
 use timely::dataflow::Scope;
@@ -16,72 +19,168 @@ use timely::dataflow::Scope;
 use crate::{Diff, Time};
 
 pub use map_filter::{map_rows, validate};
+use watermark::{min_watermark, Watermark};
 
 /// A collection of rows in a dataflow scope.
 pub type Rows<'s> = VecCollection<'s, Time, Row, Diff>;
 
+/// A rendered plan node: its rows and, when any of its inputs has one, the watermark that
+/// bounds the event-time columns of rows arriving later.
+#[derive(Clone)]
+pub struct Rendered<'s> {
+    /// The rows.
+    pub rows: Rows<'s>,
+    /// The lowest watermark of the inputs that have one.
+    pub watermark: Option<Watermark<'s>>,
+}
+
 /// What rendering needs besides the plan.
 pub struct RenderContext<'s> {
-    /// Collections of the catalog objects the plan reads, by name.
-    pub inputs: HashMap<String, Rows<'s>>,
+    /// Collections (and watermarks) of the catalog objects the plan reads, by name.
+    pub inputs: HashMap<String, Rendered<'s>>,
+    /// Event-time lags of the catalog objects the plan reads (objects without event-time
+    /// columns are absent).
+    pub lags: BTreeMap<String, Lags>,
     /// The scope to build in.
     pub scope: Scope<'s, Time>,
     /// Name of the view being built, for error records.
     pub view: String,
     /// Where evaluation errors go.
     pub errors: ErrorLog,
+    /// Where changes that arrive after their window closed go (`rampart_late_events`).
+    pub late: ErrorLog,
 }
 
-/// Renders `plan`, returning its output collection.
-pub fn render<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rows<'s>, String> {
+impl RenderContext<'_> {
+    fn lags_of(&self, plan: &Plan) -> Lags {
+        plan_lags(plan, &|name| self.lags.get(name).cloned())
+    }
+}
+
+/// Renders `plan`, returning its output collection and watermark.
+pub fn render<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rendered<'s>, String> {
+    let same = |input: &Rendered<'s>, rows: Rows<'s>| Rendered {
+        rows,
+        watermark: input.watermark.clone(),
+    };
     Ok(match plan {
         Plan::Get { name, .. } => ctx
             .inputs
             .get(name)
             .cloned()
             .ok_or_else(|| format!("input {name} is not available"))?,
-        Plan::Constant { rows } => {
-            let rows = rows.clone();
-            constant(ctx, rows)
-        }
+        Plan::Constant { rows } => Rendered {
+            rows: constant(ctx, rows.clone()),
+            watermark: None,
+        },
         Plan::Map {
             input,
             exprs,
             input_schema,
-        } => map_filter::render_map(render(input, ctx)?, exprs, input_schema, ctx)?,
+        } => {
+            let i = render(input, ctx)?;
+            same(&i, map_filter::render_map(i.rows.clone(), exprs, input_schema, ctx)?)
+        }
         Plan::Filter {
             input,
             predicate,
             input_schema,
-        } => map_filter::render_filter(render(input, ctx)?, predicate, input_schema, ctx)?,
+        } => {
+            let i = render(input, ctx)?;
+            same(
+                &i,
+                map_filter::render_filter(i.rows.clone(), predicate, input_schema, ctx)?,
+            )
+        }
         Plan::TemporalFilter {
             input,
             bound,
             input_schema,
-        } => temporal::render_temporal_filter(render(input, ctx)?, &bound.expires_at, input_schema, ctx)?,
+        } => {
+            let i = render(input, ctx)?;
+            same(
+                &i,
+                temporal::render_temporal_filter(i.rows.clone(), &bound.expires_at, input_schema, ctx)?,
+            )
+        }
         Plan::Union { inputs } => {
             let mut rendered = Vec::new();
             for i in inputs {
                 rendered.push(render(i, ctx)?);
             }
-            differential_dataflow::collection::concatenate(ctx.scope, rendered)
+            combine(ctx, rendered, |rows| {
+                differential_dataflow::collection::concatenate(ctx.scope, rows)
+            })
         }
-        Plan::Join { .. } => join::render_join(plan, ctx)?,
+        Plan::Join { left, right, .. } => {
+            let (l, r) = (render(left, ctx)?, render(right, ctx)?);
+            let rows = join::render_join(plan, l.rows.clone(), r.rows.clone(), ctx)?;
+            combine(ctx, vec![l, r], |_| rows)
+        }
         Plan::Reduce {
             input,
             group_exprs,
             aggregates,
             input_schema,
-        } => reduce::render_reduce(render(input, ctx)?, group_exprs, aggregates, input_schema, ctx)?,
-        Plan::Distinct { input } => render(input, ctx)?.distinct(),
+            emit_on_window_close,
+        } => {
+            let i = render(input, ctx)?;
+            let input_lags = ctx.lags_of(input);
+            let keys: Vec<(usize, i64)> = group_exprs
+                .iter()
+                .enumerate()
+                .filter_map(|(k, e)| expr_lag(e, input_schema, &input_lags).map(|lag| (k, lag)))
+                .collect();
+            let window = match &i.watermark {
+                Some(w) if !keys.is_empty() => Some((
+                    w,
+                    window_agg::WindowClose {
+                        keys,
+                        emit_on_close: *emit_on_window_close,
+                    },
+                )),
+                _ if *emit_on_window_close => {
+                    return Err(format!(
+                        "EMIT ON WINDOW CLOSE in {} needs a GROUP BY on a window of a source with a WATERMARK",
+                        ctx.view
+                    ))
+                }
+                _ => None,
+            };
+            let rows = reduce::render_reduce(i.rows.clone(), group_exprs, aggregates, input_schema, window, ctx)?;
+            same(&i, rows)
+        }
+        Plan::Distinct { input } => {
+            let i = render(input, ctx)?;
+            same(&i, i.rows.clone().distinct())
+        }
         Plan::Window {
             input,
             partition_by,
             order_by,
             funcs,
             input_schema,
-        } => window::render_window(render(input, ctx)?, partition_by, order_by, funcs, input_schema, ctx)?,
+        } => {
+            let i = render(input, ctx)?;
+            same(
+                &i,
+                window::render_window(i.rows.clone(), partition_by, order_by, funcs, input_schema, ctx)?,
+            )
+        }
     })
+}
+
+/// Rows built from several inputs, watermarked by the lowest of their watermarks.
+fn combine<'s>(
+    ctx: &RenderContext<'s>,
+    inputs: Vec<Rendered<'s>>,
+    rows: impl FnOnce(Vec<Rows<'s>>) -> Rows<'s>,
+) -> Rendered<'s> {
+    let watermarks: Vec<Watermark<'s>> = inputs.iter().filter_map(|i| i.watermark.clone()).collect();
+    Rendered {
+        rows: rows(inputs.into_iter().map(|i| i.rows).collect()),
+        watermark: min_watermark(ctx.scope, watermarks),
+    }
 }
 
 pub(super) fn constant<'s>(ctx: &RenderContext<'s>, rows: Vec<Row>) -> Rows<'s> {

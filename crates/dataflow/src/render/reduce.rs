@@ -5,9 +5,9 @@
 //! that should not count (NULL argument, or `FILTER` false) is NULL. Differential's
 //! `reduce` then recomputes a group's aggregates whenever the group changes.
 //!
-//! State: the evaluated (key, datums) of every input row, and each group's result. For
-//! windowed aggregates the group key holds the window, so state grows with windows until
-//! watermarks (not yet built) free closed windows.
+//! State: the evaluated (key, datums) of every input row, and each group's result. When
+//! the group key holds an event-time column and the input has a watermark, the windowed
+//! operator in `window_agg.rs` runs instead and frees closed windows.
 
 use std::collections::BTreeSet;
 
@@ -18,6 +18,8 @@ use rampart_plan::{Aggregate, AggregateFunc};
 use rampart_repr::{Datum, Row};
 
 use super::map_filter::{eval_isolating, map_rows};
+use super::watermark::Watermark;
+use super::window_agg::{render_windowed_reduce, WindowClose};
 use super::{RenderContext, Rows};
 use crate::eval::Evaluator;
 use crate::Diff;
@@ -27,6 +29,7 @@ pub(super) fn render_reduce<'s>(
     group_exprs: &[Expr],
     aggregates: &[Aggregate],
     schema: &DFSchemaRef,
+    window: Option<(&Watermark<'s>, WindowClose)>,
     ctx: &RenderContext<'s>,
 ) -> Result<Rows<'s>, String> {
     // One evaluator for keys, arguments and filters; remember where each lands.
@@ -75,6 +78,16 @@ pub(super) fn render_reduce<'s>(
     } else {
         keyed
     };
+    if let Some((watermark, close)) = window {
+        return Ok(render_windowed_reduce(
+            keyed,
+            watermark,
+            aggregates.to_vec(),
+            close,
+            ctx.late.clone(),
+            ctx.view.clone(),
+        ));
+    }
     let aggs = aggregates.to_vec();
     let reduced = keyed.reduce(move |_key, input: &[(&Row, Diff)], output: &mut Vec<(Row, Diff)>| {
         let row: Row = aggs.iter().enumerate().map(|(i, a)| compute(a, i, input)).collect();
@@ -83,7 +96,8 @@ pub(super) fn render_reduce<'s>(
     Ok(reduced.map(|(k, v)| k.into_iter().chain(v).collect()))
 }
 
-fn compute(agg: &Aggregate, i: usize, input: &[(&Row, Diff)]) -> Datum {
+/// One aggregate's value over a group's consolidated inputs (datum `i` of each row).
+pub(super) fn compute(agg: &Aggregate, i: usize, input: &[(&Row, Diff)]) -> Datum {
     let values = input
         .iter()
         .filter(|(v, c)| *c > 0 && !v[i].is_null())

@@ -1,0 +1,341 @@
+//! Event-time columns: which output columns of a plan node stay above the watermark.
+//!
+//! A watermark `W` (as of some processing time) promises that rows arriving later have an
+//! event time of at least `W` (later rows go to `rampart_late_events`). A column has *lag*
+//! `L` when every row a node emits later has a value of at least `W - L` in it. Window
+//! operators close a group once its event-time key is below `W - L`: no later row can
+//! reach it, so its state can be freed (and, with `EMIT ON WINDOW CLOSE`, its final
+//! result emitted).
+//!
+//! Lags flow bottom-up: a source's `WATERMARK` column has lag 0; `col ± INTERVAL`,
+//! `CAST(col AS TIMESTAMP)` and `date_bin(size, col)` (the start of `TUMBLE`/`HOP`
+//! windows) shift it; `UNION ALL` keeps a column's largest lag when every branch has one;
+//! a join with a table keeps the stream side's lags; a join of two streams keeps a lag only
+//! where its condition bounds one side's time by the other's (`b.t > a.t AND b.t < a.t +
+//! INTERVAL`); `GROUP BY` keeps its keys' lags.
+//!
+//! Changes that do not come from new source rows (a reference table updated, a temporal
+//! filter expiring rows) can carry older event times; operators that rely on lags treat
+//! them as late.
+
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
+
+use crate::{JoinKind, Plan};
+
+/// Per output column, its lag in microseconds behind the watermark, or `None` when the
+/// column is not bounded by any watermark.
+pub type Lags = Vec<Option<i64>>;
+
+/// The lags of `plan`'s output columns, given the lags of each catalog object it reads
+/// (`inputs` returns `None` for objects without event-time columns).
+pub fn plan_lags(plan: &Plan, inputs: &dyn Fn(&str) -> Option<Lags>) -> Lags {
+    match plan {
+        Plan::Get { name, desc } => {
+            let mut lags = inputs(name).unwrap_or_default();
+            lags.resize(desc.columns.len(), None);
+            lags
+        }
+        Plan::Constant { rows } => vec![None; rows.first().map(|r| r.len()).unwrap_or(0)],
+        Plan::Map {
+            input,
+            exprs,
+            input_schema,
+        } => {
+            let lags = plan_lags(input, inputs);
+            exprs.iter().map(|e| expr_lag(e, input_schema, &lags)).collect()
+        }
+        Plan::Filter { input, .. } | Plan::Distinct { input } => plan_lags(input, inputs),
+        // Expiring rows retract long after their event time.
+        Plan::TemporalFilter { input, .. } => vec![None; plan_lags(input, inputs).len()],
+        Plan::Union { inputs: branches } => {
+            let all: Vec<Lags> = branches.iter().map(|b| plan_lags(b, inputs)).collect();
+            let width = all.first().map(Vec::len).unwrap_or(0);
+            (0..width)
+                .map(|i| {
+                    all.iter()
+                        .map(|l| l.get(i).copied().flatten())
+                        .try_fold(i64::MIN, |acc, l| l.map(|l| acc.max(l)))
+                })
+                .collect()
+        }
+        Plan::Join {
+            left,
+            right,
+            kind,
+            residual,
+            joined_schema,
+            ..
+        } => {
+            let (l, r) = (plan_lags(left, inputs), plan_lags(right, inputs));
+            join_lags(&l, &r, *kind, residual.as_ref(), joined_schema)
+        }
+        Plan::Reduce {
+            input,
+            group_exprs,
+            aggregates,
+            input_schema,
+            ..
+        } => {
+            let lags = plan_lags(input, inputs);
+            let mut out: Lags = group_exprs.iter().map(|e| expr_lag(e, input_schema, &lags)).collect();
+            out.extend(aggregates.iter().map(|_| None));
+            out
+        }
+        Plan::Window { input, funcs, .. } => {
+            // A rank changes whenever its partition does: no column is bounded.
+            vec![None; plan_lags(input, inputs).len() + funcs.len()]
+        }
+    }
+}
+
+/// Whether any column of `lags` is bounded by a watermark.
+pub fn has_event_time(lags: &Lags) -> bool {
+    lags.iter().any(Option::is_some)
+}
+
+/// The lag of `expr` evaluated on rows whose columns have `lags` (in `schema`'s order).
+pub fn expr_lag(expr: &Expr, schema: &DFSchema, lags: &Lags) -> Option<i64> {
+    match expr {
+        Expr::Column(c) => schema
+            .index_of_column(c)
+            .ok()
+            .and_then(|i| lags.get(i).copied().flatten()),
+        Expr::Alias(a) => expr_lag(&a.expr, schema, lags),
+        Expr::Cast(c) if c.field.data_type().is_temporal() => expr_lag(&c.expr, schema, lags),
+        Expr::TryCast(c) if c.field.data_type().is_temporal() => expr_lag(&c.expr, schema, lags),
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            let shift = interval_micros(right)?;
+            let lag = expr_lag(left, schema, lags)?;
+            match op {
+                Operator::Plus => lag.checked_sub(shift),
+                Operator::Minus => lag.checked_add(shift),
+                _ => None,
+            }
+        }
+        Expr::ScalarFunction(f) if f.name() == "date_bin" && (2..=3).contains(&f.args.len()) => {
+            // date_bin(size, x) is in (x - size, x]: at least x - size + 1 µs.
+            let size = interval_micros(&f.args[0]).filter(|s| *s > 0)?;
+            expr_lag(&f.args[1], schema, lags)?.checked_add(size - 1)
+        }
+        _ => None,
+    }
+}
+
+/// The length of a constant interval (days count as 24 hours; months are not constant).
+pub fn interval_micros(e: &Expr) -> Option<i64> {
+    match e {
+        Expr::Literal(v, _) => match v {
+            ScalarValue::IntervalMonthDayNano(Some(v)) if v.months == 0 => {
+                Some(v.days as i64 * 86_400_000_000 + v.nanoseconds / 1_000)
+            }
+            ScalarValue::IntervalDayTime(Some(v)) => {
+                Some(v.days as i64 * 86_400_000_000 + v.milliseconds as i64 * 1_000)
+            }
+            _ => None,
+        },
+        Expr::Cast(c) => interval_micros(&c.expr),
+        Expr::Alias(a) => interval_micros(&a.expr),
+        _ => None,
+    }
+}
+
+/// One side of a join condition `side_col >= other_col + offset` (or `>`): a lower bound
+/// of a column of one side by a column of the other, with columns indexed in the joined
+/// row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeBound {
+    /// The bounded column.
+    pub bounded: usize,
+    /// The column bounding it.
+    pub by: usize,
+    /// `bounded >= by + offset` (microseconds; a strict `>` is `+ 1`).
+    pub offset: i64,
+}
+
+/// The lower bounds between event-time columns in a join's residual predicate
+/// (conjuncts of the form `x > y + c`, `x >= y`, `x < y + c`, ...).
+pub fn time_bounds(residual: Option<&Expr>, schema: &DFSchema, lags: &Lags) -> Vec<TimeBound> {
+    let mut out = Vec::new();
+    let Some(residual) = residual else { return out };
+    for conj in conjuncts(residual) {
+        let Expr::BinaryExpr(BinaryExpr { left, op, right }) = conj else {
+            continue;
+        };
+        let (Some((a, ca)), Some((b, cb))) = (shifted_column(left, schema), shifted_column(right, schema)) else {
+            continue;
+        };
+        if lags.get(a).copied().flatten().is_none() || lags.get(b).copied().flatten().is_none() || a == b {
+            continue;
+        }
+        // left = a + ca, right = b + cb.
+        let bound = match op {
+            // a + ca > b + cb  =>  a >= b + cb - ca + 1
+            Operator::Gt => TimeBound {
+                bounded: a,
+                by: b,
+                offset: cb - ca + 1,
+            },
+            Operator::GtEq => TimeBound {
+                bounded: a,
+                by: b,
+                offset: cb - ca,
+            },
+            // a + ca < b + cb  =>  b >= a + ca - cb + 1
+            Operator::Lt => TimeBound {
+                bounded: b,
+                by: a,
+                offset: ca - cb + 1,
+            },
+            Operator::LtEq => TimeBound {
+                bounded: b,
+                by: a,
+                offset: ca - cb,
+            },
+            _ => continue,
+        };
+        out.push(bound);
+    }
+    out
+}
+
+fn conjuncts(e: &Expr) -> Vec<&Expr> {
+    match e {
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::And,
+            right,
+        }) => {
+            let mut v = conjuncts(left);
+            v.extend(conjuncts(right));
+            v
+        }
+        other => vec![other],
+    }
+}
+
+/// `col`, `col + INTERVAL`, `col - INTERVAL`: the column's index and the shift.
+fn shifted_column(e: &Expr, schema: &DFSchema) -> Option<(usize, i64)> {
+    match e {
+        Expr::Column(c) => schema.index_of_column(c).ok().map(|i| (i, 0)),
+        Expr::Alias(a) => shifted_column(&a.expr, schema),
+        Expr::Cast(c) if c.field.data_type().is_temporal() => shifted_column(&c.expr, schema),
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            let shift = interval_micros(right)?;
+            let (i, s) = shifted_column(left, schema)?;
+            match op {
+                Operator::Plus => Some((i, s + shift)),
+                Operator::Minus => Some((i, s - shift)),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+fn join_lags(l: &Lags, r: &Lags, kind: JoinKind, residual: Option<&Expr>, schema: &DFSchema) -> Lags {
+    let (left_timed, right_timed) = (has_event_time(l), has_event_time(r));
+    let mut joined: Lags = l.iter().chain(r.iter()).copied().collect();
+    if !(left_timed && right_timed) {
+        // A stream joined with a table: rows arrive with the stream's rows. (A table change
+        // re-emits old rows; those are late for operators that rely on lags.) The padded
+        // side of an outer join is NULL, which no lag constrains.
+        return joined;
+    }
+    if kind != JoinKind::Inner {
+        return vec![None; joined.len()];
+    }
+    // Two streams: each output row is new because one of its two input rows is new. A
+    // column keeps a lag only if it is bounded whichever side is new: by its own lag when
+    // its side is new, and through a condition bounding it by the other side otherwise.
+    let bounds = time_bounds(residual, schema, &joined);
+    let nl = l.len();
+    let side = |i: usize| i < nl;
+    let own = joined.clone();
+    for (i, lag) in joined.iter_mut().enumerate() {
+        let Some(own_lag) = own[i] else { continue };
+        // When the other side is new: i >= by + offset >= W - lag(by) + offset.
+        let via_other = bounds
+            .iter()
+            .filter(|b| b.bounded == i && side(b.by) != side(i))
+            .filter_map(|b| own[b.by].map(|by_lag| by_lag - b.offset))
+            .min();
+        *lag = via_other.map(|v| v.max(own_lag));
+    }
+    joined
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use datafusion::logical_expr::{col, lit};
+    use datafusion::prelude::date_bin;
+
+    fn schema() -> DFSchema {
+        let ts = DataType::Timestamp(TimeUnit::Microsecond, None);
+        DFSchema::try_from(Schema::new(vec![
+            Field::new("t", ts.clone(), true),
+            Field::new("u", DataType::Utf8, true),
+            Field::new("t2", ts, true),
+        ]))
+        .unwrap()
+    }
+
+    fn minutes(n: i32) -> Expr {
+        lit(ScalarValue::new_interval_mdn(0, 0, n as i64 * 60_000_000_000))
+    }
+
+    #[test]
+    fn window_bounds_shift_the_lag() {
+        let s = schema();
+        let lags = vec![Some(0), None, Some(10)];
+        assert_eq!(expr_lag(&col("t"), &s, &lags), Some(0));
+        assert_eq!(expr_lag(&col("u"), &s, &lags), None);
+        let start = date_bin(
+            minutes(5),
+            col("t"),
+            lit(ScalarValue::TimestampMicrosecond(Some(0), None)),
+        );
+        assert_eq!(expr_lag(&start, &s, &lags), Some(300_000_000 - 1));
+        let end = start + minutes(5);
+        assert_eq!(
+            expr_lag(&end, &s, &lags),
+            Some(-1),
+            "window_end is after every event in it"
+        );
+        assert_eq!(expr_lag(&(col("t") - minutes(1)), &s, &lags), Some(60_000_000));
+        assert_eq!(expr_lag(&(col("t") * lit(2)), &s, &lags), None);
+    }
+
+    #[test]
+    fn interval_conditions_bound_each_side_of_a_stream_join() {
+        // a.t at 0, a.u at 1, b.t at 2 ... use t and t2 as the two sides' times.
+        let s = schema();
+        let lags = vec![Some(0), None, Some(0)];
+        // t2 > t AND t2 < t + 30 min
+        let cond = col("t2").gt(col("t")).and(col("t2").lt(col("t") + minutes(30)));
+        let b = time_bounds(Some(&cond), &s, &lags);
+        assert_eq!(
+            b,
+            vec![
+                TimeBound {
+                    bounded: 2,
+                    by: 0,
+                    offset: 1
+                },
+                TimeBound {
+                    bounded: 0,
+                    by: 2,
+                    offset: 1 - 1_800_000_000
+                }
+            ]
+        );
+        let joined = join_lags(&vec![Some(0), None], &vec![Some(0)], JoinKind::Inner, Some(&cond), &s);
+        assert_eq!(joined, vec![Some(1_800_000_000 - 1), None, Some(0)]);
+        let unbounded = join_lags(&vec![Some(0), None], &vec![Some(0)], JoinKind::Inner, None, &s);
+        assert_eq!(unbounded, vec![None, None, None], "a new row may join any old one");
+        let with_table = join_lags(&vec![Some(0), None], &vec![None], JoinKind::Left, None, &s);
+        assert_eq!(with_table, vec![Some(0), None, None]);
+    }
+}

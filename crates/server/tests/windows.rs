@@ -1,0 +1,171 @@
+//! Windowed aggregates over a source with a `WATERMARK`: windows close when the watermark
+//! passes them, `EMIT ON WINDOW CLOSE` gives each window's final result once, a change that
+//! reaches a closed window goes to `rampart_late_events`, and `EXPLAIN` says what state
+//! each aggregate keeps.
+//!
+//! Expected results are counted by hand from the events the test writes (the comments
+//! give the arithmetic).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use chrono::{TimeZone, Utc};
+use common::{append_lines, connect, exec_all, rows, server, ts, wait_for, Row};
+use serde_json::json;
+
+async fn sqlstate_of(client: &tokio_postgres::Client, sql: &str) -> (String, String) {
+    match client.simple_query(sql).await {
+        Ok(_) => panic!("statement unexpectedly succeeded: {sql}"),
+        Err(e) => {
+            let db = e.as_db_error().expect("server error");
+            (db.code().code().to_string(), db.message().to_string())
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_close_with_the_watermark() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ev.jsonl");
+    let sink_path = dir.path().join("final.jsonl");
+    std::fs::write(&path, "").unwrap();
+    let base = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
+    let at = |s: i64| ts(base + chrono::Duration::seconds(s));
+    let line = |u: &str, s: i64| json!({"u": u, "t": at(s)}).to_string();
+    let handle = server().await;
+    let client = connect(&handle).await;
+    exec_all(
+        &client,
+        &format!(
+            "CREATE SOURCE ev (u VARCHAR, t TIMESTAMPTZ, WATERMARK FOR t AS t - INTERVAL '5 seconds') \
+             WITH (connector = 'file', path = '{}') FORMAT PLAIN ENCODE JSON;\n\
+             CREATE TABLE teams (u VARCHAR, team VARCHAR);\n\
+             INSERT INTO teams VALUES ('a', 'red'), ('b', 'blue');\n\
+             CREATE MATERIALIZED VIEW per_user AS SELECT window_start, u, COUNT(*) AS n \
+               FROM TUMBLE(ev, t, INTERVAL '10 seconds') GROUP BY window_start, u;\n\
+             CREATE MATERIALIZED VIEW per_user_final AS SELECT window_start, u, COUNT(*) AS n \
+               FROM TUMBLE(ev, t, INTERVAL '10 seconds') GROUP BY window_start, u EMIT ON WINDOW CLOSE;\n\
+             CREATE MATERIALIZED VIEW per_team AS SELECT window_start, team, COUNT(*) AS n \
+               FROM TUMBLE((SELECT e.t, m.team FROM ev e JOIN teams m ON e.u = m.u), t, INTERVAL '10 seconds') \
+               GROUP BY window_start, team;\n\
+             CREATE SINK final_sink FROM per_user_final WITH (connector = 'file', path = '{}') FORMAT PLAIN ENCODE JSON;\n",
+            path.display(),
+            sink_path.display()
+        ),
+    )
+    .await;
+
+    // Window [0, 10): a at 1, 2 and 3, b at 4. Window [10, 20): a at 12. The latest event
+    // time is 12, so the watermark is 7: nothing is closed yet.
+    append_lines(
+        &path,
+        &[line("a", 1), line("a", 2), line("a", 3), line("b", 4), line("a", 12)],
+    );
+    wait_for(
+        &client,
+        "SELECT window_start, u, n FROM per_user",
+        &[
+            vec![at(0), "a".into(), "3".into()],
+            vec![at(0), "b".into(), "1".into()],
+            vec![at(10), "a".into(), "1".into()],
+        ],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        rows(&client, "SELECT * FROM per_user_final").await.unwrap().is_empty(),
+        "no window has closed at watermark 7"
+    );
+
+    // b at 16 moves the watermark to 11, past the end of [0, 10): that window closes and
+    // its final counts (a 3, b 1) are emitted once. [10, 20) stays open.
+    append_lines(&path, &[line("b", 16)]);
+    let closed_first = [vec![at(0), "a".into(), "3".into()], vec![at(0), "b".into(), "1".into()]];
+    wait_for(&client, "SELECT window_start, u, n FROM per_user_final", &closed_first).await;
+
+    // Alice moves to team blue. Her events in the closed window [0, 10) cannot change any
+    // more (their retractions are late); her event at 12 in the open window now counts for
+    // blue. Before: red [0,10) 3, blue [0,10) 1, red [10,20) 1, blue [10,20) 1 (b at 16).
+    exec_all(
+        &client,
+        "DELETE FROM teams WHERE u = 'a';\nINSERT INTO teams VALUES ('a', 'blue');\n",
+    )
+    .await;
+    wait_for(
+        &client,
+        "SELECT window_start, team, n FROM per_team",
+        &[
+            vec![at(0), "blue".into(), "1".into()],
+            vec![at(0), "red".into(), "3".into()],
+            vec![at(10), "blue".into(), "2".into()],
+        ],
+    )
+    .await;
+    let late = rows(
+        &client,
+        "SELECT source, location FROM rampart_late_events WHERE source = 'per_team'",
+    )
+    .await
+    .unwrap();
+    // The retractions (red) and insertions (blue) of a's three events in [0, 10) reach
+    // the closed window and are recorded instead of applied.
+    assert!(!late.is_empty(), "late changes to the closed window are recorded");
+    assert!(late.iter().all(|r| r[1] == "window"), "{late:?}");
+
+    // a at 31 moves the watermark to 26: [10, 20) closes (a 1, b 1).
+    append_lines(&path, &[line("a", 31)]);
+    let mut closed_both: Vec<Row> = closed_first.to_vec();
+    closed_both.push(vec![at(10), "a".into(), "1".into()]);
+    closed_both.push(vec![at(10), "b".into(), "1".into()]);
+    wait_for(&client, "SELECT window_start, u, n FROM per_user_final", &closed_both).await;
+
+    // The sink emitted each closed window exactly once.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut emitted: Vec<(String, String, i64)>;
+    loop {
+        let text = std::fs::read_to_string(&sink_path).unwrap_or_default();
+        emitted = text
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (
+                    v["window_start"].as_str().unwrap().to_string(),
+                    v["u"].as_str().unwrap().to_string(),
+                    v["n"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        if emitted.len() >= 4 || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    emitted.sort();
+    let counts: Vec<(String, i64)> = emitted.iter().map(|(_, u, n)| (u.clone(), *n)).collect();
+    assert_eq!(
+        counts,
+        vec![("a".into(), 3), ("b".into(), 1), ("a".into(), 1), ("b".into(), 1)],
+        "{emitted:?}"
+    );
+
+    // EXPLAIN says what each aggregate keeps.
+    let plan = rows(
+        &client,
+        "EXPLAIN SELECT window_start, COUNT(*) FROM TUMBLE(ev, t, INTERVAL '10 seconds') GROUP BY window_start",
+    )
+    .await
+    .unwrap();
+    let text: String = plan.iter().map(|r| r[0].clone() + "\n").collect();
+    assert!(text.contains("freed when the watermark closes the window"), "{text}");
+
+    // EMIT ON WINDOW CLOSE without a watermarked window is refused, saying why.
+    let (code, msg) = sqlstate_of(
+        &client,
+        "CREATE MATERIALIZED VIEW bad AS SELECT u, COUNT(*) FROM ev GROUP BY u EMIT ON WINDOW CLOSE",
+    )
+    .await;
+    assert_eq!(code, "42P20", "{msg}");
+    assert!(msg.contains("WATERMARK"), "{msg}");
+}
