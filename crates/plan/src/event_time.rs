@@ -18,6 +18,8 @@
 //! filter expiring rows) can carry older event times; operators that rely on lags treat
 //! them as late.
 
+use std::collections::BTreeMap;
+
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
 
@@ -197,6 +199,60 @@ pub fn time_bounds(residual: Option<&Expr>, schema: &DFSchema, lags: &Lags) -> V
         out.push(bound);
     }
     out
+}
+
+/// The time interval a join condition allows: `right.t - left.t` within `[lo, hi]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JoinInterval {
+    /// Index of the event-time column in left rows.
+    pub left_col: usize,
+    /// Index of the event-time column in right rows.
+    pub right_col: usize,
+    /// Smallest allowed `right - left` (µs).
+    pub lo: i64,
+    /// Largest allowed `right - left` (µs).
+    pub hi: i64,
+    /// The left column's lag behind the watermark.
+    pub left_lag: i64,
+    /// The right column's lag behind the watermark.
+    pub right_lag: i64,
+}
+
+/// The interval `residual` allows between an event-time column of each side, if it bounds
+/// it from both sides (see `rampart_plan::event_time::time_bounds`).
+pub fn join_interval(
+    bounds: &[TimeBound],
+    left_width: usize,
+    left_lags: &Lags,
+    right_lags: &Lags,
+) -> Option<JoinInterval> {
+    let mut best: BTreeMap<(usize, usize), (Option<i64>, Option<i64>)> = BTreeMap::new();
+    for b in bounds {
+        let (bounded_left, by_left) = (b.bounded < left_width, b.by < left_width);
+        match (bounded_left, by_left) {
+            // right >= left + offset
+            (false, true) => {
+                let e = best.entry((b.by, b.bounded - left_width)).or_default();
+                e.0 = Some(e.0.map_or(b.offset, |lo| lo.max(b.offset)));
+            }
+            // left >= right + offset, i.e. right <= left - offset
+            (true, false) => {
+                let e = best.entry((b.bounded, b.by - left_width)).or_default();
+                e.1 = Some(e.1.map_or(-b.offset, |hi| hi.min(-b.offset)));
+            }
+            _ => {}
+        }
+    }
+    best.into_iter().find_map(|((l, r), (lo, hi))| {
+        Some(JoinInterval {
+            left_col: l,
+            right_col: r,
+            lo: lo?,
+            hi: hi?,
+            left_lag: left_lags.get(l).copied().flatten()?,
+            right_lag: right_lags.get(r).copied().flatten()?,
+        })
+    })
 }
 
 fn conjuncts(e: &Expr) -> Vec<&Expr> {

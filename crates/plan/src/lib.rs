@@ -306,6 +306,33 @@ impl Plan {
         Ok(())
     }
 
+    /// For an inner join of two watermarked streams whose condition bounds their event
+    /// times from both sides: that interval (its state is freed by the watermark).
+    pub fn join_interval(&self, inputs: &dyn Fn(&str) -> Option<event_time::Lags>) -> Option<event_time::JoinInterval> {
+        let Plan::Join {
+            left,
+            right,
+            kind: JoinKind::Inner,
+            left_keys,
+            residual,
+            joined_schema,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        if left_keys.is_empty() {
+            return None;
+        }
+        let (ll, rl) = (
+            event_time::plan_lags(left, inputs),
+            event_time::plan_lags(right, inputs),
+        );
+        let joined: event_time::Lags = ll.iter().chain(rl.iter()).copied().collect();
+        let bounds = event_time::time_bounds(residual.as_ref(), joined_schema, &joined);
+        event_time::join_interval(&bounds, ll.len(), &ll, &rl)
+    }
+
     /// For a `Reduce`, which group keys are event-time columns (their lags), if any.
     pub fn window_keys(&self, inputs: &dyn Fn(&str) -> Option<event_time::Lags>) -> Option<event_time::Lags> {
         let Plan::Reduce {
@@ -347,10 +374,17 @@ impl Plan {
                 ..
             } => writeln!(
                 out,
-                "{pad}Join {kind:?} on [{}] = [{}]{} (state: both inputs arranged by key)",
+                "{pad}Join {kind:?} on [{}] = [{}]{} ({})",
                 list(left_keys),
                 list(right_keys),
-                residual.as_ref().map(|r| format!(" residual {r}")).unwrap_or_default()
+                residual.as_ref().map(|r| format!(" residual {r}")).unwrap_or_default(),
+                match self.join_interval(inputs) {
+                    Some(i) => format!(
+                        "interval join: state: each side's rows by key and event time, freed when the watermark passes them (right - left time in [{} us, {} us])",
+                        i.lo, i.hi
+                    ),
+                    None => "state: both inputs arranged by key, kept forever".to_string(),
+                }
             ),
             Plan::Reduce {
                 group_exprs,

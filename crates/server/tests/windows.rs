@@ -169,3 +169,74 @@ async fn windows_close_with_the_watermark() {
     assert_eq!(code, "42P20", "{msg}");
     assert!(msg.contains("WATERMARK"), "{msg}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interval_join_matches_every_pair_within_its_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logins.jsonl");
+    std::fs::write(&path, "").unwrap();
+    let base = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
+    let handle = server().await;
+    let client = connect(&handle).await;
+    exec_all(
+        &client,
+        &format!(
+            "CREATE SOURCE logins (u VARCHAR, country VARCHAR, t TIMESTAMPTZ, WATERMARK FOR t AS t - INTERVAL '5 seconds') \
+             WITH (connector = 'file', path = '{}') FORMAT PLAIN ENCODE JSON;\n\
+             CREATE MATERIALIZED VIEW travel AS SELECT a.u, a.country AS c1, b.country AS c2, a.t AS t1, b.t AS t2 \
+               FROM logins a JOIN logins b ON a.u = b.u AND a.country <> b.country \
+               AND b.t > a.t AND b.t < a.t + INTERVAL '30 seconds';\n",
+            path.display()
+        ),
+    )
+    .await;
+    let plan = rows(
+        &client,
+        "EXPLAIN SELECT a.u FROM logins a JOIN logins b ON a.u = b.u AND b.t > a.t AND b.t < a.t + INTERVAL '30 seconds'",
+    )
+    .await
+    .unwrap();
+    let text: String = plan.iter().map(|r| r[0].clone() + "\n").collect();
+    assert!(text.contains("interval join"), "{text}");
+
+    // 300 logins of 4 users from 3 countries over ~10 minutes, slightly out of order
+    // (never more than 3 s behind the latest, inside the 5 s delay, so none is late).
+    let mut seed: u64 = 42;
+    let mut next = move |n: u64| {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    };
+    let mut events: Vec<(String, String, i64)> = Vec::new();
+    let mut clock_ms: i64 = 0;
+    for _ in 0..300 {
+        clock_ms += 2_000 + next(2_000) as i64;
+        let t = clock_ms - next(3_000) as i64;
+        events.push((
+            format!("user{}", next(4)),
+            ["DE", "FR", "US"][next(3) as usize].to_string(),
+            t,
+        ));
+    }
+    let lines: Vec<String> = events
+        .iter()
+        .map(|(u, c, t)| json!({"u": u, "country": c, "t": ts(base + chrono::Duration::milliseconds(*t))}).to_string())
+        .collect();
+    append_lines(&path, &lines);
+    // Expected by brute force over every pair.
+    let mut expected: Vec<Row> = Vec::new();
+    for a in &events {
+        for b in &events {
+            if a.0 == b.0 && a.1 != b.1 && b.2 > a.2 && b.2 < a.2 + 30_000 {
+                expected.push(vec![
+                    a.0.clone(),
+                    a.1.clone(),
+                    b.1.clone(),
+                    ts(base + chrono::Duration::milliseconds(a.2)),
+                    ts(base + chrono::Duration::milliseconds(b.2)),
+                ]);
+            }
+        }
+    }
+    assert!(expected.len() > 50, "the data has pairs to find: {}", expected.len());
+    wait_for(&client, "SELECT u, c1, c2, t1, t2 FROM travel", &expected).await;
+}

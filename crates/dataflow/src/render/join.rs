@@ -21,7 +21,7 @@ use crate::eval::Evaluator;
 use crate::{Diff, Time};
 use timely::dataflow::operators::generic::operator::Operator;
 
-fn keyed<'s>(
+pub(super) fn keyed<'s>(
     input: Rows<'s>,
     keys: &[Expr],
     schema: &DFSchemaRef,

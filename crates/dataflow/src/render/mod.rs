@@ -1,5 +1,6 @@
 //! Renders a [`Plan`] into a differential collection of rows, one file per operator family.
 
+mod interval_join;
 mod join;
 mod map_filter;
 mod reduce;
@@ -114,7 +115,10 @@ pub fn render<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rendered<'s>, 
         }
         Plan::Join { left, right, .. } => {
             let (l, r) = (render(left, ctx)?, render(right, ctx)?);
-            let rows = join::render_join(plan, l.rows.clone(), r.rows.clone(), ctx)?;
+            let rows = match (interval_of(plan, ctx), &l.watermark, &r.watermark) {
+                (Some(interval), Some(wl), Some(wr)) => render_interval(plan, &l, &r, wl, wr, interval, ctx)?,
+                _ => join::render_join(plan, l.rows.clone(), r.rows.clone(), ctx)?,
+            };
             combine(ctx, vec![l, r], |_| rows)
         }
         Plan::Reduce {
@@ -168,6 +172,49 @@ pub fn render<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rendered<'s>, 
             )
         }
     })
+}
+
+/// The time interval of an inner join of two watermarked streams, when its condition
+/// bounds their event times from both sides.
+fn interval_of(plan: &Plan, ctx: &RenderContext<'_>) -> Option<interval_join::Interval> {
+    plan.join_interval(&|name| ctx.lags.get(name).cloned())
+}
+
+fn render_interval<'s>(
+    plan: &Plan,
+    l: &Rendered<'s>,
+    r: &Rendered<'s>,
+    wl: &Watermark<'s>,
+    wr: &Watermark<'s>,
+    interval: interval_join::Interval,
+    ctx: &RenderContext<'s>,
+) -> Result<Rows<'s>, String> {
+    let Plan::Join {
+        left_keys,
+        right_keys,
+        residual,
+        left_schema,
+        right_schema,
+        joined_schema,
+        ..
+    } = plan
+    else {
+        return Err("not a join".into());
+    };
+    let lk = join::keyed(l.rows.clone(), left_keys, left_schema, ctx, false)?;
+    let rk = join::keyed(r.rows.clone(), right_keys, right_schema, ctx, false)?;
+    let w = min_watermark(ctx.scope, vec![wl.clone(), wr.clone()]).ok_or("no watermark")?;
+    interval_join::render_interval_join(
+        lk,
+        rk,
+        &w,
+        interval,
+        residual.as_ref(),
+        joined_schema,
+        ctx.errors.clone(),
+        ctx.late.clone(),
+        ctx.view.clone(),
+    )
 }
 
 /// Rows built from several inputs, watermarked by the lowest of their watermarks.

@@ -1,0 +1,281 @@
+//! Interval joins: an inner join of two watermarked streams whose condition bounds one
+//! side's event time by the other's from both sides (`b.t > a.t AND b.t < a.t + INTERVAL
+//! '30 minutes'`, impossible travel).
+//!
+//! Each side keeps its rows per join key, ordered by event time, so a new row probes only
+//! the other side's rows inside its time interval. Once the watermark shows that no later
+//! row of the other side can fall inside a row's interval, the row is dropped: its pairs
+//! stay in the output, its state goes. A change to a dropped row (a reference table updated
+//! long after the fact) is listed in `rampart_late_events` and skipped.
+//!
+//! State: per side, the rows still inside the interval of some future row of the other
+//! side (about the interval's length of rows, plus the watermark delay).
+
+use std::collections::{BTreeMap, HashMap};
+
+use datafusion::common::DFSchemaRef;
+use datafusion::logical_expr::Expr;
+use differential_dataflow::{AsCollection, Hashable, VecCollection};
+use rampart_repr::{Datum, ErrorLog, Row};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::operators::generic::operator::Operator;
+
+use super::map_filter::eval_isolating;
+use super::watermark::{broadcast_watermark, downgrade, Watermark, WatermarkTracker};
+use super::Rows;
+use crate::eval::Evaluator;
+use crate::{Diff, Time};
+
+/// The time interval of the join (see `rampart_plan::event_time::JoinInterval`).
+pub(super) use rampart_plan::event_time::JoinInterval as Interval;
+
+/// Left rows with a time below this can match no later right row.
+fn left_cutoff(i: &Interval, w: i64) -> i64 {
+    w.saturating_sub(i.right_lag).saturating_sub(i.hi)
+}
+
+/// Right rows with a time below this can match no later left row.
+fn right_cutoff(i: &Interval, w: i64) -> i64 {
+    w.saturating_sub(i.left_lag).saturating_add(i.lo)
+}
+
+/// One side's rows: per join key, per event time, the rows and their multiplicities.
+#[derive(Default)]
+struct SideState {
+    rows: HashMap<Row, BTreeMap<i64, Vec<(Row, Diff)>>>,
+    /// Event time → keys holding rows at that time, to drop old rows.
+    by_time: BTreeMap<i64, Vec<Row>>,
+    /// Rows below this time have been dropped.
+    cutoff: i64,
+}
+
+impl SideState {
+    fn new() -> Self {
+        SideState {
+            cutoff: i64::MIN,
+            ..Default::default()
+        }
+    }
+
+    fn apply(&mut self, key: &Row, time: i64, row: Row, diff: Diff) {
+        let per_key = self.rows.entry(key.clone()).or_default();
+        let at = per_key.entry(time).or_insert_with(|| {
+            self.by_time.entry(time).or_default().push(key.clone());
+            Vec::new()
+        });
+        match at.iter_mut().find(|(r, _)| *r == row) {
+            Some((_, d)) => *d += diff,
+            None => at.push((row, diff)),
+        }
+        at.retain(|(_, d)| *d != 0);
+    }
+
+    fn probe<'a>(&'a self, key: &Row, from: i64, to: i64) -> impl Iterator<Item = &'a (Row, Diff)> + 'a {
+        self.rows
+            .get(key)
+            .filter(|_| from <= to)
+            .into_iter()
+            .flat_map(move |m| m.range(from..=to).flat_map(|(_, v)| v.iter()))
+    }
+
+    fn drop_below(&mut self, cutoff: i64) {
+        if cutoff <= self.cutoff {
+            return;
+        }
+        self.cutoff = cutoff;
+        let keep = self.by_time.split_off(&cutoff);
+        let old = std::mem::replace(&mut self.by_time, keep);
+        for key in old.into_values().flatten() {
+            if let Some(m) = self.rows.get_mut(&key) {
+                let keep = m.split_off(&cutoff);
+                *m = keep;
+                if m.is_empty() {
+                    self.rows.remove(&key);
+                }
+            }
+        }
+    }
+}
+
+/// A side's change: (key, (0 = left | 1 = right, row)).
+type SideUpdate = ((Row, (u8, Row)), Time, Diff);
+
+/// A side's change waiting for its time to complete.
+type PendingChange = ((Row, (u8, Row)), Diff);
+
+/// Joins `left` and `right` (each as (key, row)) within `interval`, filtering pairs with
+/// `residual` evaluated on `left ++ right`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn render_interval_join<'s>(
+    left: VecCollection<'s, Time, (Row, Row), Diff>,
+    right: VecCollection<'s, Time, (Row, Row), Diff>,
+    watermark: &Watermark<'s>,
+    interval: Interval,
+    residual: Option<&Expr>,
+    joined_schema: &DFSchemaRef,
+    errors: ErrorLog,
+    late: ErrorLog,
+    view: String,
+) -> Result<Rows<'s>, String> {
+    let eval = residual
+        .map(|r| Evaluator::new(std::slice::from_ref(r), joined_schema))
+        .transpose()?;
+    let tagged = left
+        .map(|(k, r)| (k, (0u8, r)))
+        .concat(right.map(|(k, r)| (k, (1u8, r))));
+    let by_key = Exchange::new(|((k, _), _, _): &SideUpdate| k.hashed());
+    let wm = broadcast_watermark(watermark);
+    Ok(tagged
+        .inner
+        .binary_frontier::<_, CapacityContainerBuilder<Vec<(Row, Time, Diff)>>, _, _, _, _>(
+            wm,
+            by_key,
+            Pipeline,
+            "IntervalJoin",
+            move |cap, _info| {
+                let mut cap = Some(cap);
+                let mut pending: BTreeMap<Time, Vec<PendingChange>> = BTreeMap::new();
+                let mut tracker = WatermarkTracker::default();
+                let mut sides = [SideState::new(), SideState::new()];
+                move |(data, data_frontier), (wm_in, wm_frontier), output| {
+                    data.for_each(|_cap, batch| {
+                        for (kv, t, d) in batch.drain(..) {
+                            pending.entry(t).or_default().push((kv, d));
+                        }
+                    });
+                    wm_in.for_each(|_cap, batch| tracker.absorb(batch));
+                    let Some(held) = cap.as_mut() else { return };
+                    loop {
+                        let t = match (pending.keys().next(), tracker.next_time()) {
+                            (Some(a), Some(b)) => *a.min(&b),
+                            (Some(a), None) => *a,
+                            (None, Some(b)) => b,
+                            (None, None) => break,
+                        };
+                        if data_frontier.less_equal(&t) || wm_frontier.less_equal(&t) {
+                            break;
+                        }
+                        let updates = pending.remove(&t).unwrap_or_default();
+                        let mut pairs: Vec<(Row, Diff)> = Vec::new();
+                        // Left changes against the right rows before this time, then right
+                        // changes against the left rows including this time's.
+                        for side in [0u8, 1u8] {
+                            let s = side as usize;
+                            let col = if side == 0 { interval.left_col } else { interval.right_col };
+                            for ((key, (_, row)), d) in updates.iter().filter(|((_, (sd, _)), _)| *sd == side) {
+                                let Some(Datum::Timestamp(time)) = row.get(col).cloned() else {
+                                    continue; // a NULL time satisfies no interval
+                                };
+                                if time < sides[s].cutoff {
+                                    late.record(
+                                        &view,
+                                        "interval join",
+                                        None,
+                                        &format!("{row:?}"),
+                                        "a change to a row the watermark had already dropped from the interval join; it was not applied",
+                                    );
+                                    continue;
+                                }
+                                let other = &sides[1 - s];
+                                if side == 0 {
+                                    let (from, to) = (time.saturating_add(interval.lo), time.saturating_add(interval.hi));
+                                    for (r, dr) in other.probe(key, from, to) {
+                                        pairs.push((row.iter().chain(r.iter()).cloned().collect(), d * dr));
+                                    }
+                                } else {
+                                    let (from, to) = (time.saturating_sub(interval.hi), time.saturating_sub(interval.lo));
+                                    for (l, dl) in other.probe(key, from, to) {
+                                        pairs.push((l.iter().chain(row.iter()).cloned().collect(), d * dl));
+                                    }
+                                }
+                                sides[s].apply(key, time, row.clone(), *d);
+                            }
+                        }
+                        let mut out: Vec<(Row, Time, Diff)> = match &eval {
+                            None => pairs.into_iter().map(|(r, d)| (r, t, d)).collect(),
+                            Some(eval) => {
+                                let refs: Vec<&Row> = pairs.iter().map(|(r, _)| r).collect();
+                                let keep =
+                                    eval_isolating(&refs, |rs| eval.eval_predicate(rs.iter().copied()), &errors, &view);
+                                pairs
+                                    .into_iter()
+                                    .zip(keep)
+                                    .filter(|(_, k)| *k == Some(true))
+                                    .map(|((r, d), _)| (r, t, d))
+                                    .collect()
+                            }
+                        };
+                        if !out.is_empty() {
+                            let at = held.delayed(&t);
+                            output.session(&at).give_container(&mut out);
+                        }
+                        if let Some(w) = tracker.advance_through(t) {
+                            sides[0].drop_below(left_cutoff(&interval, w));
+                            sides[1].drop_below(right_cutoff(&interval, w));
+                        }
+                    }
+                    let lower = match (data_frontier.frontier().first(), wm_frontier.frontier().first()) {
+                        (Some(a), Some(b)) => Some(*a.min(b)),
+                        (a, b) => a.or(b).copied(),
+                    };
+                    downgrade(&mut cap, lower);
+                }
+            },
+        )
+        .as_collection())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rampart_plan::event_time::TimeBound;
+
+    use rampart_plan::event_time::join_interval as find_interval;
+
+    #[test]
+    fn both_sided_bounds_make_an_interval_and_cutoffs() {
+        // Joined row: left (t, u), right (t, u). b.t > a.t  AND  b.t < a.t + 30 min.
+        let thirty = 1_800_000_000;
+        let bounds = [
+            TimeBound {
+                bounded: 2,
+                by: 0,
+                offset: 1,
+            },
+            TimeBound {
+                bounded: 0,
+                by: 2,
+                offset: 1 - thirty,
+            },
+        ];
+        let lags = vec![Some(0), None];
+        let i = find_interval(&bounds, 2, &lags, &lags).expect("an interval");
+        assert_eq!((i.left_col, i.right_col, i.lo, i.hi), (0, 0, 1, thirty - 1));
+        // At watermark W, a later right row has t >= W, so a left row needs t + 30 min > W.
+        assert_eq!(left_cutoff(&i, 10 * thirty), 9 * thirty + 1);
+        // A later left row has t >= W, so a right row needs t > W.
+        assert_eq!(right_cutoff(&i, 10 * thirty), 10 * thirty + 1);
+        assert!(
+            find_interval(&bounds[..1], 2, &lags, &lags).is_none(),
+            "one-sided: unbounded"
+        );
+    }
+
+    #[test]
+    fn side_state_probes_by_time_and_drops_old_rows() {
+        let mut s = SideState::new();
+        let k = vec![Datum::Int(1)];
+        for t in [10, 20, 30] {
+            s.apply(&k, t, vec![Datum::Int(t)], 1);
+        }
+        let hits: Vec<i64> = s.probe(&k, 15, 30).map(|(r, _)| r[0].as_int().unwrap()).collect();
+        assert_eq!(hits, vec![20, 30]);
+        s.apply(&k, 20, vec![Datum::Int(20)], -1);
+        assert_eq!(s.probe(&k, 0, 100).count(), 2);
+        s.drop_below(25);
+        assert_eq!(s.probe(&k, 0, 100).count(), 1);
+        s.drop_below(31);
+        assert!(s.rows.is_empty());
+    }
+}
