@@ -230,6 +230,9 @@ impl State {
                     legacy_options,
                     ..
                 } => self.copy_from(source, *to, target, options, legacy_options).await,
+                S::Query(_) if rampart_sql::emit::emits_on_window_close(&stmt.text) => Err(PlanError::unsupported(
+                    "EMIT ON WINDOW CLOSE applies to materialized views and sinks, not to a SELECT",
+                )),
                 S::Query(q) => self.select(q).await,
                 S::Explain { statement, .. } => self.explain(statement, &stmt.text).await,
                 S::ExplainTable { table_name, .. } => self.describe_relation(table_name),

@@ -342,6 +342,11 @@ impl State {
     }
 
     async fn create_plain_view(&mut self, name: &str, query: &Query, sql: &str) -> Result<Executed, PlanError> {
+        if rampart_sql::emit::emits_on_window_close(sql) {
+            return Err(PlanError::unsupported(
+                "EMIT ON WINDOW CLOSE applies to materialized views and sinks, not to CREATE VIEW",
+            ));
+        }
         // Check it plans as a streaming query, so views over it can be materialized.
         let plan = self.plan_view(query, NowMode::TemporalFiltersOnly).await?;
         let mut rewritten = query.clone();

@@ -168,6 +168,13 @@ async fn windows_close_with_the_watermark() {
     .await;
     assert_eq!(code, "42P20", "{msg}");
     assert!(msg.contains("WATERMARK"), "{msg}");
+    let (code, msg) = sqlstate_of(
+        &client,
+        "SELECT window_start, COUNT(*) FROM TUMBLE(ev, t, INTERVAL '10 seconds') GROUP BY window_start EMIT ON WINDOW CLOSE",
+    )
+    .await;
+    assert_eq!(code, "0A000", "{msg}");
+    assert!(msg.contains("EMIT ON WINDOW CLOSE"), "{msg}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
