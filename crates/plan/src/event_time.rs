@@ -212,14 +212,22 @@ pub struct JoinInterval {
     pub lo: i64,
     /// Largest allowed `right - left` (µs).
     pub hi: i64,
-    /// The left column's lag behind the watermark.
-    pub left_lag: i64,
-    /// The right column's lag behind the watermark.
-    pub right_lag: i64,
+    /// The left column's lag behind the watermark (`None`: no watermark bounds it).
+    pub left_lag: Option<i64>,
+    /// The right column's lag behind the watermark (`None`: no watermark bounds it).
+    pub right_lag: Option<i64>,
 }
 
-/// The interval `residual` allows between an event-time column of each side, if it bounds
-/// it from both sides (see `rampart_plan::event_time::time_bounds`).
+impl JoinInterval {
+    /// Whether watermarks bound both columns, so rows can be dropped once no later row of
+    /// the other side can fall in their interval.
+    pub fn frees_state(&self) -> bool {
+        self.left_lag.is_some() && self.right_lag.is_some()
+    }
+}
+
+/// The interval the bounds allow between a time column of each side, if they bound it from
+/// both sides (see [`time_bounds`]); a pair of watermarked columns is preferred.
 pub fn join_interval(
     bounds: &[TimeBound],
     left_width: usize,
@@ -243,16 +251,21 @@ pub fn join_interval(
             _ => {}
         }
     }
-    best.into_iter().find_map(|((l, r), (lo, hi))| {
-        Some(JoinInterval {
-            left_col: l,
-            right_col: r,
-            lo: lo?,
-            hi: hi?,
-            left_lag: left_lags.get(l).copied().flatten()?,
-            right_lag: right_lags.get(r).copied().flatten()?,
+    let mut found: Vec<JoinInterval> = best
+        .into_iter()
+        .filter_map(|((l, r), (lo, hi))| {
+            Some(JoinInterval {
+                left_col: l,
+                right_col: r,
+                lo: lo?,
+                hi: hi?,
+                left_lag: left_lags.get(l).copied().flatten(),
+                right_lag: right_lags.get(r).copied().flatten(),
+            })
         })
-    })
+        .collect();
+    found.sort_by_key(|i| !i.frees_state());
+    found.into_iter().next()
 }
 
 fn conjuncts(e: &Expr) -> Vec<&Expr> {

@@ -306,8 +306,10 @@ impl Plan {
         Ok(())
     }
 
-    /// For an inner join of two watermarked streams whose condition bounds their event
-    /// times from both sides: that interval (its state is freed by the watermark).
+    /// For an inner equi-join whose condition bounds a time column of each side by the
+    /// other's from both sides: that interval. Rows are then probed by time range; when
+    /// watermarks bound both columns ([`event_time::JoinInterval::frees_state`]) old rows
+    /// are also dropped.
     pub fn join_interval(&self, inputs: &dyn Fn(&str) -> Option<event_time::Lags>) -> Option<event_time::JoinInterval> {
         let Plan::Join {
             left,
@@ -379,8 +381,12 @@ impl Plan {
                 list(right_keys),
                 residual.as_ref().map(|r| format!(" residual {r}")).unwrap_or_default(),
                 match self.join_interval(inputs) {
+                    Some(i) if i.frees_state() => format!(
+                        "interval join, right - left time in [{} us, {} us]: state: each side's rows by key and event time, freed when the watermark passes them",
+                        i.lo, i.hi
+                    ),
                     Some(i) => format!(
-                        "interval join: state: each side's rows by key and event time, freed when the watermark passes them (right - left time in [{} us, {} us])",
+                        "interval join, right - left time in [{} us, {} us]: state: each side's rows by key and time, kept forever (no WATERMARK on both sides)",
                         i.lo, i.hi
                     ),
                     None => "state: both inputs arranged by key, kept forever".to_string(),

@@ -1,15 +1,17 @@
-//! Interval joins: an inner join of two watermarked streams whose condition bounds one
-//! side's event time by the other's from both sides (`b.t > a.t AND b.t < a.t + INTERVAL
-//! '30 minutes'`, impossible travel).
+//! Interval joins: an inner equi-join whose condition bounds one side's time by the
+//! other's from both sides (`b.t > a.t AND b.t < a.t + INTERVAL '30 minutes'`, impossible
+//! travel).
 //!
-//! Each side keeps its rows per join key, ordered by event time, so a new row probes only
-//! the other side's rows inside its time interval. Once the watermark shows that no later
+//! Each side keeps its rows per join key, ordered by time, so a new row probes only the
+//! other side's rows inside its time interval instead of every row with its key. When
+//! watermarks bound both time columns, once the watermark shows that no later
 //! row of the other side can fall inside a row's interval, the row is dropped: its pairs
 //! stay in the output, its state goes. A change to a dropped row (a reference table updated
 //! long after the fact) is listed in `rampart_late_events` and skipped.
 //!
 //! State: per side, the rows still inside the interval of some future row of the other
-//! side (about the interval's length of rows, plus the watermark delay).
+//! side (about the interval's length of rows, plus the watermark delay); without
+//! watermarks, every row.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -32,12 +34,18 @@ pub(super) use rampart_plan::event_time::JoinInterval as Interval;
 
 /// Left rows with a time below this can match no later right row.
 fn left_cutoff(i: &Interval, w: i64) -> i64 {
-    w.saturating_sub(i.right_lag).saturating_sub(i.hi)
+    match i.right_lag {
+        Some(lag) => w.saturating_sub(lag).saturating_sub(i.hi),
+        None => i64::MIN,
+    }
 }
 
 /// Right rows with a time below this can match no later left row.
 fn right_cutoff(i: &Interval, w: i64) -> i64 {
-    w.saturating_sub(i.left_lag).saturating_add(i.lo)
+    match i.left_lag {
+        Some(lag) => w.saturating_sub(lag).saturating_add(i.lo),
+        None => i64::MIN,
+    }
 }
 
 /// One side's rows: per join key, per event time, the rows and their multiplicities.
@@ -110,7 +118,7 @@ type PendingChange = ((Row, (u8, Row)), Diff);
 pub(super) fn render_interval_join<'s>(
     left: VecCollection<'s, Time, (Row, Row), Diff>,
     right: VecCollection<'s, Time, (Row, Row), Diff>,
-    watermark: &Watermark<'s>,
+    watermark: Option<&Watermark<'s>>,
     interval: Interval,
     residual: Option<&Expr>,
     joined_schema: &DFSchemaRef,
@@ -121,11 +129,16 @@ pub(super) fn render_interval_join<'s>(
     let eval = residual
         .map(|r| Evaluator::new(std::slice::from_ref(r), joined_schema))
         .transpose()?;
+    let scope = left.scope();
     let tagged = left
         .map(|(k, r)| (k, (0u8, r)))
         .concat(right.map(|(k, r)| (k, (1u8, r))));
     let by_key = Exchange::new(|((k, _), _, _): &SideUpdate| k.hashed());
-    let wm = broadcast_watermark(watermark);
+    // Without watermarks on both sides nothing is ever dropped: an empty watermark stream.
+    let wm = match watermark.filter(|_| interval.frees_state()) {
+        Some(w) => broadcast_watermark(w),
+        None => timely::dataflow::operators::generic::operator::empty(scope),
+    };
     Ok(tagged
         .inner
         .binary_frontier::<_, CapacityContainerBuilder<Vec<(Row, Time, Diff)>>, _, _, _, _>(
@@ -251,6 +264,7 @@ mod tests {
         ];
         let lags = vec![Some(0), None];
         let i = find_interval(&bounds, 2, &lags, &lags).expect("an interval");
+        assert!(i.frees_state());
         assert_eq!((i.left_col, i.right_col, i.lo, i.hi), (0, 0, 1, thirty - 1));
         // At watermark W, a later right row has t >= W, so a left row needs t + 30 min > W.
         assert_eq!(left_cutoff(&i, 10 * thirty), 9 * thirty + 1);

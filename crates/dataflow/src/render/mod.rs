@@ -115,9 +115,9 @@ pub fn render<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rendered<'s>, 
         }
         Plan::Join { left, right, .. } => {
             let (l, r) = (render(left, ctx)?, render(right, ctx)?);
-            let rows = match (interval_of(plan, ctx), &l.watermark, &r.watermark) {
-                (Some(interval), Some(wl), Some(wr)) => render_interval(plan, &l, &r, wl, wr, interval, ctx)?,
-                _ => join::render_join(plan, l.rows.clone(), r.rows.clone(), ctx)?,
+            let rows = match interval_of(plan, ctx) {
+                Some(interval) => render_interval(plan, &l, &r, interval, ctx)?,
+                None => join::render_join(plan, l.rows.clone(), r.rows.clone(), ctx)?,
             };
             combine(ctx, vec![l, r], |_| rows)
         }
@@ -174,8 +174,8 @@ pub fn render<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rendered<'s>, 
     })
 }
 
-/// The time interval of an inner join of two watermarked streams, when its condition
-/// bounds their event times from both sides.
+/// The time interval of an inner equi-join whose condition bounds a time column of each
+/// side from both sides.
 fn interval_of(plan: &Plan, ctx: &RenderContext<'_>) -> Option<interval_join::Interval> {
     plan.join_interval(&|name| ctx.lags.get(name).cloned())
 }
@@ -184,8 +184,6 @@ fn render_interval<'s>(
     plan: &Plan,
     l: &Rendered<'s>,
     r: &Rendered<'s>,
-    wl: &Watermark<'s>,
-    wr: &Watermark<'s>,
     interval: interval_join::Interval,
     ctx: &RenderContext<'s>,
 ) -> Result<Rows<'s>, String> {
@@ -203,11 +201,14 @@ fn render_interval<'s>(
     };
     let lk = join::keyed(l.rows.clone(), left_keys, left_schema, ctx, false)?;
     let rk = join::keyed(r.rows.clone(), right_keys, right_schema, ctx, false)?;
-    let w = min_watermark(ctx.scope, vec![wl.clone(), wr.clone()]).ok_or("no watermark")?;
+    let w = match (&l.watermark, &r.watermark) {
+        (Some(wl), Some(wr)) => min_watermark(ctx.scope, vec![wl.clone(), wr.clone()]),
+        _ => None,
+    };
     interval_join::render_interval_join(
         lk,
         rk,
-        &w,
+        w.as_ref(),
         interval,
         residual.as_ref(),
         joined_schema,
