@@ -4,6 +4,9 @@
 //! prints it with [`Plan::explain`].
 
 pub mod event_time;
+mod range;
+
+pub use range::RangeJoin;
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -381,6 +384,9 @@ impl Plan {
                 list(right_keys),
                 residual.as_ref().map(|r| format!(" residual {r}")).unwrap_or_default(),
                 match self.join_interval(inputs) {
+                    _ if self.range_join().is_some() => {
+                        "range join: state: every left row by its probe value and every range by its low end (ranges on every worker)".to_string()
+                    }
                     Some(i) if i.frees_state() => format!(
                         "interval join, right - left time in [{} us, {} us]: state: each side's rows by key and event time, freed when the watermark passes them",
                         i.lo, i.hi

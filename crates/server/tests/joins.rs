@@ -86,4 +86,29 @@ async fn range_left_join_matches_by_between_and_pads_the_rest() {
         &["10.0.0.5|internal", "192.168.1.1|lan", "not-an-ip|unknown"],
     )
     .await;
+    // An overlapping range (10.0.0.0/24 = 167772160 ..= 167772415) matches too; removing
+    // ranges retracts their matches, and with none left the row is padded again.
+    common::exec_all(&client, "INSERT INTO geo VALUES (167772160, 167772415, 'office');").await;
+    expect(
+        &client,
+        q,
+        &[
+            "10.0.0.5|internal",
+            "10.0.0.5|office",
+            "192.168.1.1|lan",
+            "not-an-ip|unknown",
+        ],
+    )
+    .await;
+    common::exec_all(&client, "DELETE FROM geo WHERE region = 'internal';").await;
+    expect(&client, q, &["10.0.0.5|office", "192.168.1.1|lan", "not-an-ip|unknown"]).await;
+    common::exec_all(&client, "DELETE FROM geo WHERE region = 'office';").await;
+    common::exec_all(&client, "DELETE FROM ev WHERE ip = '192.168.1.1';").await;
+    expect(&client, q, &["10.0.0.5|unknown", "not-an-ip|unknown"]).await;
+    let plan = rows(
+        &client,
+        "EXPLAIN SELECT ev.ip FROM ev LEFT JOIN geo ON inet_aton(ev.ip) BETWEEN geo.lo AND geo.hi",
+    )
+    .await;
+    assert!(plan.iter().any(|l| l.contains("range join")), "{plan:?}");
 }

@@ -3,6 +3,7 @@
 mod interval_join;
 mod join;
 mod map_filter;
+mod range_join;
 mod reduce;
 mod temporal;
 pub mod watermark;
@@ -115,9 +116,12 @@ pub fn render<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rendered<'s>, 
         }
         Plan::Join { left, right, .. } => {
             let (l, r) = (render(left, ctx)?, render(right, ctx)?);
-            let rows = match interval_of(plan, ctx) {
-                Some(interval) => render_interval(plan, &l, &r, interval, ctx)?,
-                None => join::render_join(plan, l.rows.clone(), r.rows.clone(), ctx)?,
+            let rows = if let Some(spec) = plan.range_join() {
+                range_join::render_range_join(plan, spec, l.rows.clone(), r.rows.clone(), ctx)?
+            } else if let Some(interval) = interval_of(plan, ctx) {
+                render_interval(plan, &l, &r, interval, ctx)?
+            } else {
+                join::render_join(plan, l.rows.clone(), r.rows.clone(), ctx)?
             };
             combine(ctx, vec![l, r], |_| rows)
         }

@@ -1,0 +1,237 @@
+//! Range joins: `LEFT JOIN ranges r ON probe(l) BETWEEN r.low AND r.high` (GeoIP
+//! enrichment: `inet_aton(ip) BETWEEN ip_range_start AND ip_range_end`) and the inner form.
+//!
+//! Without an equality key a generic join would pair every row with every range on one
+//! worker and test each pair. Here the probe value is computed once per row, ranges are
+//! kept ordered by their low end, and each row finds the ranges containing it by a range
+//! lookup. Rows are spread over the workers; range rows (a reference table, small) are
+//! broadcast so every worker holds them all.
+//!
+//! A range change re-probes the rows whose value it covers (rows are also kept ordered by
+//! value), so reference-table updates retract and re-enrich exactly as a generic join
+//! would. For a left join, a row without a covering range is emitted padded with NULLs.
+//!
+//! State: every row (by probe value) and every range (by low end).
+
+use std::collections::BTreeMap;
+
+use differential_dataflow::{AsCollection, Hashable};
+use rampart_plan::Plan;
+use rampart_repr::{Datum, Row};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::operator::Operator;
+use timely::dataflow::operators::vec::Broadcast;
+
+use super::map_filter::{eval_isolating, map_rows};
+use super::watermark::downgrade;
+use super::{RenderContext, Rows};
+use crate::eval::Evaluator;
+use crate::{Diff, Time};
+
+pub(super) use rampart_plan::RangeJoin as RangeSpec;
+
+/// Ranges by low end: (high, range row, multiplicity).
+type Ranges = BTreeMap<Datum, Vec<(Datum, Row, Diff)>>;
+
+/// The range rows covering `v`.
+fn covering<'a>(ranges: &'a Ranges, v: &'a Datum) -> impl Iterator<Item = (&'a Row, Diff)> + 'a {
+    ranges
+        .range(..=v.clone())
+        .flat_map(move |(_, rs)| rs.iter().filter(move |(high, _, _)| v <= high && !high.is_null()))
+        .map(|(_, r, d)| (r, *d))
+}
+
+fn bump(v: &mut Vec<(Row, Diff)>, row: &Row, d: Diff) {
+    match v.iter_mut().find(|(r, _)| r == row) {
+        Some((_, n)) => *n += d,
+        None => v.push((row.clone(), d)),
+    }
+    v.retain(|(_, n)| *n != 0);
+}
+
+/// Changes waiting for their time: rows (probe value, row, diff) and ranges (low, high,
+/// range row, diff).
+type PendingAt = (Vec<(Datum, Row, Diff)>, Vec<(Datum, Datum, Row, Diff)>);
+
+/// A row or range change: (0 = row with its probe value | 1 = range with low and high).
+type Change = ((u8, Datum, Datum, Row), Time, Diff);
+
+pub(super) fn render_range_join<'s>(
+    plan: &Plan,
+    spec: RangeSpec,
+    left: Rows<'s>,
+    right: Rows<'s>,
+    ctx: &RenderContext<'s>,
+) -> Result<Rows<'s>, String> {
+    let Plan::Join {
+        left_schema,
+        right_schema,
+        ..
+    } = plan
+    else {
+        return Err("not a join".into());
+    };
+    let right_width = right_schema.fields().len();
+    let (errors, view) = (ctx.errors.clone(), ctx.view.clone());
+    let probe = Evaluator::new(std::slice::from_ref(&spec.probe), left_schema)?;
+    let rows = map_rows(left, "RangeProbe", move |data, out| {
+        let rows: Vec<&Row> = data.iter().map(|(r, _, _)| r).collect();
+        let vals = eval_isolating(&rows, |rs| probe.eval_rows(rs.iter().copied()), &errors, &view);
+        for ((row, t, d), v) in data.drain(..).zip(vals) {
+            if let Some(mut v) = v {
+                out.push(((0u8, v.swap_remove(0), Datum::Null, row), t, d));
+            }
+        }
+    });
+    let (errors, view) = (ctx.errors.clone(), ctx.view.clone());
+    let bounds = Evaluator::new(&[spec.low.clone(), spec.high.clone()], right_schema)?;
+    let ranges = map_rows(right, "RangeBounds", move |data, out| {
+        let rows: Vec<&Row> = data.iter().map(|(r, _, _)| r).collect();
+        let vals = eval_isolating(&rows, |rs| bounds.eval_rows(rs.iter().copied()), &errors, &view);
+        for ((row, t, d), v) in data.drain(..).zip(vals) {
+            if let Some(mut v) = v {
+                let high = v.pop().unwrap_or(Datum::Null);
+                let low = v.pop().unwrap_or(Datum::Null);
+                out.push(((1u8, low, high, row), t, d));
+            }
+        }
+    });
+    let left_join = spec.left;
+    let spread = Exchange::new(|(c, _, _): &Change| c.3.hashed());
+    Ok(rows
+        .inner
+        .binary_frontier::<_, CapacityContainerBuilder<Vec<(Row, Time, Diff)>>, _, _, _, _>(
+            ranges.inner.broadcast(),
+            spread,
+            timely::dataflow::channels::pact::Pipeline,
+            "RangeJoin",
+            move |cap, _info| {
+                let mut cap = Some(cap);
+                let mut pending: BTreeMap<Time, PendingAt> = BTreeMap::new();
+                let mut ranges: Ranges = BTreeMap::new();
+                // Rows by probe value (rows with a NULL value never match and are not kept).
+                let mut probes: BTreeMap<Datum, Vec<(Row, Diff)>> = BTreeMap::new();
+                let pad = move |l: &Row| -> Row {
+                    l.iter()
+                        .cloned()
+                        .chain(std::iter::repeat_n(Datum::Null, right_width))
+                        .collect()
+                };
+                let pair = |l: &Row, r: &Row| -> Row { l.iter().chain(r.iter()).cloned().collect() };
+                move |(rows_in, rows_frontier), (ranges_in, ranges_frontier), output| {
+                    rows_in.for_each(|_cap, batch| {
+                        for ((_, v, _, row), t, d) in batch.drain(..) {
+                            pending.entry(t).or_default().0.push((v, row, d));
+                        }
+                    });
+                    ranges_in.for_each(|_cap, batch| {
+                        for ((_, low, high, row), t, d) in batch.drain(..) {
+                            pending.entry(t).or_default().1.push((low, high, row, d));
+                        }
+                    });
+                    let Some(held) = cap.as_mut() else { return };
+                    while let Some(entry) = pending.first_entry() {
+                        let t = *entry.key();
+                        if rows_frontier.less_equal(&t) || ranges_frontier.less_equal(&t) {
+                            break;
+                        }
+                        let (row_changes, range_changes) = entry.remove();
+                        let mut out: Vec<(Row, Time, Diff)> = Vec::new();
+                        // Rows against the ranges before this time ...
+                        for (v, row, d) in row_changes {
+                            if v.is_null() {
+                                if left_join {
+                                    out.push((pad(&row), t, d));
+                                }
+                                continue;
+                            }
+                            let mut matched = false;
+                            for (r, dr) in covering(&ranges, &v) {
+                                matched = true;
+                                out.push((pair(&row, r), t, d * dr));
+                            }
+                            if !matched && left_join {
+                                out.push((pad(&row), t, d));
+                            }
+                            bump(probes.entry(v.clone()).or_default(), &row, d);
+                            if probes.get(&v).is_some_and(Vec::is_empty) {
+                                probes.remove(&v);
+                            }
+                        }
+                        // ... then each range change against the rows, this time's included.
+                        for (low, high, range, d) in range_changes {
+                            let affected: Vec<(Datum, Row, Diff)> = if low.is_null() || high.is_null() || high < low {
+                                Vec::new()
+                            } else {
+                                probes
+                                    .range(low.clone()..=high.clone())
+                                    .flat_map(|(v, rs)| rs.iter().map(move |(r, n)| (v.clone(), r.clone(), *n)))
+                                    .collect()
+                            };
+                            let before: Vec<bool> = affected
+                                .iter()
+                                .map(|(v, _, _)| covering(&ranges, v).next().is_some())
+                                .collect();
+                            let at = ranges.entry(low.clone()).or_default();
+                            match at.iter_mut().find(|(h, r, _)| *h == high && *r == range) {
+                                Some((_, _, n)) => *n += d,
+                                None => at.push((high.clone(), range.clone(), d)),
+                            }
+                            at.retain(|(_, _, n)| *n != 0);
+                            if at.is_empty() {
+                                ranges.remove(&low);
+                            }
+                            for ((v, row, n), was) in affected.into_iter().zip(before) {
+                                out.push((pair(&row, &range), t, d * n));
+                                if left_join {
+                                    let now = covering(&ranges, &v).next().is_some();
+                                    if was && !now {
+                                        out.push((pad(&row), t, n));
+                                    } else if !was && now {
+                                        out.push((pad(&row), t, -n));
+                                    }
+                                }
+                            }
+                        }
+                        if !out.is_empty() {
+                            let at = held.delayed(&t);
+                            output.session(&at).give_container(&mut out);
+                        }
+                    }
+                    let lower = match (rows_frontier.frontier().first(), ranges_frontier.frontier().first()) {
+                        (Some(a), Some(b)) => Some(*a.min(b)),
+                        (a, b) => a.or(b).copied(),
+                    };
+                    downgrade(&mut cap, lower);
+                }
+            },
+        )
+        .as_collection())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn covering_finds_every_range_holding_a_value() {
+        let mut ranges: Ranges = BTreeMap::new();
+        for (lo, hi, name) in [(0, 9, "a"), (10, 19, "b"), (5, 15, "overlap")] {
+            ranges
+                .entry(Datum::Int(lo))
+                .or_default()
+                .push((Datum::Int(hi), vec![Datum::Str(name.into())], 1));
+        }
+        let names = |v: i64| -> Vec<String> {
+            let v = Datum::Int(v);
+            let mut n: Vec<String> = covering(&ranges, &v).map(|(r, _)| format!("{:?}", r[0])).collect();
+            n.sort();
+            n
+        };
+        assert_eq!(names(3).len(), 1);
+        assert_eq!(names(12).len(), 2, "b and overlap");
+        assert_eq!(names(15).len(), 2, "bounds are inclusive");
+        assert!(names(20).is_empty());
+    }
+}
