@@ -231,6 +231,11 @@ pub(crate) fn spawn(
     cfg.set("enable.auto.commit", "false");
     cfg.set("enable.auto.offset.store", "false");
     cfg.set("enable.partition.eof", "false");
+    // A fetch waits at most this long for new messages (librdkafka's default is 500 ms,
+    // which brokers that do not answer early add to every alert's latency).
+    if !props.contains_key("fetch.wait.max.ms") {
+        cfg.set("fetch.wait.max.ms", "10");
+    }
     // librdkafka needs a group id to `assign` partitions; no group is joined and nothing
     // is committed, so any unique id does.
     if !props.contains_key("group.id") {

@@ -1,0 +1,254 @@
+//! The first seed pipeline from Kafka topics to a Kafka alert topic, on a real
+//! Kafka-protocol broker (Tansu, started here on 127.0.0.1 and stopped at the end).
+//!
+//! `cargo bench -p rampart --bench kafka -- [EVENTS_PER_SOURCE] [PROBE_SECONDS]`
+//! (defaults 100000 and 20; the full run is 3333334 per source, 10M in all).
+//!
+//! 1. Throughput: the events are produced to the three source topics before the pipeline
+//!    starts, followed by a marker burst of failed logins; the pipeline reads them from
+//!    `earliest`, and the time until `enriched_events` counts them all and the marker's
+//!    alert is on the alert topic gives events/s.
+//! 2. Latency at half that rate: generated events keep being produced at half the measured
+//!    rate for PROBE_SECONDS, and every 250 ms a brute-force burst of 11 failed logins from a
+//!    fresh IP. The latency of a burst is from producing its 11th failure (the one that
+//!    crosses the threshold) to consuming its alert from the `siem.alerts.high` topic.
+//!    Prints p50 / p99 / max and peak RSS. `RAMPART_BENCH_RATE=N` sets the probe's rate.
+
+#[path = "../../server/tests/broker/mod.rs"]
+mod broker;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use broker::Broker;
+use rampart_connectors::generator::{asset_taxonomy_csv, geo_ip_reference_csv, EventGenerator, GeneratorKind};
+use rampart_connectors::rdkafka::config::ClientConfig;
+use rampart_connectors::rdkafka::consumer::{BaseConsumer, Consumer};
+use rampart_connectors::rdkafka::message::Message;
+use rampart_connectors::rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rampart_connectors::rdkafka::{Offset, TopicPartitionList};
+use rampart_server::session_api::{QueryOutput, SqlBackend};
+use rampart_server::{start_server, ServerConfig};
+
+const PIPELINE: &str = include_str!("../src/demo_pipeline.sql");
+const TOPICS: [(GeneratorKind, &str); 3] = [
+    (GeneratorKind::Firewall, "firewall_logs"),
+    (GeneratorKind::Auth, "auth_events"),
+    (GeneratorKind::Endpoint, "endpoint_events"),
+];
+const ALERTS: &str = "siem.alerts.high";
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.to_string()))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+async fn count(backend: &dyn SqlBackend, q: &str) -> i64 {
+    for o in backend.execute(q).await {
+        if let Ok(QueryOutput::Rows { batches, .. }) = o.result {
+            if let Some(b) = batches.first() {
+                if let Ok(rows) = rampart_repr::batch_to_rows(b) {
+                    return rows.first().and_then(|r| r[0].as_int()).unwrap_or(0);
+                }
+            }
+        }
+    }
+    -1
+}
+
+fn send(p: &BaseProducer, topic: &str, payload: &str) {
+    let mut rec: BaseRecord<'_, (), str> = BaseRecord::to(topic).payload(payload);
+    loop {
+        match p.send(rec) {
+            Ok(()) => return,
+            Err((_, r)) => {
+                rec = r;
+                p.poll(Duration::from_millis(5));
+            }
+        }
+    }
+}
+
+/// Produces 11 failed logins from `ip` stamped now: enough for a brute-force alert.
+fn burst(p: &BaseProducer, ip: &str, user: &str) {
+    for k in 0..11 {
+        let ev = serde_json::json!({
+            "event_time": chrono::Utc::now().to_rfc3339(),
+            "user_id": user,
+            "source_ip": ip,
+            "country_code": "US",
+            "result": "failure",
+            "app_name": "vpn",
+            "session_id": format!("{user}-{k}"),
+        });
+        send(p, "auth_events", &ev.to_string());
+    }
+    p.flush(Duration::from_secs(5)).expect("flush");
+}
+
+/// Waits until an alert for one of `ips` is consumed; returns the IP.
+fn alert_for(consumer: &BaseConsumer, ips: &mut HashMap<String, Instant>, latencies: &mut Vec<f64>) {
+    while let Some(Ok(m)) = consumer.poll(Duration::from_millis(2)) {
+        let Some(payload) = m.payload() else { continue };
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else {
+            continue;
+        };
+        if let Some(sent) = v["actor_ip"].as_str().and_then(|ip| ips.remove(ip)) {
+            latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+}
+
+fn pipeline_sql(dir: &std::path::Path, bootstrap: &str) -> String {
+    let assets = dir.join("assets.csv");
+    let geo = dir.join("geo.csv");
+    std::fs::write(&assets, asset_taxonomy_csv()).expect("write csv");
+    std::fs::write(&geo, geo_ip_reference_csv()).expect("write csv");
+    let mut sql = PIPELINE
+        .replace("{ASSETS_CSV}", &assets.display().to_string())
+        .replace("{GEO_CSV}", &geo.display().to_string())
+        .replace(
+            "WITH (connector = 'file', path = '{ALERTS_FILE}')",
+            &format!("WITH (connector = 'kafka', topic = '{ALERTS}', properties.bootstrap.server = '{bootstrap}')"),
+        );
+    for (kind, topic) in TOPICS {
+        let from = format!("connector = 'generator', kind = '{}', rate = '{{RATE}}'", kind.as_str());
+        let start = sql.find(&from).expect("pipeline has generator sources");
+        let end = sql[start..].find(')').expect("closing paren") + start;
+        sql.replace_range(
+            start..end,
+            &format!(
+                "connector = 'kafka', topic = '{topic}', properties.bootstrap.server = '{bootstrap}', scan.startup.mode = 'earliest'"
+            ),
+        );
+    }
+    sql.push_str("\nCREATE MATERIALIZED VIEW bench_progress AS SELECT COUNT(*) AS n FROM enriched_events;\n");
+    sql
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1).filter_map(|a| a.parse::<u64>().ok());
+    let per_source = args.next().unwrap_or(100_000);
+    let probe_secs = args.next().unwrap_or(20);
+    let dir = std::env::temp_dir().join(format!("rampart-kafka-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let broker = Broker::start();
+    let bootstrap = broker.bootstrap();
+    rt.block_on(async {
+        for (_, topic) in TOPICS {
+            broker.create_topic(topic, 2).await;
+        }
+        broker.create_topic(ALERTS, 1).await;
+    });
+
+    // Pre-produce: event times spread over the hour before now.
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("linger.ms", "20")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .expect("producer");
+    let now_us = chrono::Utc::now().timestamp_micros();
+    let span_us: i64 = 3_600_000_000;
+    let t0 = Instant::now();
+    for (kind, topic) in TOPICS {
+        let mut g = EventGenerator::new(kind, 7);
+        for i in 0..per_source {
+            let t = now_us - span_us + (i as i64 * span_us / per_source as i64);
+            send(&producer, topic, &g.next_event(t));
+        }
+    }
+    // The last auth messages: a burst whose alert marks the end of the backlog.
+    burst(&producer, "198.19.0.1", "marker");
+    producer.flush(Duration::from_secs(300)).expect("flush");
+    let total = 3 * per_source as i64;
+    println!(
+        "produced {total} events in {:.1}s to 3 topics of 2 partitions",
+        t0.elapsed().as_secs_f64()
+    );
+
+    let sql = pipeline_sql(&dir, &bootstrap);
+    rt.block_on(async {
+        let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let server = start_server(ServerConfig::ephemeral("127.0.0.1:0".parse().unwrap(), workers))
+            .await
+            .expect("server");
+        let backend: &dyn SqlBackend = server.coordinator.as_ref();
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", "bench-alerts")
+            .set("fetch.wait.max.ms", "10")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer");
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(ALERTS, 0, Offset::Beginning).expect("partition");
+        consumer.assign(&tpl).expect("assign");
+        let start = Instant::now();
+        server.coordinator.execute_script(&sql).await.expect("pipeline");
+        // Done when every event is enriched and the marker's alert is on the alert topic.
+        let mut marker: HashMap<String, Instant> = [("198.19.0.1".to_string(), Instant::now())].into();
+        let mut ignored = Vec::new();
+        while count(backend, "SELECT n FROM bench_progress").await < total + 11 || !marker.is_empty() {
+            alert_for(&consumer, &mut marker, &mut ignored);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let max_rate = total as f64 / secs;
+        println!("throughput: {total} events in {secs:.2}s = {max_rate:.0} events/s (source topics -> every view -> alert topic), workers: {workers}");
+
+        // Latency probe at half the measured rate.
+        // RAMPART_BENCH_RATE overrides the probe rate (events/s).
+        let rate = std::env::var("RAMPART_BENCH_RATE")
+            .ok()
+            .and_then(|r| r.parse::<f64>().ok())
+            .unwrap_or((max_rate / 2.0).max(30.0));
+        let mut gens: Vec<EventGenerator> = TOPICS.iter().map(|(k, _)| EventGenerator::new(*k, 99)).collect();
+        let mut sent_at: HashMap<String, Instant> = HashMap::new();
+        let mut latencies: Vec<f64> = Vec::new();
+        let begin = Instant::now();
+        let mut produced: u64 = 0;
+        let mut bursts: u64 = 0;
+        let end = begin + Duration::from_secs(probe_secs);
+        while Instant::now() < end || (!sent_at.is_empty() && Instant::now() < end + Duration::from_secs(10)) {
+            if Instant::now() < end {
+                let due = (begin.elapsed().as_secs_f64() * rate) as u64;
+                while produced < due {
+                    let i = (produced % 3) as usize;
+                    let ev = gens[i].next_event(chrono::Utc::now().timestamp_micros());
+                    send(&producer, TOPICS[i].1, &ev);
+                    produced += 1;
+                }
+                if begin.elapsed() >= Duration::from_millis(250 * bursts) {
+                    let ip = format!("198.18.{}.{}", bursts / 250, bursts % 250 + 1);
+                    burst(&producer, &ip, &format!("bench{bursts}"));
+                    sent_at.insert(ip, Instant::now());
+                    bursts += 1;
+                }
+                producer.poll(Duration::from_millis(0));
+            }
+            alert_for(&consumer, &mut sent_at, &mut latencies);
+        }
+        latencies.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        let pct = |p: usize| latencies.get((latencies.len() * p / 100).min(latencies.len().saturating_sub(1)));
+        println!(
+            "latency at {rate:.0} events/s for {probe_secs}s: {} bursts, {} alerts consumed, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (11th failure produced+flushed -> alert consumed from {ALERTS})",
+            bursts,
+            latencies.len(),
+            pct(50).copied().unwrap_or(f64::NAN),
+            pct(99).copied().unwrap_or(f64::NAN),
+            latencies.last().copied().unwrap_or(f64::NAN),
+        );
+        println!("peak RSS: {:.0} MiB", peak_rss_mib());
+    });
+    drop(broker);
+    let _ = std::fs::remove_dir_all(&dir);
+}
