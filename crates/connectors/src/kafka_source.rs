@@ -24,7 +24,6 @@ use crate::source::{BatchSender, SourceContext, BATCH_ROWS};
 const LAG_REFRESH: Duration = Duration::from_secs(1);
 
 /// How long a lag measurement may wait for the broker.
-const LAG_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// How often the reader looks for partitions added to the topic.
 const METADATA_REFRESH: Duration = Duration::from_secs(5);
@@ -404,15 +403,16 @@ impl Reader {
         true
     }
 
-    /// Messages behind the high watermarks of the assigned partitions; `None` when the
-    /// broker does not answer.
+    /// Messages behind the high watermarks of the assigned partitions, from the offsets
+    /// librdkafka caches with every fetch (no broker round trip, so the reader never waits
+    /// for it); `None` until every assigned partition has been fetched from.
     fn lag(&self) -> Option<u64> {
         let mut total = 0u64;
         for (p, off) in &self.positions {
-            let (low, high) = self.consumer.fetch_watermarks(&self.topic, *p, LAG_TIMEOUT).ok()?;
+            let (low, high) = cached_watermarks(&self.consumer, &self.topic, *p)?;
             let next = match off {
                 Offset::Offset(n) => *n,
-                _ => low,
+                _ => low.unwrap_or(high),
             };
             total += high.saturating_sub(next).max(0) as u64;
         }
@@ -548,4 +548,26 @@ mod tests {
         let e = validate_properties(&props).unwrap_err();
         assert!(e.contains("no.such.property"), "{e}");
     }
+}
+
+/// The low and high offsets librdkafka last saw for `topic`/`partition` (the high one is
+/// updated by every fetch response); `None` while the high offset is unknown.
+fn cached_watermarks(consumer: &BaseConsumer, topic: &str, partition: i32) -> Option<(Option<i64>, i64)> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client pointer is valid for the consumer's lifetime, `topic` is a
+    // NUL-terminated string that outlives the call, and `low`/`high` are valid for writes.
+    // rd_kafka_get_watermark_offsets only reads cached state and never blocks.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    let valid = |o: i64| o >= 0;
+    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && valid(high))
+        .then_some((valid(low).then_some(low), high))
 }
