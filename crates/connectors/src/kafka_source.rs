@@ -23,8 +23,6 @@ use crate::source::{BatchSender, SourceContext, BATCH_ROWS};
 /// How often a reader measures its lag.
 const LAG_REFRESH: Duration = Duration::from_secs(1);
 
-/// How long a lag measurement may wait for the broker.
-
 /// How often the reader looks for partitions added to the topic.
 const METADATA_REFRESH: Duration = Duration::from_secs(5);
 /// First wait after a failed connection attempt; doubles up to [`MAX_BACKOFF`].
@@ -518,6 +516,28 @@ fn describe_offsets_error(topic: &str, partition: i32, e: KafkaError) -> String 
     format!("cannot fetch the end offset of {topic}/{partition}: {e}")
 }
 
+/// The low and high offsets librdkafka last saw for `topic`/`partition` (the high one is
+/// updated by every fetch response); `None` while the high offset is unknown.
+fn cached_watermarks(consumer: &BaseConsumer, topic: &str, partition: i32) -> Option<(Option<i64>, i64)> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client pointer is valid for the consumer's lifetime, `topic` is a
+    // NUL-terminated string that outlives the call, and `low`/`high` are valid for writes.
+    // rd_kafka_get_watermark_offsets only reads cached state and never blocks.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    let valid = |o: i64| o >= 0;
+    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && valid(high))
+        .then_some((valid(low).then_some(low), high))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -548,26 +568,4 @@ mod tests {
         let e = validate_properties(&props).unwrap_err();
         assert!(e.contains("no.such.property"), "{e}");
     }
-}
-
-/// The low and high offsets librdkafka last saw for `topic`/`partition` (the high one is
-/// updated by every fetch response); `None` while the high offset is unknown.
-fn cached_watermarks(consumer: &BaseConsumer, topic: &str, partition: i32) -> Option<(Option<i64>, i64)> {
-    let topic = std::ffi::CString::new(topic).ok()?;
-    let (mut low, mut high) = (-1i64, -1i64);
-    // SAFETY: the client pointer is valid for the consumer's lifetime, `topic` is a
-    // NUL-terminated string that outlives the call, and `low`/`high` are valid for writes.
-    // rd_kafka_get_watermark_offsets only reads cached state and never blocks.
-    let err = unsafe {
-        rdkafka::bindings::rd_kafka_get_watermark_offsets(
-            consumer.client().native_ptr(),
-            topic.as_ptr(),
-            partition,
-            &mut low,
-            &mut high,
-        )
-    };
-    let valid = |o: i64| o >= 0;
-    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && valid(high))
-        .then_some((valid(low).then_some(low), high))
 }
