@@ -14,7 +14,7 @@ use datafusion::logical_expr::Expr;
 use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 use rampart_repr::arrow_convert::array_to_datums;
-use rampart_repr::{rows_to_batch, Datum, Row};
+use rampart_repr::{rows_to_batch, Datum, Row, RowRef};
 
 /// Expressions compiled against one input schema.
 pub struct Evaluator {
@@ -54,9 +54,9 @@ impl Evaluator {
     }
 
     /// Evaluates every expression on every row: one output column per expression.
-    pub fn eval_columns<'a>(
+    pub fn eval_columns<'a, R: RowRef + 'a>(
         &self,
-        rows: impl ExactSizeIterator<Item = &'a Row> + Clone,
+        rows: impl ExactSizeIterator<Item = &'a R> + Clone,
     ) -> Result<Vec<ArrayRef>, String> {
         let n = rows.len();
         let batch = rows_to_batch(rows, &self.schema).map_err(|e| e.to_string())?;
@@ -85,9 +85,9 @@ impl Evaluator {
     }
 
     /// Evaluates the first expression as a predicate: true where it is true (NULL is false).
-    pub fn eval_predicate<'a>(
+    pub fn eval_predicate<'a, R: RowRef + 'a>(
         &self,
-        rows: impl ExactSizeIterator<Item = &'a Row> + Clone,
+        rows: impl ExactSizeIterator<Item = &'a R> + Clone,
     ) -> Result<Vec<bool>, String> {
         let n = rows.len();
         let cols = self.eval_columns(rows)?;

@@ -25,21 +25,50 @@ use ordered_float::OrderedFloat;
 
 use crate::datum::{Datum, Row};
 
+/// Something read like a row: its `i`-th datum (NULL past its end).
+pub trait RowRef {
+    /// The `i`-th datum.
+    fn datum(&self, i: usize) -> &Datum;
+}
+
+static NULL: Datum = Datum::Null;
+
+impl RowRef for Row {
+    fn datum(&self, i: usize) -> &Datum {
+        self.get(i).unwrap_or(&NULL)
+    }
+}
+
+/// Two rows read as one, the left's columns then the right's: a join's candidate pair,
+/// tested without building the joined row.
+#[derive(Debug)]
+pub struct JoinedRow<'a> {
+    /// Left row.
+    pub left: &'a Row,
+    /// Right row.
+    pub right: &'a Row,
+}
+
+impl RowRef for JoinedRow<'_> {
+    fn datum(&self, i: usize) -> &Datum {
+        match self.left.get(i) {
+            Some(d) => d,
+            None => self.right.datum(i - self.left.len()),
+        }
+    }
+}
+
 /// Builds a record batch of `schema` from rows. A datum that does not fit its column's
 /// type is an error naming the column.
-pub fn rows_to_batch<'a>(
-    rows: impl ExactSizeIterator<Item = &'a Row> + Clone,
+pub fn rows_to_batch<'a, R: RowRef + 'a>(
+    rows: impl ExactSizeIterator<Item = &'a R> + Clone,
     schema: &SchemaRef,
 ) -> Result<RecordBatch, ArrowError> {
     let n = rows.len();
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for (i, field) in schema.fields().iter().enumerate() {
-        let col = column_of(
-            rows.clone().map(|r| r.get(i).unwrap_or(&Datum::Null)),
-            n,
-            field.data_type(),
-        )
-        .map_err(|e| ArrowError::InvalidArgumentError(format!("column {}: {e}", field.name())))?;
+        let col = column_of(rows.clone().map(|r| r.datum(i)), n, field.data_type())
+            .map_err(|e| ArrowError::InvalidArgumentError(format!("column {}: {e}", field.name())))?;
         columns.push(col);
     }
     RecordBatch::try_new_with_options(

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use datafusion::common::DFSchemaRef;
 use datafusion::logical_expr::Expr;
 use differential_dataflow::{AsCollection, Hashable, VecCollection};
-use rampart_repr::{Datum, ErrorLog, Row};
+use rampart_repr::{Datum, ErrorLog, JoinedRow, Row};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::operator::Operator;
@@ -170,17 +170,25 @@ pub(super) fn render_interval_join<'s>(
                             break;
                         }
                         let updates = pending.remove(&t).unwrap_or_default();
-                        let mut pairs: Vec<(Row, Diff)> = Vec::new();
+                        let (lefts, rights): (Vec<_>, Vec<_>) =
+                            updates.into_iter().partition(|((_, (sd, _)), _)| *sd == 0);
+                        let mut out: Vec<(Row, Time, Diff)> = Vec::new();
                         // Left changes against the right rows before this time, then right
                         // changes against the left rows including this time's.
-                        for side in [0u8, 1u8] {
-                            let s = side as usize;
+                        for (side, changes) in [(0usize, lefts), (1usize, rights)] {
                             let col = if side == 0 { interval.left_col } else { interval.right_col };
-                            for ((key, (_, row)), d) in updates.iter().filter(|((_, (sd, _)), _)| *sd == side) {
+                            let (first, second) = sides.split_at_mut(1);
+                            let (mine, other) = if side == 0 {
+                                (&mut first[0], &second[0])
+                            } else {
+                                (&mut second[0], &first[0])
+                            };
+                            let mut live: Vec<(Row, i64, Row, Diff)> = Vec::with_capacity(changes.len());
+                            for ((key, (_, row)), d) in changes {
                                 let Some(Datum::Timestamp(time)) = row.get(col).cloned() else {
                                     continue; // a NULL time satisfies no interval
                                 };
-                                if time < sides[s].cutoff {
+                                if time < mine.cutoff {
                                     late.record(
                                         &view,
                                         "interval join",
@@ -190,35 +198,58 @@ pub(super) fn render_interval_join<'s>(
                                     );
                                     continue;
                                 }
-                                let other = &sides[1 - s];
-                                if side == 0 {
-                                    let (from, to) = (time.saturating_add(interval.lo), time.saturating_add(interval.hi));
-                                    for (r, dr) in other.probe(key, from, to) {
-                                        pairs.push((row.iter().chain(r.iter()).cloned().collect(), d * dr));
-                                    }
+                                live.push((key, time, row, d));
+                            }
+                            // Candidate pairs (change, other row) within the interval, tested
+                            // without building the joined rows; only matches are built.
+                            let mut cands: Vec<(usize, &Row, Diff)> = Vec::new();
+                            for (i, (key, time, _, _)) in live.iter().enumerate() {
+                                let (from, to) = if side == 0 {
+                                    (time.saturating_add(interval.lo), time.saturating_add(interval.hi))
                                 } else {
-                                    let (from, to) = (time.saturating_sub(interval.hi), time.saturating_sub(interval.lo));
-                                    for (l, dl) in other.probe(key, from, to) {
-                                        pairs.push((l.iter().chain(row.iter()).cloned().collect(), d * dl));
-                                    }
+                                    (time.saturating_sub(interval.hi), time.saturating_sub(interval.lo))
+                                };
+                                cands.extend(other.probe(key, from, to).map(|(r, dr)| (i, r, *dr)));
+                            }
+                            let pair = |i: usize, r: &'_ Row| -> (Row, Row) {
+                                if side == 0 {
+                                    (live[i].2.clone(), r.clone())
+                                } else {
+                                    (r.clone(), live[i].2.clone())
                                 }
-                                sides[s].apply(key, time, row.clone(), *d);
+                            };
+                            let keep: Vec<bool> = match &eval {
+                                None => vec![true; cands.len()],
+                                Some(eval) => {
+                                    let joined: Vec<JoinedRow<'_>> = cands
+                                        .iter()
+                                        .map(|(i, r, _)| {
+                                            let mine = &live[*i].2;
+                                            if side == 0 {
+                                                JoinedRow { left: mine, right: r }
+                                            } else {
+                                                JoinedRow { left: r, right: mine }
+                                            }
+                                        })
+                                        .collect();
+                                    let refs: Vec<&JoinedRow<'_>> = joined.iter().collect();
+                                    eval_isolating(&refs, |rs| eval.eval_predicate(rs.iter().copied()), &errors, &view)
+                                        .into_iter()
+                                        .map(|k| k == Some(true))
+                                        .collect()
+                                }
+                            };
+                            for ((i, r, dr), k) in cands.iter().zip(keep) {
+                                if k {
+                                    let (l, rr) = pair(*i, r);
+                                    out.push((l.into_iter().chain(rr).collect(), t, live[*i].3 * dr));
+                                }
+                            }
+                            drop(cands);
+                            for (key, time, row, d) in live {
+                                mine.apply(&key, time, row, d);
                             }
                         }
-                        let mut out: Vec<(Row, Time, Diff)> = match &eval {
-                            None => pairs.into_iter().map(|(r, d)| (r, t, d)).collect(),
-                            Some(eval) => {
-                                let refs: Vec<&Row> = pairs.iter().map(|(r, _)| r).collect();
-                                let keep =
-                                    eval_isolating(&refs, |rs| eval.eval_predicate(rs.iter().copied()), &errors, &view);
-                                pairs
-                                    .into_iter()
-                                    .zip(keep)
-                                    .filter(|(_, k)| *k == Some(true))
-                                    .map(|((r, d), _)| (r, t, d))
-                                    .collect()
-                            }
-                        };
                         if !out.is_empty() {
                             let at = held.delayed(&t);
                             output.session(&at).give_container(&mut out);

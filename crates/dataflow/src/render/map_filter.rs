@@ -42,9 +42,9 @@ where
 
 /// Evaluates `eval` on a batch; if the batch fails, evaluates row by row and records each
 /// failing row in `errors`. Returns one result per input row (`None` where it failed).
-pub fn eval_isolating<T>(
-    rows: &[&Row],
-    eval: impl Fn(&[&Row]) -> Result<Vec<T>, String>,
+pub fn eval_isolating<T, R: std::fmt::Debug>(
+    rows: &[&R],
+    eval: impl Fn(&[&R]) -> Result<Vec<T>, String>,
     errors: &ErrorLog,
     view: &str,
 ) -> Vec<Option<T>> {
