@@ -14,12 +14,14 @@ use datafusion::logical_expr::Expr;
 use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 use rampart_repr::arrow_convert::array_to_datums;
-use rampart_repr::{rows_to_batch, Datum, Row, RowRef};
+use rampart_repr::{rows_to_batch_projected, Datum, Row, RowRef};
 
 /// Expressions compiled against one input schema.
 pub struct Evaluator {
     schema: SchemaRef,
     exprs: Vec<Arc<dyn PhysicalExpr>>,
+    /// Input columns the expressions read; the others are not converted.
+    used: Vec<bool>,
 }
 
 impl Evaluator {
@@ -30,16 +32,25 @@ impl Evaluator {
         // Some functions (COALESCE, NVL) are only executable after simplification. NOW()
         // never reaches here: planning turned it into a temporal filter or the emit time.
         let simplifier = ExprSimplifier::new(SimplifyContext::builder().with_schema(input_schema.clone()).build());
+        let mut used = vec![false; input_schema.fields().len()];
         let exprs = exprs
             .iter()
             .map(|e| {
                 let simplified = simplifier.simplify(e.clone()).map_err(|err| format!("{e}: {err}"))?;
+                for c in simplified.column_refs() {
+                    match input_schema.index_of_column(c) {
+                        Ok(i) => used[i] = true,
+                        // Unresolvable here: convert every column, as before.
+                        Err(_) => used.iter_mut().for_each(|u| *u = true),
+                    }
+                }
                 create_physical_expr(&simplified, input_schema, &props, &ctx).map_err(|err| format!("{e}: {err}"))
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Evaluator {
             schema: Arc::new(input_schema.as_arrow().clone()),
             exprs,
+            used,
         })
     }
 
@@ -59,7 +70,7 @@ impl Evaluator {
         rows: impl ExactSizeIterator<Item = &'a R> + Clone,
     ) -> Result<Vec<ArrayRef>, String> {
         let n = rows.len();
-        let batch = rows_to_batch(rows, &self.schema).map_err(|e| e.to_string())?;
+        let batch = rows_to_batch_projected(rows, &self.schema, Some(&self.used)).map_err(|e| e.to_string())?;
         self.exprs
             .iter()
             .map(|e| {

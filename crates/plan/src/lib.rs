@@ -333,8 +333,14 @@ impl Plan {
             event_time::plan_lags(left, inputs),
             event_time::plan_lags(right, inputs),
         );
-        let joined: event_time::Lags = ll.iter().chain(rl.iter()).copied().collect();
-        let bounds = event_time::time_bounds(residual.as_ref(), joined_schema, &joined);
+        // Any timestamp column may bound the interval; only watermarked ones free state.
+        let timed: event_time::Lags = ll
+            .iter()
+            .chain(rl.iter())
+            .zip(joined_schema.fields())
+            .map(|(lag, f)| lag.or(f.data_type().is_temporal().then_some(0)))
+            .collect();
+        let bounds = event_time::time_bounds(residual.as_ref(), joined_schema, &timed);
         event_time::join_interval(&bounds, ll.len(), &ll, &rl)
     }
 

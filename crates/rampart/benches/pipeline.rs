@@ -5,7 +5,9 @@
 //! (normalize → enrich against two reference tables → three detection views + summary)
 //! from the files, and prints events/s until `enriched_events` holds every event, then the
 //! latency from appending one event to seeing it counted in `enriched_events` (p50, p99 over 50
-//! appends), and the process's peak RSS.
+//! appends), and the process's peak RSS. `RAMPART_BENCH_STAGE=enrich` stops after
+//! `enriched_events`; `RAMPART_BENCH_ONLY=alert_brute_force,...` keeps only the named
+//! detection views.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -81,6 +83,25 @@ fn main() {
             sql.truncate(i);
         }
     }
+    // RAMPART_BENCH_ONLY=view1,view2 keeps only those detection views (and no sinks), to
+    // see what each costs.
+    if let Ok(only) = std::env::var("RAMPART_BENCH_ONLY") {
+        let keep: Vec<&str> = only.split(',').map(str::trim).collect();
+        let cut = sql
+            .find("CREATE MATERIALIZED VIEW alert_brute_force")
+            .unwrap_or(sql.len());
+        let tail = sql.split_off(cut);
+        for stmt in tail.split(";\n") {
+            let name = stmt
+                .trim_start()
+                .strip_prefix("CREATE MATERIALIZED VIEW ")
+                .and_then(|r| r.split_whitespace().next());
+            if name.is_some_and(|n| keep.contains(&n)) {
+                sql.push_str(stmt);
+                sql.push_str(";\n");
+            }
+        }
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -135,6 +156,12 @@ fn main() {
             lat[lat.len() / 2],
             lat[(lat.len() * 99 / 100).min(lat.len() - 1)]
         );
+        for view in ["alert_brute_force", "alert_impossible_travel", "alert_suspicious_process", "alert_summary"] {
+            let n = count(backend, &format!("SELECT COUNT(*) FROM {view}")).await;
+            if n >= 0 {
+                println!("{view}: {n} rows");
+            }
+        }
         println!("peak RSS: {:.0} MiB", peak_rss_mb());
     });
     let _ = std::fs::remove_dir_all(&dir);

@@ -8,7 +8,7 @@ pub mod error_log;
 pub mod positions;
 pub mod types;
 
-pub use arrow_convert::{batch_to_rows, rows_to_batch, JoinedRow, RowRef};
+pub use arrow_convert::{batch_to_rows, rows_to_batch, rows_to_batch_projected, JoinedRow, RowRef};
 pub use datum::{Datum, Row};
 pub use error_log::{ErrorLog, ErrorRecord};
 pub use positions::Positions;

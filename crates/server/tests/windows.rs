@@ -247,3 +247,32 @@ async fn interval_join_matches_every_pair_within_its_interval() {
     assert!(expected.len() > 50, "the data has pairs to find: {}", expected.len());
     wait_for(&client, "SELECT u, c1, c2, t1, t2 FROM travel", &expected).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_bounded_join_without_watermark_probes_by_time() {
+    let handle = server().await;
+    let client = connect(&handle).await;
+    exec_all(
+        &client,
+        "CREATE SOURCE plain_logins (u VARCHAR, t TIMESTAMPTZ) \
+         WITH (connector = 'file', path = '/nonexistent/logins.jsonl') FORMAT PLAIN ENCODE JSON;\n\
+         CREATE MATERIALIZED VIEW plain_all AS SELECT * FROM plain_logins;\n",
+    )
+    .await;
+    for from in ["plain_logins", "plain_all"] {
+        let plan = rows(
+            &client,
+            &format!(
+                "EXPLAIN SELECT a.u FROM {from} a JOIN {from} b ON a.u = b.u \
+                 AND b.t > a.t AND b.t < a.t + INTERVAL '30 minutes'"
+            ),
+        )
+        .await
+        .unwrap();
+        let text: String = plan.iter().map(|r| r[0].clone() + "\n").collect();
+        assert!(
+            text.contains("interval join") && text.contains("kept forever (no WATERMARK"),
+            "{from}: {text}"
+        );
+    }
+}
