@@ -99,15 +99,46 @@ fn burst(p: &BaseProducer, ip: &str, user: &str) -> Instant {
     last
 }
 
-/// Waits until an alert for one of `ips` is consumed; returns the IP.
-fn alert_for(consumer: &BaseConsumer, ips: &mut HashMap<String, Instant>, latencies: &mut Vec<f64>) {
-    while let Some(Ok(m)) = consumer.poll(Duration::from_millis(2)) {
-        let Some(payload) = m.payload() else { continue };
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else {
-            continue;
-        };
-        if let Some(sent) = v["actor_ip"].as_str().and_then(|ip| ips.remove(ip)) {
-            latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+/// Reads the alert topic on its own thread (so producing never delays a read) and sends
+/// each alert's `actor_ip` with the moment it was consumed.
+fn alert_reader(bootstrap: &str) -> std::sync::mpsc::Receiver<(String, Instant)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "bench-alerts")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(ALERTS, 0, Offset::Beginning).expect("partition");
+    consumer.assign(&tpl).expect("assign");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || loop {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(5)) {
+            let at = Instant::now();
+            let ip = m
+                .payload()
+                .and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok())
+                .and_then(|v| v["actor_ip"].as_str().map(str::to_string));
+            if let Some(ip) = ip {
+                if tx.send((ip, at)).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// Takes the alerts read so far: a latency for each one whose IP is in `sent`.
+fn take_alerts(
+    alerts: &std::sync::mpsc::Receiver<(String, Instant)>,
+    sent: &mut HashMap<String, Instant>,
+    latencies: &mut Vec<f64>,
+) {
+    while let Ok((ip, at)) = alerts.try_recv() {
+        if let Some(t) = sent.remove(&ip) {
+            latencies.push(at.saturating_duration_since(t).as_secs_f64() * 1000.0);
         }
     }
 }
@@ -191,23 +222,14 @@ fn main() {
             .await
             .expect("server");
         let backend: &dyn SqlBackend = server.coordinator.as_ref();
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .set("group.id", "bench-alerts")
-            .set("fetch.wait.max.ms", "10")
-            .set("enable.auto.commit", "false")
-            .create()
-            .expect("consumer");
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(ALERTS, 0, Offset::Beginning).expect("partition");
-        consumer.assign(&tpl).expect("assign");
+        let alerts = alert_reader(&bootstrap);
         let start = Instant::now();
         server.coordinator.execute_script(&sql).await.expect("pipeline");
         // Done when every event is enriched and the marker's alert is on the alert topic.
         let mut marker: HashMap<String, Instant> = [("198.19.0.1".to_string(), Instant::now())].into();
         let mut ignored = Vec::new();
         while count(backend, "SELECT n FROM bench_progress").await < total + 11 || !marker.is_empty() {
-            alert_for(&consumer, &mut marker, &mut ignored);
+            take_alerts(&alerts, &mut marker, &mut ignored);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let secs = start.elapsed().as_secs_f64();
@@ -244,7 +266,8 @@ fn main() {
                 }
                 producer.poll(Duration::from_millis(0));
             }
-            alert_for(&consumer, &mut sent_at, &mut latencies);
+            take_alerts(&alerts, &mut sent_at, &mut latencies);
+            std::thread::sleep(Duration::from_millis(1));
         }
         latencies.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
         let pct = |p: usize| latencies.get((latencies.len() * p / 100).min(latencies.len().saturating_sub(1)));
