@@ -16,49 +16,28 @@
 
 #[path = "../../server/tests/broker/mod.rs"]
 mod broker;
+mod common;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use broker::Broker;
-use rampart_connectors::generator::{asset_taxonomy_csv, geo_ip_reference_csv, EventGenerator, GeneratorKind};
+use common::{count, rss_mib};
+use rampart_connectors::generator::{EventGenerator, GeneratorKind};
 use rampart_connectors::rdkafka::config::ClientConfig;
 use rampart_connectors::rdkafka::consumer::{BaseConsumer, Consumer};
 use rampart_connectors::rdkafka::message::Message;
 use rampart_connectors::rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rampart_connectors::rdkafka::{Offset, TopicPartitionList};
-use rampart_server::session_api::{QueryOutput, SqlBackend};
+use rampart_server::session_api::SqlBackend;
 use rampart_server::{start_server, ServerConfig};
 
-const PIPELINE: &str = include_str!("../src/demo_pipeline.sql");
 const TOPICS: [(GeneratorKind, &str); 3] = [
     (GeneratorKind::Firewall, "firewall_logs"),
     (GeneratorKind::Auth, "auth_events"),
     (GeneratorKind::Endpoint, "endpoint_events"),
 ];
 const ALERTS: &str = "siem.alerts.high";
-
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.to_string()))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
-}
-
-async fn count(backend: &dyn SqlBackend, q: &str) -> i64 {
-    for o in backend.execute(q).await {
-        if let Ok(QueryOutput::Rows { batches, .. }) = o.result {
-            if let Some(b) = batches.first() {
-                if let Ok(rows) = rampart_repr::batch_to_rows(b) {
-                    return rows.first().and_then(|r| r[0].as_int()).unwrap_or(0);
-                }
-            }
-        }
-    }
-    -1
-}
 
 fn send(p: &BaseProducer, topic: &str, payload: &str) {
     let mut rec: BaseRecord<'_, (), str> = BaseRecord::to(topic).payload(payload);
@@ -110,7 +89,8 @@ fn alert_reader(bootstrap: &str) -> std::sync::mpsc::Receiver<(String, Instant)>
         .create()
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(ALERTS, 0, Offset::Beginning).expect("partition");
+    tpl.add_partition_offset(ALERTS, 0, Offset::Beginning)
+        .expect("partition");
     consumer.assign(&tpl).expect("assign");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || loop {
@@ -144,28 +124,25 @@ fn take_alerts(
 }
 
 fn pipeline_sql(dir: &std::path::Path, bootstrap: &str) -> String {
-    let assets = dir.join("assets.csv");
-    let geo = dir.join("geo.csv");
-    std::fs::write(&assets, asset_taxonomy_csv()).expect("write csv");
-    std::fs::write(&geo, geo_ip_reference_csv()).expect("write csv");
-    let mut sql = PIPELINE
-        .replace("{ASSETS_CSV}", &assets.display().to_string())
-        .replace("{GEO_CSV}", &geo.display().to_string())
-        .replace(
-            "WITH (connector = 'file', path = '{ALERTS_FILE}')",
-            &format!("WITH (connector = 'kafka', topic = '{ALERTS}', properties.bootstrap.server = '{bootstrap}')"),
-        );
-    for (kind, topic) in TOPICS {
-        let from = format!("connector = 'generator', kind = '{}', rate = '{{RATE}}'", kind.as_str());
-        let start = sql.find(&from).expect("pipeline has generator sources");
-        let end = sql[start..].find(')').expect("closing paren") + start;
-        sql.replace_range(
-            start..end,
-            &format!(
-                "connector = 'kafka', topic = '{topic}', properties.bootstrap.server = '{bootstrap}', scan.startup.mode = 'earliest'"
-            ),
-        );
-    }
+    let mut sql = common::pipeline_sql(dir, |kind| {
+        let topic = TOPICS
+            .iter()
+            .find(|(k, _)| k.as_str() == kind)
+            .map(|(_, t)| *t)
+            .unwrap_or(kind);
+        format!(
+            "connector = 'kafka', topic = '{topic}', properties.bootstrap.server = '{bootstrap}', scan.startup.mode = 'earliest'"
+        )
+    });
+    let file_sink = format!(
+        "WITH (connector = 'file', path = '{}')",
+        dir.join("alerts.jsonl").display()
+    );
+    assert!(sql.contains(&file_sink), "the pipeline's alert sink writes to a file");
+    sql = sql.replace(
+        &file_sink,
+        &format!("WITH (connector = 'kafka', topic = '{ALERTS}', properties.bootstrap.server = '{bootstrap}')"),
+    );
     sql.push_str("\nCREATE MATERIALIZED VIEW bench_progress AS SELECT COUNT(*) AS n FROM enriched_events;\n");
     sql
 }
@@ -279,7 +256,7 @@ fn main() {
             pct(99).copied().unwrap_or(f64::NAN),
             latencies.last().copied().unwrap_or(f64::NAN),
         );
-        println!("peak RSS: {:.0} MiB", peak_rss_mib());
+        println!("peak RSS: {:.0} MiB", rss_mib("VmHWM:"));
     });
     drop(broker);
     let _ = std::fs::remove_dir_all(&dir);

@@ -12,33 +12,13 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use rampart_connectors::generator::{asset_taxonomy_csv, geo_ip_reference_csv, EventGenerator, GeneratorKind};
-use rampart_server::session_api::{QueryOutput, SqlBackend};
+use rampart_connectors::generator::{EventGenerator, GeneratorKind};
+use rampart_server::session_api::SqlBackend;
 use rampart_server::{start_server, ServerConfig};
 
-const PIPELINE: &str = include_str!("../src/demo_pipeline.sql");
+mod common;
 
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.to_string()))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
-}
-
-async fn count(backend: &dyn SqlBackend, q: &str) -> i64 {
-    for o in backend.execute(q).await {
-        if let Ok(QueryOutput::Rows { batches, .. }) = o.result {
-            if let Some(b) = batches.first() {
-                if let Ok(rows) = rampart_repr::batch_to_rows(b) {
-                    return rows.first().and_then(|r| r[0].as_int()).unwrap_or(0);
-                }
-            }
-        }
-    }
-    -1
-}
+use common::{count, rss_mib};
 
 fn main() {
     let per_source: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(200_000);
@@ -63,20 +43,7 @@ fn main() {
         files.push(path);
     }
     eprintln!("wrote {} events in {:.1}s", 3 * per_source, t0.elapsed().as_secs_f64());
-    let assets = dir.join("assets.csv");
-    let geo = dir.join("geo.csv");
-    std::fs::write(&assets, asset_taxonomy_csv()).expect("write csv");
-    std::fs::write(&geo, geo_ip_reference_csv()).expect("write csv");
-    let mut sql = PIPELINE
-        .replace("{ASSETS_CSV}", &assets.display().to_string())
-        .replace("{GEO_CSV}", &geo.display().to_string())
-        .replace("{ALERTS_FILE}", &dir.join("alerts.jsonl").display().to_string());
-    for (kind, file) in ["firewall", "auth", "endpoint"].iter().zip(&files) {
-        let from = format!("connector = 'generator', kind = '{kind}', rate = '{{RATE}}'");
-        let start = sql.find(&from).expect("pipeline has generator sources");
-        let end = sql[start..].find(')').expect("closing paren") + start;
-        sql.replace_range(start..end, &format!("connector = 'file', path = '{}'", file.display()));
-    }
+    let mut sql = common::file_pipeline_sql(&dir, &files);
     // RAMPART_BENCH_STAGE=enrich stops after enriched_events, to see what the detections cost.
     if std::env::var("RAMPART_BENCH_STAGE").as_deref() == Ok("enrich") {
         if let Some(i) = sql.find("CREATE MATERIALIZED VIEW alert_brute_force") {
@@ -162,7 +129,7 @@ fn main() {
                 println!("{view}: {n} rows");
             }
         }
-        println!("peak RSS: {:.0} MiB", peak_rss_mb());
+        println!("peak RSS: {:.0} MiB", rss_mib("VmHWM:"));
     });
     let _ = std::fs::remove_dir_all(&dir);
 }

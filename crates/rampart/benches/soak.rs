@@ -19,13 +19,13 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use rampart_connectors::generator::{asset_taxonomy_csv, geo_ip_reference_csv, EventGenerator, GeneratorKind};
-use rampart_server::session_api::{QueryOutput, SqlBackend};
+use rampart_connectors::generator::{EventGenerator, GeneratorKind};
+use rampart_server::session_api::SqlBackend;
 use rampart_server::{start_server, ServerConfig};
 
-const PIPELINE: &str = include_str!("../src/demo_pipeline.sql");
-const WATERMARK: &str =
-    ",\n    WATERMARK FOR event_time AS event_time - INTERVAL '5 seconds'\n)\nWITH (connector = 'generator'";
+mod common;
+
+use common::{count, rss_mib};
 
 /// Detections straight over the sources: brute force and impossible travel on auth events.
 const DETECT_ONLY: &str = "
@@ -48,49 +48,20 @@ SELECT COUNT(*) AS n FROM (
   UNION ALL SELECT event_time FROM endpoint_events);
 ";
 
-fn rss_mib(field: &str) -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(field)).map(|l| l.to_string()))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
-}
-
-async fn count(backend: &dyn SqlBackend, q: &str) -> i64 {
-    for o in backend.execute(q).await {
-        if let Ok(QueryOutput::Rows { batches, .. }) = o.result {
-            if let Some(b) = batches.first() {
-                if let Ok(rows) = rampart_repr::batch_to_rows(b) {
-                    return rows.first().and_then(|r| r[0].as_int()).unwrap_or(0);
-                }
-            }
-        }
+fn soak_sql(dir: &std::path::Path, files: &[std::path::PathBuf], detect_only: bool) -> String {
+    let mut sql = common::file_pipeline_sql(dir, files);
+    // Each source gets a watermark after its last column.
+    for file in files {
+        let with = format!("\n)\nWITH (connector = 'file', path = '{}'", file.display());
+        let watermarked = format!(",\n    WATERMARK FOR event_time AS event_time - INTERVAL '5 seconds'{with}");
+        sql = sql.replacen(&with, &watermarked, 1);
     }
-    -1
-}
-
-fn pipeline_sql(dir: &std::path::Path, files: &[std::path::PathBuf], detect_only: bool) -> String {
-    let assets = dir.join("assets.csv");
-    let geo = dir.join("geo.csv");
-    std::fs::write(&assets, asset_taxonomy_csv()).expect("write csv");
-    std::fs::write(&geo, geo_ip_reference_csv()).expect("write csv");
-    let mut sql = PIPELINE
-        .replace("{ASSETS_CSV}", &assets.display().to_string())
-        .replace("{GEO_CSV}", &geo.display().to_string())
-        .replace("{ALERTS_FILE}", &dir.join("alerts.jsonl").display().to_string())
-        .replace("\n)\nWITH (connector = 'generator'", WATERMARK)
+    sql = sql
         .replace("HAVING COUNT(*) > 10;", "HAVING COUNT(*) > 10\nEMIT ON WINDOW CLOSE;")
         .replace(
             "GROUP BY window_start, window_end, rule_name, severity;",
             "GROUP BY window_start, window_end, rule_name, severity\nEMIT ON WINDOW CLOSE;",
         );
-    for (kind, file) in ["firewall", "auth", "endpoint"].iter().zip(files) {
-        let from = format!("connector = 'generator', kind = '{kind}', rate = '{{RATE}}'");
-        let start = sql.find(&from).expect("pipeline has generator sources");
-        let end = sql[start..].find(')').expect("closing paren") + start;
-        sql.replace_range(start..end, &format!("connector = 'file', path = '{}'", file.display()));
-    }
     if detect_only {
         let cut = sql
             .find("CREATE TABLE asset_taxonomy")
@@ -122,7 +93,7 @@ fn main() {
             p
         })
         .collect();
-    let sql = pipeline_sql(&dir, &files, detect_only);
+    let sql = soak_sql(&dir, &files, detect_only);
     println!(
         "soak: {} events per source at {rate}/s each, {event_ms} ms of event time per event, mode {}",
         per_source,

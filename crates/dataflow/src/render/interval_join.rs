@@ -17,14 +17,12 @@ use std::collections::{BTreeMap, HashMap};
 
 use datafusion::common::DFSchemaRef;
 use datafusion::logical_expr::Expr;
-use differential_dataflow::{AsCollection, Hashable, VecCollection};
+use differential_dataflow::{Hashable, VecCollection};
 use rampart_repr::{Datum, ErrorLog, JoinedRow, Row};
-use timely::container::CapacityContainerBuilder;
-use timely::dataflow::channels::pact::{Exchange, Pipeline};
-use timely::dataflow::operators::generic::operator::Operator;
+use timely::dataflow::channels::pact::Exchange;
 
 use super::map_filter::eval_isolating;
-use super::watermark::{broadcast_watermark, downgrade, Watermark, WatermarkTracker};
+use super::watermark::{broadcast_watermark, in_time_order, Watermark};
 use super::Rows;
 use crate::eval::Evaluator;
 use crate::{Diff, Time};
@@ -139,135 +137,101 @@ pub(super) fn render_interval_join<'s>(
         Some(w) => broadcast_watermark(w),
         None => timely::dataflow::operators::generic::operator::empty(scope),
     };
-    Ok(tagged
-        .inner
-        .binary_frontier::<_, CapacityContainerBuilder<Vec<(Row, Time, Diff)>>, _, _, _, _>(
-            wm,
-            by_key,
-            Pipeline,
-            "IntervalJoin",
-            move |cap, _info| {
-                let mut cap = Some(cap);
-                let mut pending: BTreeMap<Time, Vec<PendingChange>> = BTreeMap::new();
-                let mut tracker = WatermarkTracker::default();
-                let mut sides = [SideState::new(), SideState::new()];
-                move |(data, data_frontier), (wm_in, wm_frontier), output| {
-                    data.for_each(|_cap, batch| {
-                        for (kv, t, d) in batch.drain(..) {
-                            pending.entry(t).or_default().push((kv, d));
-                        }
-                    });
-                    wm_in.for_each(|_cap, batch| tracker.absorb(batch));
-                    let Some(held) = cap.as_mut() else { return };
-                    loop {
-                        let t = match (pending.keys().next(), tracker.next_time()) {
-                            (Some(a), Some(b)) => *a.min(&b),
-                            (Some(a), None) => *a,
-                            (None, Some(b)) => b,
-                            (None, None) => break,
-                        };
-                        if data_frontier.less_equal(&t) || wm_frontier.less_equal(&t) {
-                            break;
-                        }
-                        let updates = pending.remove(&t).unwrap_or_default();
-                        let (lefts, rights): (Vec<_>, Vec<_>) =
-                            updates.into_iter().partition(|((_, (sd, _)), _)| *sd == 0);
-                        let mut out: Vec<(Row, Time, Diff)> = Vec::new();
-                        // Left changes against the right rows before this time, then right
-                        // changes against the left rows including this time's.
-                        for (side, changes) in [(0usize, lefts), (1usize, rights)] {
-                            let col = if side == 0 { interval.left_col } else { interval.right_col };
-                            let (first, second) = sides.split_at_mut(1);
-                            let (mine, other) = if side == 0 {
-                                (&mut first[0], &second[0])
-                            } else {
-                                (&mut second[0], &first[0])
-                            };
-                            let mut live: Vec<(Row, i64, Row, Diff)> = Vec::with_capacity(changes.len());
-                            for ((key, (_, row)), d) in changes {
-                                let Some(Datum::Timestamp(time)) = row.get(col).cloned() else {
-                                    continue; // a NULL time satisfies no interval
-                                };
-                                if time < mine.cutoff {
-                                    late.record(
-                                        &view,
-                                        "interval join",
-                                        None,
-                                        &format!("{row:?}"),
-                                        "a change to a row the watermark had already dropped from the interval join; it was not applied",
-                                    );
-                                    continue;
-                                }
-                                live.push((key, time, row, d));
-                            }
-                            // Candidate pairs (change, other row) within the interval, tested
-                            // without building the joined rows; only matches are built.
-                            let mut cands: Vec<(usize, &Row, Diff)> = Vec::new();
-                            for (i, (key, time, _, _)) in live.iter().enumerate() {
-                                let (from, to) = if side == 0 {
-                                    (time.saturating_add(interval.lo), time.saturating_add(interval.hi))
-                                } else {
-                                    (time.saturating_sub(interval.hi), time.saturating_sub(interval.lo))
-                                };
-                                cands.extend(other.probe(key, from, to).map(|(r, dr)| (i, r, *dr)));
-                            }
-                            let pair = |i: usize, r: &'_ Row| -> (Row, Row) {
-                                if side == 0 {
-                                    (live[i].2.clone(), r.clone())
-                                } else {
-                                    (r.clone(), live[i].2.clone())
-                                }
-                            };
-                            let keep: Vec<bool> = match &eval {
-                                None => vec![true; cands.len()],
-                                Some(eval) => {
-                                    let joined: Vec<JoinedRow<'_>> = cands
-                                        .iter()
-                                        .map(|(i, r, _)| {
-                                            let mine = &live[*i].2;
-                                            if side == 0 {
-                                                JoinedRow { left: mine, right: r }
-                                            } else {
-                                                JoinedRow { left: r, right: mine }
-                                            }
-                                        })
-                                        .collect();
-                                    let refs: Vec<&JoinedRow<'_>> = joined.iter().collect();
-                                    eval_isolating(&refs, |rs| eval.eval_predicate(rs.iter().copied()), &errors, &view)
-                                        .into_iter()
-                                        .map(|k| k == Some(true))
-                                        .collect()
-                                }
-                            };
-                            for ((i, r, dr), k) in cands.iter().zip(keep) {
-                                if k {
-                                    let (l, rr) = pair(*i, r);
-                                    out.push((l.into_iter().chain(rr).collect(), t, live[*i].3 * dr));
-                                }
-                            }
-                            drop(cands);
-                            for (key, time, row, d) in live {
-                                mine.apply(&key, time, row, d);
-                            }
-                        }
-                        if !out.is_empty() {
-                            let at = held.delayed(&t);
-                            output.session(&at).give_container(&mut out);
-                        }
-                        if let Some(w) = tracker.advance_through(t) {
-                            sides[0].drop_below(left_cutoff(&interval, w));
-                            sides[1].drop_below(right_cutoff(&interval, w));
-                        }
-                    }
-                    let lower = match (data_frontier.frontier().first(), wm_frontier.frontier().first()) {
-                        (Some(a), Some(b)) => Some(*a.min(b)),
-                        (a, b) => a.or(b).copied(),
+    let mut sides = [SideState::new(), SideState::new()];
+    Ok(in_time_order(
+        tagged.inner,
+        by_key,
+        wm,
+        "IntervalJoin",
+        move |t, updates: Vec<PendingChange>, w, out| {
+            let (lefts, rights): (Vec<_>, Vec<_>) = updates.into_iter().partition(|((_, (sd, _)), _)| *sd == 0);
+            // Left changes against the right rows before this time, then right
+            // changes against the left rows including this time's.
+            for (side, changes) in [(0usize, lefts), (1usize, rights)] {
+                let col = if side == 0 {
+                    interval.left_col
+                } else {
+                    interval.right_col
+                };
+                let (first, second) = sides.split_at_mut(1);
+                let (mine, other) = if side == 0 {
+                    (&mut first[0], &second[0])
+                } else {
+                    (&mut second[0], &first[0])
+                };
+                let mut live: Vec<(Row, i64, Row, Diff)> = Vec::with_capacity(changes.len());
+                for ((key, (_, row)), d) in changes {
+                    let Some(Datum::Timestamp(time)) = row.get(col).cloned() else {
+                        continue; // a NULL time satisfies no interval
                     };
-                    downgrade(&mut cap, lower);
+                    if time < mine.cutoff {
+                        late.record(
+                            &view,
+                            "interval join",
+                            None,
+                            &format!("{row:?}"),
+                            "a change to a row the watermark had already dropped from the interval join; it was not applied",
+                        );
+                        continue;
+                    }
+                    live.push((key, time, row, d));
                 }
-            },
-        )
-        .as_collection())
+                // Candidate pairs (change, other row) within the interval, tested
+                // without building the joined rows; only matches are built.
+                let mut cands: Vec<(usize, &Row, Diff)> = Vec::new();
+                for (i, (key, time, _, _)) in live.iter().enumerate() {
+                    let (from, to) = if side == 0 {
+                        (time.saturating_add(interval.lo), time.saturating_add(interval.hi))
+                    } else {
+                        (time.saturating_sub(interval.hi), time.saturating_sub(interval.lo))
+                    };
+                    cands.extend(other.probe(key, from, to).map(|(r, dr)| (i, r, *dr)));
+                }
+                let pair = |i: usize, r: &'_ Row| -> (Row, Row) {
+                    if side == 0 {
+                        (live[i].2.clone(), r.clone())
+                    } else {
+                        (r.clone(), live[i].2.clone())
+                    }
+                };
+                let keep: Vec<bool> = match &eval {
+                    None => vec![true; cands.len()],
+                    Some(eval) => {
+                        let joined: Vec<JoinedRow<'_>> = cands
+                            .iter()
+                            .map(|(i, r, _)| {
+                                let mine = &live[*i].2;
+                                if side == 0 {
+                                    JoinedRow { left: mine, right: r }
+                                } else {
+                                    JoinedRow { left: r, right: mine }
+                                }
+                            })
+                            .collect();
+                        let refs: Vec<&JoinedRow<'_>> = joined.iter().collect();
+                        eval_isolating(&refs, |rs| eval.eval_predicate(rs.iter().copied()), &errors, &view)
+                            .into_iter()
+                            .map(|k| k == Some(true))
+                            .collect()
+                    }
+                };
+                for ((i, r, dr), k) in cands.iter().zip(keep) {
+                    if k {
+                        let (l, rr) = pair(*i, r);
+                        out.push((l.into_iter().chain(rr).collect(), t, live[*i].3 * dr));
+                    }
+                }
+                drop(cands);
+                for (key, time, row, d) in live {
+                    mine.apply(&key, time, row, d);
+                }
+            }
+            if let Some(w) = w {
+                sides[0].drop_below(left_cutoff(&interval, w));
+                sides[1].drop_below(right_cutoff(&interval, w));
+            }
+        },
+    ))
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use timely::dataflow::operators::generic::operator::Operator;
 use timely::dataflow::operators::vec::Broadcast;
 
 use super::map_filter::{eval_isolating, map_rows};
-use super::watermark::downgrade;
+use super::watermark::{downgrade, lower_of};
 use super::{RenderContext, Rows};
 use crate::eval::Evaluator;
 use crate::{Diff, Time};
@@ -199,11 +199,7 @@ pub(super) fn render_range_join<'s>(
                             output.session(&at).give_container(&mut out);
                         }
                     }
-                    let lower = match (rows_frontier.frontier().first(), ranges_frontier.frontier().first()) {
-                        (Some(a), Some(b)) => Some(*a.min(b)),
-                        (a, b) => a.or(b).copied(),
-                    };
-                    downgrade(&mut cap, lower);
+                    downgrade(&mut cap, lower_of(rows_frontier, ranges_frontier));
                 }
             },
         )

@@ -99,6 +99,77 @@ pub(super) fn downgrade(cap: &mut Option<timely::dataflow::operators::Capability
     }
 }
 
+/// The lower of two inputs' frontiers (`None` once both are done): how far an operator
+/// reading both may release its capability.
+pub(super) fn lower_of(
+    a: &timely::progress::frontier::MutableAntichain<Time>,
+    b: &timely::progress::frontier::MutableAntichain<Time>,
+) -> Option<Time> {
+    match (a.frontier().first(), b.frontier().first()) {
+        (Some(x), Some(y)) => Some(*x.min(y)),
+        (x, y) => x.or(y).copied(),
+    }
+}
+
+/// Runs an operator that needs its input in time order with a watermark beside it: buffers
+/// `data` (distributed by `pact`) by time and, once both `data` and `watermark` have passed
+/// a time, calls `step` with that time, its updates and the watermark as of that time;
+/// what `step` pushes is emitted at that time.
+pub(super) fn in_time_order<'s, D, P, F>(
+    data: StreamVec<'s, Time, (D, Time, Diff)>,
+    pact: P,
+    watermark: StreamVec<'s, Time, (i64, Time, Diff)>,
+    name: &str,
+    mut step: F,
+) -> super::Rows<'s>
+where
+    D: Clone + 'static,
+    P: timely::dataflow::channels::pact::ParallelizationContract<Time, Vec<(D, Time, Diff)>>,
+    F: FnMut(Time, Vec<(D, Diff)>, Option<i64>, &mut Vec<(rampart_repr::Row, Time, Diff)>) + 'static,
+{
+    data.binary_frontier::<_, CapacityContainerBuilder<Vec<(rampart_repr::Row, Time, Diff)>>, _, _, _, _>(
+        watermark,
+        pact,
+        timely::dataflow::channels::pact::Pipeline,
+        name,
+        move |cap, _info| {
+            let mut cap = Some(cap);
+            let mut pending: BTreeMap<Time, Vec<(D, Diff)>> = BTreeMap::new();
+            let mut tracker = WatermarkTracker::default();
+            move |(data, data_frontier), (wm_in, wm_frontier), output| {
+                data.for_each(|_cap, batch| {
+                    for (d, t, r) in batch.drain(..) {
+                        pending.entry(t).or_default().push((d, r));
+                    }
+                });
+                wm_in.for_each(|_cap, batch| tracker.absorb(batch));
+                let Some(held) = cap.as_mut() else { return };
+                loop {
+                    let t = match (pending.keys().next().copied(), tracker.next_time()) {
+                        (Some(a), Some(b)) => a.min(b),
+                        (Some(a), None) => a,
+                        (None, Some(b)) => b,
+                        (None, None) => break,
+                    };
+                    if data_frontier.less_equal(&t) || wm_frontier.less_equal(&t) {
+                        break;
+                    }
+                    let updates = pending.remove(&t).unwrap_or_default();
+                    let w = tracker.advance_through(t);
+                    let mut out = Vec::new();
+                    step(t, updates, w, &mut out);
+                    if !out.is_empty() {
+                        let at = held.delayed(&t);
+                        output.session(&at).give_container(&mut out);
+                    }
+                }
+                downgrade(&mut cap, lower_of(data_frontier, wm_frontier));
+            }
+        },
+    )
+    .as_collection()
+}
+
 /// The lowest of several watermarks, defined once every one of them is.
 pub fn min_watermark<'s>(scope: Scope<'s, Time>, mut ws: Vec<Watermark<'s>>) -> Option<Watermark<'s>> {
     match ws.len() {

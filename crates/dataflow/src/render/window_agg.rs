@@ -15,15 +15,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use differential_dataflow::{AsCollection, Hashable};
+use differential_dataflow::Hashable;
 use rampart_plan::Aggregate;
 use rampart_repr::{Datum, ErrorLog, Row};
-use timely::container::CapacityContainerBuilder;
-use timely::dataflow::channels::pact::{Exchange, Pipeline};
-use timely::dataflow::operators::generic::operator::Operator;
+use timely::dataflow::channels::pact::Exchange;
 
 use super::reduce::compute;
-use super::watermark::{broadcast_watermark, downgrade, Watermark, WatermarkTracker};
+use super::watermark::{broadcast_watermark, in_time_order, Watermark};
 use super::Rows;
 use crate::{Diff, Time};
 
@@ -57,128 +55,93 @@ pub(super) fn render_windowed_reduce<'s>(
     late: ErrorLog,
     view: String,
 ) -> Rows<'s> {
-    let wm = broadcast_watermark(watermark);
     let by_key = Exchange::new(|((k, _), _, _): &((Row, Row), Time, Diff)| k.hashed());
-    keyed
-        .inner
-        .binary_frontier::<_, CapacityContainerBuilder<Vec<(Row, Time, Diff)>>, _, _, _, _>(
-            wm,
-            by_key,
-            Pipeline,
-            "WindowedReduce",
-            move |cap, _info| {
-                let mut cap = Some(cap);
-                let mut pending: BTreeMap<Time, Vec<KeyedUpdate>> = BTreeMap::new();
-                let mut tracker = WatermarkTracker::default();
-                let mut groups: HashMap<Row, Group> = HashMap::new();
-                let mut by_close: BTreeMap<i64, Vec<Row>> = BTreeMap::new();
-                let mut current = i64::MIN;
-                let close_at = move |key: &Row| -> Option<i64> {
-                    close
-                        .keys
-                        .iter()
-                        .filter_map(|(i, lag)| match key.get(*i) {
-                            Some(Datum::Timestamp(v)) => Some(v.saturating_add(*lag)),
-                            _ => None,
-                        })
-                        .min()
-                };
-                let eowc = close.emit_on_close;
-                move |(data, data_frontier), (wm_in, wm_frontier), output| {
-                    data.for_each(|_cap, batch| {
-                        for ((k, v), t, d) in batch.drain(..) {
-                            pending.entry(t).or_default().push(((k, v), d));
+    let mut groups: HashMap<Row, Group> = HashMap::new();
+    let mut by_close: BTreeMap<i64, Vec<Row>> = BTreeMap::new();
+    let mut current = i64::MIN;
+    let close_at = move |key: &Row| -> Option<i64> {
+        close
+            .keys
+            .iter()
+            .filter_map(|(i, lag)| match key.get(*i) {
+                Some(Datum::Timestamp(v)) => Some(v.saturating_add(*lag)),
+                _ => None,
+            })
+            .min()
+    };
+    let eowc = close.emit_on_close;
+    in_time_order(
+        keyed.inner,
+        by_key,
+        broadcast_watermark(watermark),
+        "WindowedReduce",
+        move |t, updates: Vec<KeyedUpdate>, w, out| {
+            let mut dirty: Vec<Row> = Vec::new();
+            for ((key, vals), d) in updates {
+                let closes = close_at(&key);
+                if closes.is_some_and(|c| c < current) {
+                    late.record(
+                        &view,
+                        "window",
+                        None,
+                        &format!("{key:?}"),
+                        format!(
+                            "a change to group {key:?} arrived after the watermark ({current} µs) closed its window; it was not applied"
+                        ),
+                    );
+                    continue;
+                }
+                let group = groups.entry(key.clone()).or_insert_with(|| {
+                    if let Some(c) = closes {
+                        by_close.entry(c).or_default().push(key.clone());
+                    }
+                    Group {
+                        values: BTreeMap::new(),
+                        emitted: None,
+                    }
+                });
+                let n = group.values.entry(vals.clone()).or_insert(0);
+                *n += d;
+                if *n == 0 {
+                    group.values.remove(&vals);
+                }
+                dirty.push(key);
+            }
+            dirty.sort();
+            dirty.dedup();
+            for key in dirty {
+                let Some(group) = groups.get_mut(&key) else { continue };
+                if !eowc {
+                    let result = (!group.values.is_empty()).then(|| result_row(&key, group, &aggregates));
+                    if result != group.emitted {
+                        if let Some(old) = group.emitted.take() {
+                            out.push((old, t, -1));
                         }
-                    });
-                    wm_in.for_each(|_cap, batch| tracker.absorb(batch));
-                    let Some(held) = cap.as_mut() else { return };
-                    let done = |t: &Time| !data_frontier.less_equal(t) && !wm_frontier.less_equal(t);
-                    loop {
-                        let t = match (pending.keys().next(), tracker.next_time()) {
-                            (Some(a), Some(b)) => *a.min(&b),
-                            (Some(a), None) => *a,
-                            (None, Some(b)) => b,
-                            (None, None) => break,
-                        };
-                        if !done(&t) {
-                            break;
+                        if let Some(new) = &result {
+                            out.push((new.clone(), t, 1));
                         }
-                        let at = held.delayed(&t);
-                        let mut session = output.session(&at);
-                        let mut dirty: Vec<Row> = Vec::new();
-                        for ((key, vals), d) in pending.remove(&t).unwrap_or_default() {
-                            let closes = close_at(&key);
-                            if closes.is_some_and(|c| c < current) {
-                                late.record(
-                                    &view,
-                                    "window",
-                                    None,
-                                    &format!("{key:?}"),
-                                    format!(
-                                        "a change to group {key:?} arrived after the watermark ({current} µs) closed its window; it was not applied"
-                                    ),
-                                );
-                                continue;
-                            }
-                            let group = groups.entry(key.clone()).or_insert_with(|| {
-                                if let Some(c) = closes {
-                                    by_close.entry(c).or_default().push(key.clone());
-                                }
-                                Group {
-                                    values: BTreeMap::new(),
-                                    emitted: None,
-                                }
-                            });
-                            let n = group.values.entry(vals.clone()).or_insert(0);
-                            *n += d;
-                            if *n == 0 {
-                                group.values.remove(&vals);
-                            }
-                            dirty.push(key);
-                        }
-                        dirty.sort();
-                        dirty.dedup();
-                        for key in dirty {
-                            let Some(group) = groups.get_mut(&key) else { continue };
-                            if !eowc {
-                                let result = (!group.values.is_empty()).then(|| result_row(&key, group, &aggregates));
-                                if result != group.emitted {
-                                    if let Some(old) = group.emitted.take() {
-                                        session.give((old, t, -1));
-                                    }
-                                    if let Some(new) = &result {
-                                        session.give((new.clone(), t, 1));
-                                    }
-                                    group.emitted = result;
-                                }
-                            }
-                            if group.values.is_empty() {
-                                groups.remove(&key);
-                            }
-                        }
-                        let w = tracker.advance_through(t).unwrap_or(i64::MIN);
-                        if w > current {
-                            current = w;
-                            let open = by_close.split_off(&current);
-                            let closed = std::mem::replace(&mut by_close, open);
-                            for key in closed.into_values().flatten() {
-                                if let Some(group) = groups.remove(&key) {
-                                    if eowc && !group.values.is_empty() {
-                                        session.give((result_row(&key, &group, &aggregates), t, 1));
-                                    }
-                                }
-                            }
+                        group.emitted = result;
+                    }
+                }
+                if group.values.is_empty() {
+                    groups.remove(&key);
+                }
+            }
+            let w = w.unwrap_or(i64::MIN);
+            if w > current {
+                current = w;
+                let open = by_close.split_off(&current);
+                let closed = std::mem::replace(&mut by_close, open);
+                for key in closed.into_values().flatten() {
+                    if let Some(group) = groups.remove(&key) {
+                        if eowc && !group.values.is_empty() {
+                            out.push((result_row(&key, &group, &aggregates), t, 1));
                         }
                     }
-                    let lower = match (data_frontier.frontier().first(), wm_frontier.frontier().first()) {
-                        (Some(a), Some(b)) => Some(*a.min(b)),
-                        (a, b) => a.or(b).copied(),
-                    };
-                    downgrade(&mut cap, lower);
                 }
-            },
-        )
-        .as_collection()
+            }
+        },
+    )
 }
 
 fn result_row(key: &Row, group: &Group, aggregates: &[Aggregate]) -> Row {
