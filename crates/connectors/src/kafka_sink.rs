@@ -9,10 +9,14 @@
 //!   both deleted and inserted (an update) gets only the new value.
 //! - `FORMAT DEBEZIUM`: Debezium's `{"before", "after", "op"}` envelope.
 //!
-//! Delivery: every `write` waits until the broker acknowledged its messages (or the
-//! flush timeout passed), so messages go out promptly. Failures are logged and counted in
-//! [`KafkaSink::failures`]. There are no checkpoints yet, so after a restart views are
-//! rebuilt and rows may be sent again: at-least-once from the sink's perspective.
+//! Delivery: `write` only queues its messages; librdkafka's thread sends them at once
+//! (within `linger.ms`). The worker that writes never waits for the broker. Each message
+//! carries the number of the `write` it belongs to, and the delivery callbacks count the
+//! writes the broker has fully acknowledged ([`SinkWriter::acknowledged_writes`]), so a
+//! resumable sink records a change as emitted only once the broker has it. Failures are
+//! logged, counted in [`KafkaSink::failures`] and reported through
+//! [`SinkWriter::take_error`]. Without transactions, changes the broker had received but not
+//! yet acknowledged when the server died are sent again after a restart: at-least-once.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,29 +33,81 @@ use serde_json::{Map, Value};
 use crate::kafka_source::client_config;
 use crate::sink::{row_to_json, SinkFormat, SinkTarget};
 
-/// How long `write` waits for the broker to acknowledge its messages.
+/// How long `sync` waits for the broker to acknowledge the messages written so far.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long opening the sink waits for the broker's metadata.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Counts failed deliveries and keeps the last error.
+/// Counts failed deliveries, keeps the last error, and tracks which writes the broker has
+/// acknowledged.
 #[derive(Default)]
 pub struct DeliveryLog {
     failures: AtomicU64,
     last_error: Mutex<Option<String>>,
+    acks: Mutex<WriteAcks>,
+}
+
+/// Which writes still have messages on their way.
+#[derive(Default)]
+struct WriteAcks {
+    /// Writes started so far (the last one's number).
+    started: u64,
+    /// Per write with messages not yet acknowledged, how many.
+    outstanding: BTreeMap<u64, usize>,
+}
+
+impl DeliveryLog {
+    fn acks(&self) -> std::sync::MutexGuard<'_, WriteAcks> {
+        self.acks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts the next write with `messages` messages; returns its number.
+    fn start_write(&self, messages: usize) -> u64 {
+        let mut a = self.acks();
+        a.started += 1;
+        let write = a.started;
+        if messages > 0 {
+            a.outstanding.insert(write, messages);
+        }
+        write
+    }
+
+    /// One message of `write` is settled: acknowledged, failed, or never queued.
+    fn settle(&self, write: u64) {
+        let mut a = self.acks();
+        if let Some(n) = a.outstanding.get_mut(&write) {
+            *n -= 1;
+            if *n == 0 {
+                a.outstanding.remove(&write);
+            }
+        }
+    }
+
+    /// Writes whose messages, and those of every write before, are all settled.
+    fn acknowledged(&self) -> u64 {
+        let a = self.acks();
+        a.outstanding.keys().next().map(|w| w - 1).unwrap_or(a.started)
+    }
+
+    fn fail(&self, e: String) {
+        self.failures.fetch_add(1, Ordering::SeqCst);
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+    }
 }
 
 impl ClientContext for DeliveryLog {}
 
 impl ProducerContext for DeliveryLog {
-    type DeliveryOpaque = ();
+    /// The number of the write the message belongs to.
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, _opaque: ()) {
+    fn delivery(&self, result: &DeliveryResult<'_>, write: usize) {
         if let Err((e, _msg)) = result {
-            self.failures.fetch_add(1, Ordering::Relaxed);
             tracing::error!("kafka sink: delivery failed: {e}");
-            *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+            // Recorded before the write counts as acknowledged (see `acknowledged_writes`).
+            self.fail(e.to_string());
         }
+        self.settle(write as u64);
     }
 }
 
@@ -63,8 +119,8 @@ pub struct KafkaSink {
     /// Indexes of the primary key columns in `desc`.
     key_columns: Vec<usize>,
     producer: ThreadedProducer<DeliveryLog>,
-    /// A failed delivery or flush since the last [`SinkWriter::take_error`].
-    write_error: Mutex<Option<String>>,
+    /// [`KafkaSink::failures`] at the last [`SinkWriter::take_error`].
+    reported_failures: AtomicU64,
 }
 
 impl KafkaSink {
@@ -111,13 +167,13 @@ impl KafkaSink {
             format,
             key_columns,
             producer,
-            write_error: Mutex::new(None),
+            reported_failures: AtomicU64::new(0),
         })
     }
 
     /// Messages whose delivery failed so far.
     pub fn failures(&self) -> u64 {
-        self.producer.context().failures.load(Ordering::Relaxed)
+        self.producer.context().failures.load(Ordering::SeqCst)
     }
 
     /// The last delivery error, if any.
@@ -197,9 +253,10 @@ impl KafkaSink {
         out
     }
 
-    fn send(&self, key: Option<&str>, payload: Option<&str>) {
+    /// Queues one message of write number `write`.
+    fn send(&self, key: Option<&str>, payload: Option<&str>, write: u64) {
         loop {
-            let mut record: BaseRecord<'_, str, str> = BaseRecord::to(&self.topic);
+            let mut record: BaseRecord<'_, str, str, usize> = BaseRecord::with_opaque_to(&self.topic, write as usize);
             if let Some(k) = key {
                 record = record.key(k);
             }
@@ -213,14 +270,10 @@ impl KafkaSink {
                     std::thread::sleep(Duration::from_millis(5));
                 }
                 Err((e, _)) => {
-                    self.producer.context().failures.fetch_add(1, Ordering::Relaxed);
                     tracing::error!("kafka sink: cannot send to topic '{}': {e}", self.topic);
-                    *self
-                        .producer
-                        .context()
-                        .last_error
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                    let context = self.producer.context();
+                    context.fail(e.to_string());
+                    context.settle(write);
                     return;
                 }
             }
@@ -228,31 +281,46 @@ impl KafkaSink {
     }
 }
 
+impl Drop for KafkaSink {
+    /// Dropping a librdkafka producer purges what it has not delivered: wait for it first.
+    fn drop(&mut self) {
+        if let Err(e) = self.producer.flush(FLUSH_TIMEOUT) {
+            tracing::warn!(
+                "kafka sink: messages to topic '{}' not acknowledged before the sink stopped: {e}",
+                self.topic
+            );
+        }
+    }
+}
+
 impl SinkWriter for KafkaSink {
     fn write(&self, updates: &[(Row, Time, Diff)]) {
         let messages = self.encode(updates);
-        if messages.is_empty() {
-            return;
-        }
-        let failures_before = self.failures();
+        // Every call is numbered, with or without messages (see `acknowledged_writes`).
+        let write = self.producer.context().start_write(messages.len());
         for (key, payload) in &messages {
-            self.send(key.as_deref(), payload.as_deref());
-        }
-        let flushed = self.producer.flush(FLUSH_TIMEOUT);
-        if let Err(e) = &flushed {
-            tracing::error!("kafka sink: flush to topic '{}' failed: {e}", self.topic);
-        }
-        if flushed.is_err() || self.failures() > failures_before {
-            let why = match flushed {
-                Err(e) => format!("flush to topic '{}' failed: {e}", self.topic),
-                Ok(()) => self.last_error().unwrap_or_else(|| "delivery failed".into()),
-            };
-            *self.write_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+            self.send(key.as_deref(), payload.as_deref(), write);
         }
     }
 
+    fn sync(&self) -> Result<(), String> {
+        self.producer.flush(FLUSH_TIMEOUT).map_err(|e| {
+            let why = format!("flush to topic '{}' failed: {e}", self.topic);
+            tracing::error!("kafka sink: {why}");
+            why
+        })
+    }
+
+    fn acknowledged_writes(&self) -> Option<u64> {
+        Some(self.producer.context().acknowledged())
+    }
+
     fn take_error(&self) -> Option<String> {
-        self.write_error.lock().unwrap_or_else(|p| p.into_inner()).take()
+        let failures = self.failures();
+        if self.reported_failures.swap(failures, Ordering::SeqCst) < failures {
+            return Some(self.last_error().unwrap_or_else(|| "delivery failed".into()));
+        }
+        None
     }
 }
 
@@ -310,6 +378,28 @@ mod tests {
     }
 
     #[test]
+    fn a_write_counts_as_acknowledged_once_it_and_every_earlier_write_are_settled() {
+        let log = DeliveryLog::default();
+        assert_eq!(log.acknowledged(), 0);
+        let first = log.start_write(2);
+        let empty = log.start_write(0);
+        let third = log.start_write(1);
+        assert_eq!((first, empty, third), (1, 2, 3));
+        assert_eq!(log.acknowledged(), 0, "write 1 has two messages on their way");
+        log.settle(first);
+        log.settle(third);
+        assert_eq!(log.acknowledged(), 0, "write 1 still has a message on its way");
+        log.settle(first);
+        assert_eq!(log.acknowledged(), 3);
+        let fourth = log.start_write(1);
+        assert_eq!(log.acknowledged(), 3);
+        log.fail("broker down".into());
+        log.settle(fourth);
+        assert_eq!(log.acknowledged(), 4, "a failed message is settled too");
+        assert_eq!(log.failures.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
     fn upsert_update_at_one_time_is_one_value() {
         let row = |k: &str, n: i64| vec![Datum::Str(k.into()), Datum::Int(n)];
         let sink_encode = |updates: &[(Row, Time, Diff)]| {
@@ -324,7 +414,7 @@ mod tests {
                 format: SinkFormat::Upsert,
                 key_columns: vec![0],
                 producer,
-                write_error: Mutex::new(None),
+                reported_failures: AtomicU64::new(0),
             };
             sink.encode(updates)
         };

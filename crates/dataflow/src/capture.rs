@@ -182,9 +182,19 @@ pub trait SinkWriter: Send + Sync {
         None
     }
 
-    /// Makes the output written so far durable (fsync for files).
+    /// Makes the output written so far durable (fsync for files; for sinks that count
+    /// [`SinkWriter::acknowledged_writes`], waits until everything written is acknowledged).
     fn sync(&self) -> Result<(), String> {
         Ok(())
+    }
+
+    /// For sinks whose `write` only queues its output for delivery (Kafka): how many calls
+    /// to `write`, counted from the first, the destination has acknowledged, each together
+    /// with every call before it. A failed delivery counts as acknowledged, and its error is
+    /// visible through [`SinkWriter::take_error`] before it is counted. `None` (the default):
+    /// the output is in place when `write` returns.
+    fn acknowledged_writes(&self) -> Option<u64> {
+        None
     }
 
     /// The error of a write that failed since the last call, if any (`write` itself cannot

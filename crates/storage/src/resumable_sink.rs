@@ -3,7 +3,10 @@
 //! While running, every batch the sink emits is appended to its [`SinkStateLog`] with the
 //! output length and, per upstream reader, the positions of the furthest batch the workers
 //! had ingested: an upper bound on the input the emitted changes can reflect. Output and
-//! log are synced every `sync_every`.
+//! log are synced every `sync_every`. For a sink whose `write` only queues its output
+//! (Kafka, see [`SinkWriter::acknowledged_writes`]) a batch is appended to the log once the
+//! destination has acknowledged it; until then it waits in memory, and the worker that
+//! wrote it carries on.
 //!
 //! After a restart the rebuilt dataflow replays its input from the start. The sink stays
 //! quiet and only accumulates what the dataflow produces until every batch up to those
@@ -18,7 +21,7 @@
 //! its output back to the last record and emits the difference, until writing works again.
 //! Nothing is lost or repeated, and the views keep running meanwhile.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,6 +35,14 @@ const CATCH_UP_WARNING: Duration = Duration::from_secs(60);
 
 /// How long a sink whose output or log failed waits before trying again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// A batch written to a sink that only queues its output, not yet acknowledged.
+struct Unacknowledged {
+    /// The number of the `write` call that carried it.
+    write: u64,
+    changes: Vec<(Row, Diff)>,
+    upstream: BTreeMap<String, Positions>,
+}
 
 /// A sink that resumes from its [`SinkStateLog`] after a restart.
 pub struct ResumableSink {
@@ -50,6 +61,11 @@ struct State {
     last_sync: Instant,
     /// When writing failed, when to try again.
     retry_at: Option<Instant>,
+    /// Calls to the inner sink's `write` so far.
+    writes: u64,
+    /// Batches written but not acknowledged yet, oldest first (sinks that count
+    /// acknowledged writes only). `checkpoint.emitted` includes them; the log does not.
+    unacknowledged: VecDeque<Unacknowledged>,
 }
 
 /// A restarted sink waiting for its inputs to replay.
@@ -109,6 +125,8 @@ impl ResumableSink {
                 dirty: false,
                 last_sync: Instant::now(),
                 retry_at: None,
+                writes: 0,
+                unacknowledged: VecDeque::new(),
             }),
         }
     }
@@ -140,6 +158,7 @@ impl ResumableSink {
     /// Emits `changes` and records them. If the output or the log fails, the sink stalls.
     fn emit(&self, st: &mut State, updates: &[(Row, Time, Diff)]) {
         self.inner.write(updates);
+        st.writes += 1;
         let changes: Vec<(Row, Diff)> = updates.iter().map(|(r, _, d)| (r.clone(), *d)).collect();
         apply(&mut st.checkpoint.emitted, changes.iter().map(|(r, d)| (r, *d)));
         if let Some(e) = self.inner.take_error() {
@@ -150,6 +169,15 @@ impl ResumableSink {
         for (id, p) in &upstream {
             st.checkpoint.upstream.entry(id.clone()).or_default().merge(p);
         }
+        if self.inner.acknowledged_writes().is_some() {
+            st.unacknowledged.push_back(Unacknowledged {
+                write: st.writes,
+                changes,
+                upstream,
+            });
+            self.log_acknowledged(st);
+            return;
+        }
         st.checkpoint.output_len = self.inner.output_len();
         if let Err(e) = st.log.append(changes, st.checkpoint.output_len, upstream) {
             self.stall(
@@ -159,6 +187,49 @@ impl ResumableSink {
             return;
         }
         st.dirty = true;
+    }
+
+    /// Appends the batches the destination has acknowledged to the log, as one record.
+    /// False when the sink stalled instead (a failed delivery or log write).
+    fn log_acknowledged(&self, st: &mut State) -> bool {
+        let Some(acknowledged) = self.inner.acknowledged_writes() else {
+            return true;
+        };
+        if st.unacknowledged.front().is_none_or(|u| u.write > acknowledged) {
+            return true;
+        }
+        // A failed delivery reports its error before its write counts as acknowledged.
+        if let Some(e) = self.inner.take_error() {
+            self.stall(st, format!("cannot write the sink's output: {e}"));
+            return false;
+        }
+        let mut changes = Vec::new();
+        let mut upstream: BTreeMap<String, Positions> = BTreeMap::new();
+        while st.unacknowledged.front().is_some_and(|u| u.write <= acknowledged) {
+            let u = st.unacknowledged.pop_front().expect("front exists");
+            changes.extend(u.changes);
+            for (id, p) in &u.upstream {
+                upstream.entry(id.clone()).or_default().merge(p);
+            }
+        }
+        if let Err(e) = st.log.append(changes, None, upstream) {
+            self.stall(
+                st,
+                format!("cannot record the sink's progress: {}", crate::describe_io(&e)),
+            );
+            return false;
+        }
+        st.dirty = true;
+        true
+    }
+
+    /// What the log holds: the checkpoint without the batches still unacknowledged.
+    fn logged_checkpoint(st: &State) -> SinkCheckpoint {
+        let mut cp = st.checkpoint.clone();
+        for u in &st.unacknowledged {
+            apply(&mut cp.emitted, u.changes.iter().map(|(r, d)| (r, -*d)));
+        }
+        cp
     }
 
     /// Stops emitting after a failed write: what the dataflow produces is accumulated
@@ -191,6 +262,9 @@ impl ResumableSink {
         }
         st.log = log;
         st.checkpoint = cp;
+        // Unacknowledged batches are not in the log: the difference emitted next sends
+        // them again.
+        st.unacknowledged.clear();
         Ok(())
     }
 
@@ -201,13 +275,17 @@ impl ResumableSink {
             return;
         }
         st.dirty = false;
-        // Output first: a record must never claim output that a power cut could lose.
-        if let Err(e) = self.inner.sync() {
-            tracing::error!(sink = %self.name, "cannot sync sink output: {e}");
-            return;
+        // Output first: a record must never claim output that a power cut could lose. A
+        // sink counting acknowledged writes logs only what the destination has, so it
+        // needs no waiting here.
+        if self.inner.acknowledged_writes().is_none() {
+            if let Err(e) = self.inner.sync() {
+                tracing::error!(sink = %self.name, "cannot sync sink output: {e}");
+                return;
+            }
         }
         let result = if st.log.wants_compaction() {
-            let cp = st.checkpoint.clone();
+            let cp = Self::logged_checkpoint(st);
             st.log.compact(&cp)
         } else {
             st.log.sync()
@@ -240,6 +318,9 @@ impl SinkWriter for ResumableSink {
                 tracing::error!(sink = %self.name, "still cannot resume the sink: {e}");
                 return;
             }
+        }
+        if !self.log_acknowledged(&mut st) {
+            return;
         }
         if let Some(r) = st.resume.as_mut() {
             if r.caught_up_at.is_none() {
@@ -296,6 +377,25 @@ impl SinkWriter for ResumableSink {
         }
         if st.last_sync.elapsed() >= self.sync_every {
             self.sync(&mut st);
+        }
+    }
+}
+
+impl Drop for ResumableSink {
+    /// A sink that is dropped (DROP SINK, shutdown) waits for its queued output and records
+    /// what the destination acknowledged, so a restart does not send it again.
+    fn drop(&mut self) {
+        let mut st = self.lock();
+        if st.unacknowledged.is_empty() || st.retry_at.is_some() {
+            return;
+        }
+        if let Err(e) = self.inner.sync() {
+            tracing::warn!(sink = %self.name, "output not acknowledged before the sink stopped: {e}");
+        }
+        if self.log_acknowledged(&mut st) {
+            if let Err(e) = st.log.sync() {
+                tracing::error!(sink = %self.name, "cannot sync the sink's progress: {}", crate::describe_io(&e));
+            }
         }
     }
 }
@@ -447,5 +547,95 @@ mod tests {
         assert_eq!(lines.drain(..2).collect::<Vec<_>>(), vec![(row("a"), 1), (row("b"), 1)]);
         lines.sort();
         assert_eq!(lines, vec![(row("a"), -1), (row("c"), 1), (row("d"), 1)]);
+    }
+
+    /// An output that only queues what it is given (like Kafka): the test says how many
+    /// writes the destination has acknowledged; `sync` acknowledges everything.
+    #[derive(Default)]
+    struct Queued {
+        writes: std::sync::atomic::AtomicU64,
+        acked: std::sync::atomic::AtomicU64,
+        error: Mutex<Option<String>>,
+    }
+
+    impl SinkWriter for Queued {
+        fn write(&self, _updates: &[(Row, Time, Diff)]) {
+            self.writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        fn sync(&self) -> Result<(), String> {
+            let w = self.writes.load(std::sync::atomic::Ordering::SeqCst);
+            self.acked.store(w, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        }
+        fn acknowledged_writes(&self) -> Option<u64> {
+            Some(self.acked.load(std::sync::atomic::Ordering::SeqCst))
+        }
+        fn take_error(&self) -> Option<String> {
+            self.error.lock().unwrap().take()
+        }
+    }
+
+    #[test]
+    fn a_queued_sink_logs_a_batch_once_the_destination_acknowledged_it() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.log");
+        let feed = FeedProgress::default();
+        let out = Arc::new(Queued::default());
+        let open = |out: &Arc<Queued>, feed: &FeedProgress| {
+            let (log, cp) = SinkStateLog::open(&path).unwrap();
+            ResumableSink::new(
+                "s",
+                out.clone(),
+                log,
+                cp,
+                vec![("v/src".into(), feed.clone())],
+                Duration::ZERO,
+            )
+        };
+        SinkStateLog::create(&path).unwrap();
+        let sink = open(&out, &feed);
+        feed.ingested(0, &at(10));
+        sink.write(&[(row("a"), 1, 1)]);
+        sink.progress(2);
+        feed.ingested(1, &at(20));
+        sink.write(&[(row("b"), 2, 1)]);
+        sink.progress(3);
+        assert_eq!(out.writes.load(SeqCst), 2, "writes do not wait for the destination");
+        out.acked.store(1, SeqCst);
+        sink.progress(4);
+        // Killed: nothing runs on the way down.
+        std::mem::forget(sink);
+        let (_, cp) = SinkStateLog::open(&path).unwrap();
+        assert_eq!(
+            cp.emitted,
+            [(row("a"), 1)].into(),
+            "only the acknowledged batch is logged"
+        );
+        assert_eq!(cp.upstream.get("v/src"), Some(&at(10)));
+
+        // A failed delivery stalls the sink before its batch is logged.
+        let feed = FeedProgress::default();
+        let out = Arc::new(Queued::default());
+        SinkStateLog::create(&path).unwrap();
+        let sink = open(&out, &feed);
+        feed.ingested(0, &at(5));
+        sink.write(&[(row("c"), 1, 1)]);
+        *out.error.lock().unwrap() = Some("broker down".into());
+        out.acked.store(1, SeqCst);
+        sink.progress(2);
+        std::mem::forget(sink);
+        let (_, cp) = SinkStateLog::open(&path).unwrap();
+        assert!(cp.emitted.is_empty(), "a failed batch is not logged: {:?}", cp.emitted);
+
+        // Stopping waits for the destination and logs what it acknowledged.
+        let out = Arc::new(Queued::default());
+        SinkStateLog::create(&path).unwrap();
+        let sink = open(&out, &feed);
+        sink.write(&[(row("d"), 1, 1)]);
+        sink.progress(2);
+        drop(sink);
+        let (_, cp) = SinkStateLog::open(&path).unwrap();
+        assert_eq!(cp.emitted, [(row("d"), 1)].into());
     }
 }
