@@ -9,6 +9,7 @@
 
 mod broker;
 mod common;
+mod seed1;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration as StdDuration, Instant};
@@ -20,14 +21,16 @@ use rampart_connectors::kafka_source::statuses;
 use rampart_connectors::rdkafka::producer::{BaseRecord, Producer};
 use serde_json::json;
 
-/// Waits until every Kafka reader of `sources` reads assigned partitions (a 'latest'
-/// source must be positioned before anything is produced).
-async fn wait_readers_ready(sources: &[&str], at_least: usize) {
+/// Waits until at least `at_least` Kafka readers of `topics` exist and every one reads
+/// assigned partitions (a 'latest' source must be positioned before anything is produced).
+/// Readers are matched by topic, not source name: the statuses are global to the test
+/// binary, and tests running at the same time use the same source names on other topics.
+async fn wait_readers_ready(topics: &[&str], at_least: usize) {
     let deadline = Instant::now() + StdDuration::from_secs(20);
     loop {
         let st: Vec<_> = statuses()
             .into_iter()
-            .filter(|s| sources.contains(&s.source.as_str()))
+            .filter(|s| topics.contains(&s.topic.as_str()))
             .collect();
         if st.len() >= at_least && st.iter().all(|s| s.state == "reading" && s.partitions > 0) {
             return;
@@ -493,6 +496,256 @@ async fn streaming_siem_seed_over_kafka() {
         alerts.len() - 1,
         "each non-aggregate alert sent once: {got:#?}"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// The seed pipeline risingwave-siem-pipeline.txt, verbatim but for the bootstrap address
+// (and the seed's two references to columns that do not exist: seed1::SEED1_FIXES)
+// ---------------------------------------------------------------------------------------
+
+/// Runs `sql` statement by statement like `exec_all`; a statement carrying one of
+/// `SEED1_FIXES` is first run as the seed writes it, which must fail naming the missing
+/// column (and create nothing), then as fixed.
+async fn exec_seed1(client: &tokio_postgres::Client, sql: &str) -> usize {
+    let mut rejected = 0;
+    for stmt in sql.split(";\n").map(str::trim).filter(|s| {
+        s.lines()
+            .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"))
+    }) {
+        for (seed, fixed, column) in seed1::SEED1_FIXES {
+            if stmt.contains(fixed) {
+                let verbatim = stmt.replace(fixed, seed);
+                let err = client
+                    .simple_query(&verbatim)
+                    .await
+                    .expect_err("the seed's statement selects a column that does not exist");
+                let msg = err.as_db_error().map(|e| e.message().to_string()).unwrap_or_default();
+                assert!(msg.contains(column), "{verbatim}\nfails for another reason: {err:?}");
+                rejected += 1;
+            }
+        }
+        exec_all(client, stmt).await;
+    }
+    rejected
+}
+
+/// The latest message of each key of a `FORMAT PLAIN` sink topic (which sends every new
+/// version of a row, never a deletion), as rows of `cols`; the key is every column but
+/// `value_col`, the one an update changes. Every message must be keyless JSON.
+fn latest_by_key(messages: &[(Option<String>, Option<String>)], cols: &[&str], value_col: usize) -> BTreeMap<Row, Row> {
+    let mut latest = BTreeMap::new();
+    for (key, payload) in messages {
+        assert_eq!(key, &None, "FORMAT PLAIN without primary_key sends no key");
+        let row = seed1::json_row(payload.as_deref().expect("a PLAIN message has a payload"), cols);
+        let mut k = row.clone();
+        k.remove(value_col);
+        latest.insert(k, row);
+    }
+    latest
+}
+
+/// What the latest message of each key of a PLAIN sink should be once the sink has sent
+/// `now`: `now`'s row for its keys; keys that left the query keep the last version sent.
+fn merge_versions(sent: &mut BTreeMap<Row, Row>, now: &[Row], value_col: usize) {
+    for r in now {
+        let mut k = r.clone();
+        k.remove(value_col);
+        sent.insert(k, r.clone());
+    }
+}
+
+/// Reads `topic` (one partition) until the latest message of each key is `want`; returns
+/// every message.
+fn wait_for_topic(
+    broker: &Broker,
+    topic: &str,
+    cols: &[&str],
+    value_col: usize,
+    want: &BTreeMap<Row, Row>,
+) -> Vec<(Option<String>, Option<String>)> {
+    let messages = broker.consume_until(topic, 1, |got| latest_by_key(got, cols, value_col) == *want);
+    let got = latest_by_key(&messages, cols, value_col);
+    assert_eq!(
+        got.values().collect::<Vec<_>>(),
+        want.values().collect::<Vec<_>>(),
+        "latest message of each key of topic {topic}"
+    );
+    messages
+}
+
+/// Checks the SOAR topic beyond its latest versions: every message's `alert_fired_at` lies
+/// in `[from, to]`; each impossible-travel alert was sent exactly once; a brute-force key's
+/// earlier versions (sent while its failures were still arriving) counted fewer failures.
+fn check_soar_messages(
+    messages: &[(Option<String>, Option<String>)],
+    exp: &seed1::Expected1,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) {
+    let mut travel = Vec::new();
+    for (_, p) in messages {
+        let p = p.as_deref().unwrap();
+        seed1::check_fired_at(p, from, to);
+        let r = seed1::json_row(p, &seed1::SOAR_COLUMNS);
+        match r[0].as_str() {
+            "impossible_travel" => travel.push(r),
+            "brute_force" => {
+                let last = exp
+                    .sink
+                    .iter()
+                    .find(|s| s[0] == r[0] && s[2..5] == r[2..5] && s[6..] == r[6..])
+                    .unwrap_or_else(|| panic!("brute-force message {r:?} for no alert"));
+                let (n, max): (i64, i64) = (r[5].parse().unwrap(), last[5].parse().unwrap());
+                assert!(n > 10 && n <= max, "{r:?}: signal_value not in 11..={max}");
+            }
+            other => panic!("unexpected rule {other} in {p}"),
+        }
+    }
+    travel.sort();
+    let mut want: Vec<Row> = exp
+        .sink
+        .iter()
+        .filter(|r| r[0] == "impossible_travel")
+        .cloned()
+        .collect();
+    want.sort();
+    assert_eq!(travel, want, "each impossible-travel alert sent once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn siem_pipeline_seed_over_kafka() {
+    let broker = Broker::start();
+    // auth.events has two partitions; a sink topic has one, so its messages keep the
+    // order the sink wrote them in.
+    let [(_, fw_topic), (_, auth_topic), (_, ep_topic)] = seed1::SOURCE_TOPICS;
+    let [(_, high_topic), (_, audit_topic)] = seed1::SINK_TOPICS;
+    for (t, partitions) in [
+        (fw_topic, 1),
+        (auth_topic, 2),
+        (ep_topic, 1),
+        (high_topic, 1),
+        (audit_topic, 1),
+    ] {
+        broker.create_topic(t, partitions).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let geo_path = dir.path().join("geo.csv");
+    seed1::write_geo_csv(&geo_path);
+
+    let handle = server().await;
+    let client = connect(&handle).await;
+    let started = Utc::now();
+    let bootstrap = broker.bootstrap();
+    let sql = seed1::pipeline1_sql(&seed1::Connectors::Kafka { bootstrap: &bootstrap }, &geo_path);
+    assert_eq!(exec_seed1(&client, &sql).await, 2, "both seed fixes were needed");
+    wait_for(&client, seed1::GEO_QUERY, &seed1::geo_rows()).await;
+    // scan.startup.mode = 'latest': produce only once every reader is positioned.
+    wait_readers_ready(&[fw_topic, auth_topic, ep_topic], 3).await;
+
+    let base = seed1::base_time();
+    let (mut l, e) = seed1::pipeline1_events(base);
+    // Logins shuffled and spread over both partitions; a message that is not JSON is the
+    // fourth message of partition 1 (offset 3).
+    let mut auth_lines: Vec<String> = l.iter().enumerate().map(|(i, x)| seed1::login_json(x, i)).collect();
+    shuffle(&mut auth_lines, 11);
+    let mut auth_msgs: Vec<(Option<i32>, String)> = auth_lines
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| (Some(i as i32 % 2), m))
+        .collect();
+    auth_msgs.insert(7, (Some(1), "{not json".to_string()));
+    // Endpoint events shuffled; the third message (offset 2) has a non-integer parent_pid.
+    // It is encoded PowerShell on a tier-1 host: read as a row, it would be an alert.
+    let mut ep_msgs: Vec<(Option<i32>, String)> = e
+        .iter()
+        .enumerate()
+        .map(|(i, x)| (Some(0), seed1::exec_json(x, i)))
+        .collect();
+    shuffle(&mut ep_msgs, 12);
+    let bad_exec = json!({"event_time": seed1::json_time(at(base, 40), 0), "host_id": "dc-01",
+                          "process_name": "powershell.exe", "parent_pid": "one", "child_pid": 7,
+                          "command_line": "powershell -EncodedCommand AAAA", "user_name": "x",
+                          "sha256_hash": "bad"});
+    ep_msgs.insert(2, (Some(0), bad_exec.to_string()));
+    let fw_msgs: Vec<(Option<i32>, String)> = seed1::firewall_noise(base).into_iter().map(|m| (Some(0), m)).collect();
+    broker.produce(fw_topic, &fw_msgs);
+    broker.produce(auth_topic, &auth_msgs);
+    broker.produce(ep_topic, &ep_msgs);
+
+    let mut tiers = seed1::initial_tiers();
+    let exp = seed1::expected1(&l, &e, &tiers);
+    assert_eq!(
+        (exp.brute.len(), exp.travel.len(), exp.susp.len()),
+        (2, 3, 3),
+        "the data covers every rule"
+    );
+    seed1::check_pipeline1(&client, &exp).await;
+    wait_for(
+        &client,
+        "SELECT source, location, line_or_offset FROM rampart_source_errors",
+        &[
+            row!["auth_events", format!("{auth_topic}/1"), 3],
+            row!["endpoint_events", format!("{ep_topic}/0"), 2],
+        ],
+    )
+    .await;
+    let reasons = rows(&client, "SELECT source, reason FROM rampart_source_errors")
+        .await
+        .unwrap();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r[0] == "endpoint_events" && r[1].contains("parent_pid")),
+        "the bad INT names its column: {reasons:?}"
+    );
+
+    // Both sink topics: the latest version of each alert (soar) and of each summary row
+    // (audit) is the expected one, and nothing else was sent.
+    let (soar_cols, audit_cols) = (&seed1::SOAR_COLUMNS[..], &seed1::AUDIT_COLUMNS[..]);
+    let (mut soar_sent, mut audit_sent) = (BTreeMap::new(), BTreeMap::new());
+    merge_versions(&mut soar_sent, &exp.sink, 5);
+    merge_versions(&mut audit_sent, &exp.summary, 4);
+    let soar = wait_for_topic(&broker, high_topic, soar_cols, 5, &soar_sent);
+    check_soar_messages(&soar, &exp, started, Utc::now());
+    wait_for_topic(&broker, audit_topic, audit_cols, 4, &audit_sent);
+
+    // Deleting a host's asset row retracts its enrichment: dc-01's process alerts go, and
+    // the audit topic gets the summary's new counts (a vanished row sends nothing: PLAIN
+    // sends no deletions); re-inserting brings them back.
+    exec_all(&client, "DELETE FROM asset_taxonomy WHERE host_id = 'dc-01'").await;
+    tiers.remove("dc-01");
+    let exp_deleted = seed1::expected1(&l, &e, &tiers);
+    assert_eq!(exp_deleted.susp.len(), 1);
+    seed1::check_pipeline1(&client, &exp_deleted).await;
+    merge_versions(&mut audit_sent, &exp_deleted.summary, 4);
+    wait_for_topic(&broker, audit_topic, audit_cols, 4, &audit_sent);
+    exec_all(&client, "INSERT INTO asset_taxonomy VALUES ('dc-01', 'tier_1', 'it')").await;
+    tiers.insert("dc-01", "tier_1");
+    let exp = seed1::expected1(&l, &e, &tiers);
+    seed1::check_pipeline1(&client, &exp).await;
+    merge_versions(&mut audit_sent, &exp.summary, 4);
+    wait_for_topic(&broker, audit_topic, audit_cols, 4, &audit_sent);
+
+    // Incremental: a new burst of 11 failures reaches the views and both topics (a new
+    // brute-force alert, and a count of 2 for its summary row).
+    let more: Vec<seed1::Login> = (0..11)
+        .map(|i| seed1::login("eve", "192.0.2.66", "failure", at(base, 320 + i * 5)))
+        .collect();
+    let more_msgs: Vec<(Option<i32>, String)> = more
+        .iter()
+        .enumerate()
+        .map(|(i, x)| (Some(0), seed1::login_json(x, 100 + i)))
+        .collect();
+    broker.produce(auth_topic, &more_msgs);
+    l.extend(more);
+    let exp = seed1::expected1(&l, &e, &tiers);
+    assert_eq!(exp.brute.len(), 3);
+    seed1::check_pipeline1(&client, &exp).await;
+    merge_versions(&mut soar_sent, &exp.sink, 5);
+    merge_versions(&mut audit_sent, &exp.summary, 4);
+    let soar = wait_for_topic(&broker, high_topic, soar_cols, 5, &soar_sent);
+    check_soar_messages(&soar, &exp, started, Utc::now());
+    wait_for_topic(&broker, audit_topic, audit_cols, 4, &audit_sent);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -5,34 +5,21 @@
 //! events (HashMaps and loops), never by asking the engine.
 
 mod common;
+mod seed1;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
 use common::{append_lines, connect, exec_all, floor_to, psql, rows, server, shuffle, ts, wait_for, Row};
+use seed1::{
+    at, base_time, check_blocks_against_document, check_fired_at, check_pipeline1, exec_json, expected1,
+    firewall_noise, geo_rows, initial_tiers, json_row, json_time, login, login_json, pipeline1_events, pipeline1_sql,
+    soar_sink_file_sql, write_geo_csv, Connectors, Login, GEO_QUERY, SOAR_COLUMNS,
+};
 use serde_json::json;
 
 const FIVE_MIN: i64 = 300;
-
-/// Event times: `base` is the 5-minute boundary 10 minutes before the current window, so
-/// windows W0 = [base, base+5m) and W1 = [base+5m, base+10m) lie entirely in the past hour.
-fn base_time() -> DateTime<Utc> {
-    floor_to(Utc::now(), FIVE_MIN) - Duration::minutes(10)
-}
-
-fn at(base: DateTime<Utc>, secs: i64) -> DateTime<Utc> {
-    base + Duration::seconds(secs)
-}
-
-/// Alternates RFC 3339 and PostgreSQL-style timestamps so both decodings are exercised.
-fn json_time(t: DateTime<Utc>, n: usize) -> String {
-    if n.is_multiple_of(2) {
-        t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-    } else {
-        t.format("%Y-%m-%d %H:%M:%S+00:00").to_string()
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // Pipeline 2: risingwave-streaming-siem.txt
@@ -620,528 +607,16 @@ async fn source_error_recorded_once_per_bad_line() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Pipeline 1: risingwave-siem-pipeline.txt
+// Pipeline 1: risingwave-siem-pipeline.txt (SQL, events and expectations in seed1/mod.rs)
 // ---------------------------------------------------------------------------------------
 
-/// The seed's SQL with the Kafka sources as file sources, `window_end AS event_time` in the
-/// brute-force branch of alert_summary and `NULL AS target_resource` in the sink (the seed
-/// selects columns alert_brute_force does not have; RisingWave rejects them too).
-const PIPELINE1_SQL: &str = r#"
-CREATE SOURCE firewall_logs (
-    event_time        TIMESTAMPTZ,
-    src_ip            VARCHAR,
-    dst_ip            VARCHAR,
-    src_port          INT,
-    dst_port          INT,
-    protocol          VARCHAR,
-    bytes_transferred BIGINT,
-    action            VARCHAR,
-    rule_id           VARCHAR
-)
-WITH (connector = 'file', path = '{FW}')
-FORMAT PLAIN ENCODE JSON;
-
-CREATE SOURCE auth_events (
-    event_time   TIMESTAMPTZ,
-    user_id      VARCHAR,
-    source_ip    VARCHAR,
-    country_code VARCHAR,
-    result       VARCHAR,   -- 'success' | 'failure' | 'mfa_challenge'
-    app_name     VARCHAR,
-    session_id   VARCHAR
-)
-WITH (connector = 'file', path = '{AUTH}')
-FORMAT PLAIN ENCODE JSON;
-
-CREATE SOURCE endpoint_events (
-    event_time   TIMESTAMPTZ,
-    host_id      VARCHAR,
-    process_name VARCHAR,
-    parent_pid   INT,
-    child_pid    INT,
-    command_line VARCHAR,
-    user_name    VARCHAR,
-    sha256_hash  VARCHAR
-)
-WITH (connector = 'file', path = '{EP}')
-FORMAT PLAIN ENCODE JSON;
-
-CREATE TABLE asset_taxonomy (host_id VARCHAR, asset_tier VARCHAR, owner VARCHAR);
-INSERT INTO asset_taxonomy VALUES ('dc-01', 'tier_1', 'it'), ('db-01', 'tier_1', 'dba'), ('web-01', 'tier_2', 'web');
-CREATE TABLE geo_ip_reference (ip_range_start BIGINT, ip_range_end BIGINT, region VARCHAR, country_code VARCHAR);
-COPY geo_ip_reference FROM '{GEO_CSV}' WITH (FORMAT csv, HEADER true);
-INSERT INTO geo_ip_reference VALUES (3221225984, 3221226239, 'north_america', 'US');
-
-CREATE MATERIALIZED VIEW normalized_events AS
-    -- Network events
-    SELECT
-        event_time,
-        'network'             AS event_category,
-        'firewall'            AS event_source,
-        rule_id               AS event_id,
-        src_ip                AS actor_ip,
-        NULL                  AS actor_user,
-        dst_ip                AS target_resource,
-        CAST(dst_port AS VARCHAR) AS target_detail,
-        action                AS outcome,
-        bytes_transferred     AS magnitude,
-        NULL                  AS raw_command
-    FROM firewall_logs
-
-    UNION ALL
-
-    -- Authentication events
-    SELECT
-        event_time,
-        'authentication'      AS event_category,
-        'identity_provider'   AS event_source,
-        session_id            AS event_id,
-        source_ip             AS actor_ip,
-        user_id               AS actor_user,
-        app_name              AS target_resource,
-        country_code          AS target_detail,
-        result                AS outcome,
-        NULL                  AS magnitude,
-        NULL                  AS raw_command
-    FROM auth_events
-
-    UNION ALL
-
-    -- Endpoint process events
-    SELECT
-        event_time,
-        'process_execution'   AS event_category,
-        'edr_agent'           AS event_source,
-        sha256_hash           AS event_id,
-        NULL                  AS actor_ip,
-        user_name             AS actor_user,
-        host_id               AS target_resource,
-        process_name          AS target_detail,
-        'executed'            AS outcome,
-        NULL                  AS magnitude,
-        command_line          AS raw_command
-    FROM endpoint_events;
-
-CREATE MATERIALIZED VIEW enriched_events AS
-SELECT
-    ne.*,
-    COALESCE(at.asset_tier, 'unknown')   AS asset_tier,
-    COALESCE(gi.region, 'unknown')       AS geo_region
-FROM normalized_events ne
-LEFT JOIN asset_taxonomy  at ON ne.target_resource = at.host_id
-LEFT JOIN geo_ip_reference gi ON inet_aton(ne.actor_ip)
-                                  BETWEEN gi.ip_range_start AND gi.ip_range_end;
-
-CREATE MATERIALIZED VIEW alert_brute_force AS
-SELECT
-    window_start,
-    window_end,
-    actor_ip,
-    actor_user,
-    COUNT(*)            AS failure_count,
-    'brute_force'       AS rule_name,
-    'high'              AS severity
-FROM TUMBLE(
-    enriched_events,
-    event_time,
-    INTERVAL '5 minutes'
-)
-WHERE event_category = 'authentication'
-  AND outcome        = 'failure'
-GROUP BY window_start, window_end, actor_ip, actor_user
-HAVING COUNT(*) > 10;
-
-CREATE MATERIALIZED VIEW alert_impossible_travel AS
-SELECT
-    a.actor_user,
-    a.actor_ip          AS ip_first,
-    b.actor_ip          AS ip_second,
-    a.geo_region        AS region_first,
-    b.geo_region        AS region_second,
-    a.event_time        AS time_first,
-    b.event_time        AS time_second,
-    'impossible_travel' AS rule_name,
-    'critical'          AS severity
-FROM enriched_events a
-JOIN enriched_events b
-  ON  a.actor_user   = b.actor_user
-  AND a.event_category = 'authentication'
-  AND b.event_category = 'authentication'
-  AND a.outcome      = 'success'
-  AND b.outcome      = 'success'
-  AND a.geo_region  <> b.geo_region
-  AND b.event_time   > a.event_time
-  AND b.event_time   < a.event_time + INTERVAL '30 minutes';
-
-CREATE MATERIALIZED VIEW alert_suspicious_process AS
-SELECT
-    event_time,
-    target_resource     AS host_id,
-    actor_user,
-    raw_command,
-    asset_tier,
-    'encoded_powershell' AS rule_name,
-    'high'              AS severity
-FROM enriched_events
-WHERE event_category = 'process_execution'
-  AND asset_tier     = 'tier_1'
-  AND target_detail  ILIKE '%powershell%'
-  AND raw_command    ILIKE '%-EncodedCommand%';
-
-CREATE MATERIALIZED VIEW alert_summary AS
-SELECT window_start, window_end, rule_name, severity, COUNT(*) AS alert_count
-FROM TUMBLE(
-    (
-      SELECT window_end AS event_time, rule_name, severity FROM alert_brute_force
-      UNION ALL
-      SELECT time_second AS event_time, rule_name, severity FROM alert_impossible_travel
-      UNION ALL
-      SELECT event_time, rule_name, severity FROM alert_suspicious_process
-    ),
-    event_time,
-    INTERVAL '1 minute'
-)
-GROUP BY window_start, window_end, rule_name, severity;
-"#;
-
-const SINK_SQL: &str = r#"
-CREATE SINK soar_alerts_sink
-FROM (
-    SELECT
-        NOW()                                  AS alert_fired_at,
-        rule_name,
-        severity,
-        actor_ip,
-        actor_user,
-        NULL                                   AS target_resource,
-        failure_count                          AS signal_value,
-        window_start,
-        window_end
-    FROM alert_brute_force
-    WHERE severity IN ('high', 'critical')
-
-    UNION ALL
-
-    SELECT
-        NOW()                                  AS alert_fired_at,
-        rule_name,
-        severity,
-        ip_first                               AS actor_ip,
-        actor_user,
-        NULL                                   AS target_resource,
-        NULL                                   AS signal_value,
-        time_first                             AS window_start,
-        time_second                            AS window_end
-    FROM alert_impossible_travel
-    WHERE severity = 'critical'
-)
-WITH (
-    connector = 'file',
-    path = '{ALERTS}'
-)
-FORMAT PLAIN ENCODE JSON;
-"#;
-
-/// Geo ranges (the first three loaded by COPY, the last by INSERT), as inet_aton integers.
-const GEO: [(&str, &str, &str, &str); 4] = [
-    ("10.0.0.0", "10.255.255.255", "internal", "ZZ"),
-    ("203.0.113.0", "203.0.113.255", "apac", "AU"),
-    ("198.51.100.0", "198.51.100.255", "europe", "DE"),
-    ("192.0.2.0", "192.0.2.255", "north_america", "US"),
-];
-
-fn ip_num(ip: &str) -> i64 {
-    ip.split('.').fold(0i64, |acc, o| acc * 256 + o.parse::<i64>().unwrap())
-}
-
-fn region(ip: &str) -> &'static str {
-    let n = ip_num(ip);
-    GEO.iter()
-        .find(|(s, e, _, _)| ip_num(s) <= n && n <= ip_num(e))
-        .map(|g| g.2)
-        .unwrap_or("unknown")
-}
-
-#[derive(Clone)]
-struct Login {
-    user: String,
-    ip: String,
-    result: &'static str,
-    t: DateTime<Utc>,
-}
-
-#[derive(Clone)]
-struct Exec {
-    host: &'static str,
-    name: &'static str,
-    cmd: &'static str,
-    user: &'static str,
-    t: DateTime<Utc>,
-}
-
-fn login(user: &str, ip: &str, result: &'static str, t: DateTime<Utc>) -> Login {
-    Login {
-        user: user.into(),
-        ip: ip.into(),
-        result,
-        t,
-    }
-}
-
-fn login_json(l: &Login, n: usize) -> String {
-    json!({"event_time": json_time(l.t, n), "user_id": l.user, "source_ip": l.ip, "country_code": "XX",
-           "result": l.result, "app_name": "vpn", "session_id": format!("s-{n}")})
-    .to_string()
-}
-
-fn exec_json(e: &Exec, n: usize) -> String {
-    json!({"event_time": json_time(e.t, n), "host_id": e.host, "process_name": e.name, "parent_pid": 1,
-           "child_pid": 1000 + n, "command_line": e.cmd, "user_name": e.user, "sha256_hash": format!("h{n}")})
-    .to_string()
-}
-
-fn pipeline1_events(base: DateTime<Utc>) -> (Vec<Login>, Vec<Exec>) {
-    let mut l = Vec::new();
-    // 11 failures (admin) in W0: fires. 10 failures (root) in W0: does not.
-    for i in 0..11 {
-        l.push(login("admin", "198.51.100.20", "failure", at(base, i * 20)));
-    }
-    for i in 0..10 {
-        l.push(login("root", "198.51.100.21", "failure", at(base, i * 20)));
-    }
-    // 12 failures from one IP split over two users: grouped per user, no alert.
-    for i in 0..12 {
-        l.push(login(
-            if i % 2 == 0 { "a" } else { "b" },
-            "203.0.113.9",
-            "failure",
-            at(base, i * 10),
-        ));
-    }
-    // 15 failures in W1 from an internal IP: fires; plus an mfa_challenge that is no failure.
-    for i in 0..15 {
-        l.push(login("svc", "10.1.2.3", "failure", at(base, 300 + i * 15)));
-    }
-    l.push(login("svc", "10.1.2.3", "mfa_challenge", at(base, 310)));
-    // Impossible travel: alice internal -> apac -> internal (two alerts, the internal pair
-    // is the same region); bob 35 minutes apart; carol exactly 30 minutes apart (strict <);
-    // dave from an unmapped IP then internal; erin's first login failed; frank at the same
-    // instant from two regions (strict >).
-    l.push(login("alice", "10.1.1.1", "success", at(base, 60)));
-    l.push(login("alice", "203.0.113.50", "success", at(base, 360)));
-    l.push(login("alice", "10.1.1.2", "success", at(base, 420)));
-    l.push(login("bob", "198.51.100.3", "success", at(base, -2400)));
-    l.push(login("bob", "192.0.2.4", "success", at(base, -300)));
-    l.push(login("carol", "198.51.100.4", "success", at(base, -1800)));
-    l.push(login("carol", "203.0.113.4", "success", at(base, 0)));
-    l.push(login("dave", "172.16.0.1", "success", at(base, 100)));
-    l.push(login("dave", "10.3.3.3", "success", at(base, 700)));
-    l.push(login("erin", "203.0.113.7", "failure", at(base, 100)));
-    l.push(login("erin", "198.51.100.8", "success", at(base, 200)));
-    l.push(login("frank", "203.0.113.8", "success", at(base, 150)));
-    l.push(login("frank", "192.0.2.8", "success", at(base, 150)));
-
-    let e = vec![
-        Exec {
-            host: "dc-01",
-            name: "PowerShell.exe",
-            cmd: "powershell -EncodedCommand SQBFAFgA",
-            user: "adm",
-            t: at(base, 30),
-        },
-        Exec {
-            host: "dc-01",
-            name: "powershell.exe",
-            cmd: "powershell -encodedcommand abc",
-            user: "x",
-            t: at(base, 95),
-        },
-        Exec {
-            host: "web-01",
-            name: "powershell.exe",
-            cmd: "-EncodedCommand zz",
-            user: "w",
-            t: at(base, 40),
-        },
-        Exec {
-            host: "db-01",
-            name: "pwsh.exe",
-            cmd: "pwsh -EncodedCommand zz",
-            user: "d",
-            t: at(base, 50),
-        },
-        Exec {
-            host: "db-01",
-            name: "powershell.exe",
-            cmd: "Get-Process",
-            user: "d",
-            t: at(base, 55),
-        },
-        Exec {
-            host: "db-01",
-            name: "powershell.exe",
-            cmd: "powershell.exe -EncodedCommand QQ==",
-            user: "d",
-            t: at(base, 65),
-        },
-        Exec {
-            host: "ws-99",
-            name: "powershell.exe",
-            cmd: "-EncodedCommand zz",
-            user: "u",
-            t: at(base, 70),
-        },
-    ];
-    (l, e)
-}
-
-struct Expected1 {
-    brute: Vec<Row>,
-    travel: Vec<Row>,
-    susp: Vec<Row>,
-    summary: Vec<Row>,
-    sink: Vec<Row>,
-}
-
-/// Pipeline 1's alerts computed in plain Rust; `tiers` is the asset table's content.
-fn expected1(l: &[Login], e: &[Exec], tiers: &HashMap<&str, &str>) -> Expected1 {
-    let mut fails: BTreeMap<(i64, String, String), i64> = BTreeMap::new();
-    for x in l.iter().filter(|x| x.result == "failure") {
-        *fails
-            .entry((floor_to(x.t, FIVE_MIN).timestamp(), x.ip.clone(), x.user.clone()))
-            .or_default() += 1;
-    }
-    let mut summary_in: Vec<(DateTime<Utc>, &str, &str)> = Vec::new();
-    let (mut brute, mut travel, mut susp, mut sink) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for ((w, ip, user), n) in fails.into_iter().filter(|(_, n)| *n > 10) {
-        let ws = DateTime::from_timestamp(w, 0).unwrap();
-        let we = ws + Duration::seconds(FIVE_MIN);
-        brute.push(row![ts(ws), ts(we), ip, user, n, "brute_force", "high"]);
-        sink.push(row!["brute_force", "high", ip, user, "NULL", n, ts(ws), ts(we)]);
-        summary_in.push((we, "brute_force", "high"));
-    }
-    let ok: Vec<&Login> = l.iter().filter(|x| x.result == "success").collect();
-    for a in &ok {
-        for b in &ok {
-            let (ra, rb) = (region(&a.ip), region(&b.ip));
-            if a.user == b.user && ra != rb && b.t > a.t && b.t < a.t + Duration::minutes(30) {
-                travel.push(row![
-                    a.user,
-                    a.ip,
-                    b.ip,
-                    ra,
-                    rb,
-                    ts(a.t),
-                    ts(b.t),
-                    "impossible_travel",
-                    "critical"
-                ]);
-                sink.push(row![
-                    "impossible_travel",
-                    "critical",
-                    a.ip,
-                    a.user,
-                    "NULL",
-                    "NULL",
-                    ts(a.t),
-                    ts(b.t)
-                ]);
-                summary_in.push((b.t, "impossible_travel", "critical"));
-            }
-        }
-    }
-    for x in e {
-        let tier = tiers.get(x.host).copied().unwrap_or("unknown");
-        if tier == "tier_1"
-            && x.name.to_lowercase().contains("powershell")
-            && x.cmd.to_lowercase().contains("-encodedcommand")
-        {
-            susp.push(row![ts(x.t), x.host, x.user, x.cmd, tier, "encoded_powershell", "high"]);
-            summary_in.push((x.t, "encoded_powershell", "high"));
-        }
-    }
-    let mut counts: BTreeMap<(i64, &str, &str), i64> = BTreeMap::new();
-    for (t, rule, sev) in summary_in {
-        *counts.entry((floor_to(t, 60).timestamp(), rule, sev)).or_default() += 1;
-    }
-    let summary = counts
-        .into_iter()
-        .map(|((w, rule, sev), n)| {
-            let ws = DateTime::from_timestamp(w, 0).unwrap();
-            row![ts(ws), ts(ws + Duration::seconds(60)), rule, sev, n]
-        })
-        .collect();
-    Expected1 {
-        brute,
-        travel,
-        susp,
-        summary,
-        sink,
-    }
-}
-
-async fn check_pipeline1(client: &tokio_postgres::Client, exp: &Expected1) {
-    wait_for(
-        client,
-        "SELECT window_start, window_end, actor_ip, actor_user, failure_count, rule_name, severity FROM alert_brute_force",
-        &exp.brute,
-    )
-    .await;
-    wait_for(
-        client,
-        "SELECT actor_user, ip_first, ip_second, region_first, region_second, time_first, time_second, rule_name, \
-         severity FROM alert_impossible_travel",
-        &exp.travel,
-    )
-    .await;
-    wait_for(
-        client,
-        "SELECT event_time, host_id, actor_user, raw_command, asset_tier, rule_name, severity FROM alert_suspicious_process",
-        &exp.susp,
-    )
-    .await;
-    wait_for(
-        client,
-        "SELECT window_start, window_end, rule_name, severity, alert_count FROM alert_summary",
-        &exp.summary,
-    )
-    .await;
-}
-
-/// The sink file's JSON lines, canonicalized like query rows (timestamps parsed), with the
-/// `alert_fired_at` of each line.
+/// The sink file's rows (sorted), canonicalized like query rows, and its lines.
 fn sink_rows(path: &Path) -> (Vec<Row>, Vec<String>) {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let mut rows = Vec::new();
-    let mut fired = Vec::new();
-    for line in text.lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("sink line {line}: {e}"));
-        let cols = [
-            "rule_name",
-            "severity",
-            "actor_ip",
-            "actor_user",
-            "target_resource",
-            "signal_value",
-            "window_start",
-            "window_end",
-        ];
-        rows.push(
-            cols.iter()
-                .map(|c| match &v[*c] {
-                    serde_json::Value::Null => "NULL".to_string(),
-                    serde_json::Value::String(s) => match DateTime::parse_from_rfc3339(s) {
-                        Ok(t) => ts(t.with_timezone(&Utc)),
-                        Err(_) => s.clone(),
-                    },
-                    other => other.to_string(),
-                })
-                .collect(),
-        );
-        fired.push(v["alert_fired_at"].as_str().unwrap_or("").to_string());
-    }
+    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let mut rows: Vec<Row> = lines.iter().map(|l| json_row(l, &SOAR_COLUMNS)).collect();
     rows.sort();
-    (rows, fired)
+    (rows, lines)
 }
 
 async fn wait_for_sink(path: &Path, expected: &[Row]) -> Vec<String> {
@@ -1160,6 +635,12 @@ async fn wait_for_sink(path: &Path, expected: &[Row]) -> Vec<String> {
     }
 }
 
+/// The SQL the pipeline-1 tests run is the seed document's (see `seed1::SEED1_BLOCKS`).
+#[test]
+fn seed1_sql_is_the_seed_document_verbatim() {
+    check_blocks_against_document();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn siem_pipeline_with_reference_tables_and_sink() {
     let dir = tempfile::tempdir().unwrap();
@@ -1176,47 +657,23 @@ async fn siem_pipeline_with_reference_tables_and_sink() {
     shuffle(&mut auth_lines, 11);
     let mut ep_lines: Vec<String> = e.iter().enumerate().map(|(i, x)| exec_json(x, i)).collect();
     shuffle(&mut ep_lines, 12);
-    // Network noise: its target_resource (dst_ip) matches no asset, its actor no alert.
-    let fw_lines: Vec<String> = (0..5)
-        .map(|i| {
-            json!({"event_time": json_time(at(base, i * 30), 0), "src_ip": "10.0.0.5", "dst_ip": "dc-01",
-                   "src_port": 40000 + i, "dst_port": 445, "protocol": "tcp", "bytes_transferred": 100 * i,
-                   "action": "deny", "rule_id": format!("r{i}")})
-            .to_string()
-        })
-        .collect();
+    let fw_lines = firewall_noise(base);
     append_lines(&auth_path, &auth_lines);
     append_lines(&ep_path, &ep_lines);
     append_lines(&fw_path, &fw_lines);
-    let mut csv = String::from("ip_range_start,ip_range_end,region,country_code\n");
-    for (s, e, r, c) in &GEO[..3] {
-        csv.push_str(&format!("{},{},{r},{c}\n", ip_num(s), ip_num(e)));
-    }
-    std::fs::write(&geo_path, csv).unwrap();
-    assert_eq!(
-        ip_num(GEO[3].0),
-        3221225984,
-        "the INSERTed range in the SQL is 192.0.2.0/24"
-    );
+    write_geo_csv(&geo_path);
 
     let handle = server().await;
     let client = connect(&handle).await;
-    let sql = PIPELINE1_SQL
-        .replace("{AUTH}", auth_path.to_str().unwrap())
-        .replace("{FW}", fw_path.to_str().unwrap())
-        .replace("{EP}", ep_path.to_str().unwrap())
-        .replace("{GEO_CSV}", geo_path.to_str().unwrap());
-    exec_all(&client, &sql).await;
-    wait_for(
-        &client,
-        "SELECT ip_range_start, ip_range_end, region, country_code FROM geo_ip_reference",
-        &GEO.iter()
-            .map(|(s, e, r, c)| row![ip_num(s), ip_num(e), r, c])
-            .collect::<Vec<_>>(),
-    )
-    .await;
+    let conn = Connectors::File {
+        auth: &auth_path,
+        fw: &fw_path,
+        ep: &ep_path,
+    };
+    exec_all(&client, &pipeline1_sql(&conn, &geo_path)).await;
+    wait_for(&client, GEO_QUERY, &geo_rows()).await;
 
-    let mut tiers: HashMap<&str, &str> = [("dc-01", "tier_1"), ("db-01", "tier_1"), ("web-01", "tier_2")].into();
+    let mut tiers = initial_tiers();
     let exp = expected1(&l, &e, &tiers);
     assert_eq!(
         (exp.brute.len(), exp.travel.len(), exp.susp.len()),
@@ -1256,15 +713,9 @@ async fn siem_pipeline_with_reference_tables_and_sink() {
 
     // The sink writes the brute-force and impossible-travel alerts as JSON lines.
     let started = Utc::now();
-    exec_all(&client, &SINK_SQL.replace("{ALERTS}", alerts_path.to_str().unwrap())).await;
-    let fired = wait_for_sink(&alerts_path, &exp.sink).await;
-    for f in fired {
-        let t = DateTime::parse_from_rfc3339(&f).unwrap_or_else(|e| panic!("alert_fired_at {f:?}: {e}"));
-        let t = t.with_timezone(&Utc);
-        assert!(
-            t >= started - Duration::seconds(5) && t <= Utc::now() + Duration::seconds(5),
-            "alert_fired_at {t}"
-        );
+    exec_all(&client, &soar_sink_file_sql(&alerts_path)).await;
+    for line in wait_for_sink(&alerts_path, &exp.sink).await {
+        check_fired_at(&line, started, Utc::now());
     }
 
     // Deleting a host's asset row retracts its enrichment: dc-01 becomes 'unknown' and its
