@@ -1,116 +1,43 @@
-//! Where dataflow output leaves timely: [`ViewStore`]s that serve materialized views to
-//! queries at a consistent time, and [`SinkWriter`]s that receive sink changes.
+//! Where dataflow output leaves timely: [`ViewStore`]s that track how far each
+//! materialized view (or table) is complete, so that queries read every view at one
+//! consistent time, and [`SinkWriter`]s that receive sink changes.
 //!
-//! Invariant: every store applies updates only up to the registry's *sealed* time, the
-//! minimum frontier over every shard of every store. A reader locks the shards it reads,
-//! brings each to the same sealed time, and so sees all views as of one instant.
+//! The contents themselves are not copied out: a query *peeks* into the workers'
+//! arrangements ([`crate::Engine::peek`]) at the registry's *sealed* time, the minimum
+//! frontier over every shard of every store, and so sees all views as of one instant.
 
-use std::collections::hash_map::Entry;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 use rampart_repr::Row;
 
 use crate::{Diff, Time};
 
-/// One worker's part of a view.
-#[derive(Default)]
-pub struct Shard {
-    pending: Vec<(Row, Time, Diff)>,
-    state: HashMap<Row, Diff>,
-    upper: Time,
-}
-
-impl Shard {
-    fn apply_below(&mut self, sealed: Time) {
-        if self.pending.is_empty() {
-            return;
-        }
-        let mut keep = Vec::new();
-        for (row, t, d) in self.pending.drain(..) {
-            if t < sealed {
-                match self.state.entry(row) {
-                    Entry::Occupied(mut o) => {
-                        *o.get_mut() += d;
-                        if *o.get() == 0 {
-                            o.remove();
-                        }
-                    }
-                    Entry::Vacant(v) => {
-                        if d != 0 {
-                            v.insert(d);
-                        }
-                    }
-                }
-            } else {
-                keep.push((row, t, d));
-            }
-        }
-        self.pending = keep;
-    }
-}
-
-/// A materialized view's contents, one shard per worker.
+/// How far a materialized view or table is complete, one frontier per worker.
 pub struct ViewStore {
-    shards: Vec<Mutex<Shard>>,
-    registry: Arc<StoreRegistry>,
-}
-
-fn lock(m: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    uppers: Vec<AtomicU64>,
 }
 
 impl ViewStore {
     /// A store with one shard per worker, registered so that it takes part in sealing.
     pub fn new(workers: usize, registry: &Arc<StoreRegistry>) -> Arc<Self> {
         let store = Arc::new(ViewStore {
-            shards: (0..workers).map(|_| Mutex::new(Shard::default())).collect(),
-            registry: registry.clone(),
+            uppers: (0..workers).map(|_| AtomicU64::new(0)).collect(),
         });
         registry.register(&store);
         store
     }
 
-    /// Called by worker `shard`'s capture operator with completed updates and its frontier.
-    pub fn push(&self, shard: usize, updates: &mut Vec<(Row, Time, Diff)>, upper: Time) {
-        let sealed = self.registry.sealed();
-        let mut s = lock(&self.shards[shard]);
-        s.pending.append(updates);
-        s.upper = s.upper.max(upper);
-        s.apply_below(sealed);
+    /// Called by worker `shard`'s capture operator with its input frontier: every update
+    /// at a time before `upper` has arrived.
+    pub fn advance(&self, shard: usize, upper: Time) {
+        if let Some(u) = self.uppers.get(shard) {
+            u.fetch_max(upper, Ordering::AcqRel);
+        }
     }
 
     fn upper(&self) -> Time {
-        self.shards.iter().map(|s| lock(s).upper).min().unwrap_or(0)
-    }
-
-    /// The rows of several stores at one consistent time, with that time. Rows appear
-    /// once per unit of multiplicity.
-    pub fn read_consistent(stores: &[Arc<ViewStore>]) -> (Vec<Vec<Row>>, Time) {
-        let registry = match stores.first() {
-            Some(s) => s.registry.clone(),
-            None => return (vec![], 0),
-        };
-        let mut guards: Vec<Vec<MutexGuard<'_, Shard>>> = Vec::new();
-        for s in stores {
-            guards.push(s.shards.iter().map(lock).collect());
-        }
-        let sealed = registry.sealed();
-        let mut out = Vec::new();
-        for shards in guards.iter_mut() {
-            let mut rows = Vec::new();
-            for shard in shards.iter_mut() {
-                shard.apply_below(sealed);
-                for (row, count) in &shard.state {
-                    for _ in 0..(*count).max(0) {
-                        rows.push(row.clone());
-                    }
-                }
-            }
-            out.push(rows);
-        }
-        (out, sealed)
+        self.uppers.iter().map(|u| u.load(Ordering::Acquire)).min().unwrap_or(0)
     }
 }
 

@@ -8,7 +8,7 @@ use rampart_plan::Plan;
 use rampart_repr::{ErrorLog, Positions, RelationDesc, Row};
 
 use crate::capture::{SinkWriter, ViewStore};
-use crate::Diff;
+use crate::{Diff, Time};
 
 /// Decoded rows from a reader, with how far the reader had read once they were decoded.
 #[derive(Clone, Debug, Default)]
@@ -165,4 +165,27 @@ pub enum Command {
         /// Object name.
         name: String,
     },
+    /// Read the contents of tables and materialized views from their arrangements.
+    Peek(Arc<PeekRequest>),
+}
+
+/// A query's read of tables and materialized views at one time: each worker answers with
+/// its part once its arrangements are complete through `at`.
+pub struct PeekRequest {
+    /// The objects to read.
+    pub names: Vec<String>,
+    /// Every update at a time at most this counts.
+    pub at: Time,
+    /// Where each worker sends its answer.
+    pub reply: crossbeam_channel::Sender<PeekReply>,
+}
+
+/// One worker's answer to a [`PeekRequest`].
+pub enum PeekReply {
+    /// Per requested name, in order, this worker's rows (once per unit of multiplicity).
+    Rows(Vec<Vec<Row>>),
+    /// An arrangement was already compacted past `at`: ask again at a later time.
+    Retry,
+    /// The object is gone (dropped meanwhile) or has no arrangement.
+    Missing(String),
 }

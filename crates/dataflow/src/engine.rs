@@ -1,11 +1,13 @@
 //! [`Engine`]: starts the timely workers and broadcasts commands to them.
 
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
+use rampart_repr::Row;
 
 use crate::capture::StoreRegistry;
-use crate::command::Command;
+use crate::command::{Command, PeekReply, PeekRequest};
 use crate::worker;
 
 /// A running pool of dataflow workers.
@@ -60,6 +62,49 @@ impl Engine {
         }
         for t in &self.threads {
             t.unpark();
+        }
+    }
+
+    /// The contents of the named tables and materialized views, all as of one time (the
+    /// registry's sealed time): rows once per unit of multiplicity, in the order of `names`.
+    /// Waits at most `timeout` for the workers to answer.
+    pub fn peek(&self, names: &[String], timeout: Duration) -> Result<Vec<Vec<Row>>, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let at = self.registry.reseal().saturating_sub(1);
+            let (reply, answers) = unbounded();
+            self.broadcast(Command::Peek(Arc::new(PeekRequest {
+                names: names.to_vec(),
+                at,
+                reply,
+            })));
+            let mut contents: Vec<Vec<Row>> = vec![Vec::new(); names.len()];
+            let mut retry = false;
+            for _ in 0..self.workers {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match answers.recv_timeout(left) {
+                    Ok(PeekReply::Rows(parts)) => {
+                        for (all, part) in contents.iter_mut().zip(parts) {
+                            all.extend(part);
+                        }
+                    }
+                    Ok(PeekReply::Retry) => retry = true,
+                    Ok(PeekReply::Missing(name)) => {
+                        return Err(format!(
+                            "relation \"{name}\" has no running dataflow (it is being dropped, or its dataflow failed to build: see rampart_source_errors)"
+                        ))
+                    }
+                    Err(_) => {
+                        return Err(format!(
+                            "the dataflow workers did not answer the query within {}s",
+                            timeout.as_secs()
+                        ))
+                    }
+                }
+            }
+            if !retry {
+                return Ok(contents);
+            }
         }
     }
 

@@ -1,7 +1,7 @@
 //! Renders Rampart's dataflow IR onto timely + differential dataflow and runs it on a pool
 //! of worker threads. The coordinator talks to the workers through [`Engine`]: it creates
-//! tables and views, feeds table changes, and reads view contents from [`ViewStore`]s at
-//! a consistent time.
+//! tables and views, feeds table changes, and reads view contents from the workers'
+//! arrangements at a consistent time ([`Engine::peek`]).
 
 pub mod capture;
 pub mod command;
@@ -11,7 +11,7 @@ pub mod render;
 mod worker;
 
 pub use capture::{SinkWriter, StoreRegistry, ViewStore};
-pub use command::{Command, FeedProgress, SourceBatch, SourceFeed, ViewSpec};
+pub use command::{Command, FeedProgress, PeekReply, PeekRequest, SourceBatch, SourceFeed, ViewSpec};
 pub use engine::Engine;
 
 /// Processing time: milliseconds since the Unix epoch. Every update in the dataflow is

@@ -8,16 +8,17 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, TryRecvError};
 use differential_dataflow::input::{Input, InputSession};
 use differential_dataflow::operators::arrange::TraceAgent;
+use differential_dataflow::trace::cursor::cursor_list;
 use differential_dataflow::trace::implementations::KeySpine;
-use differential_dataflow::trace::TraceReader;
+use differential_dataflow::trace::{Cursor, TraceReader};
 use rampart_repr::Row;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::operator::Operator;
-use timely::progress::frontier::AntichainRef;
+use timely::progress::frontier::{Antichain, AntichainRef};
 use timely::worker::Worker;
 
 use crate::capture::{SinkWriter, StoreRegistry, ViewStore};
-use crate::command::{Command, FeedProgress, SourceBatch, ViewSpec};
+use crate::command::{Command, FeedProgress, PeekReply, PeekRequest, SourceBatch, ViewSpec};
 use crate::render::watermark::safe_watermark;
 use crate::render::{render, RenderContext, Rendered, Rows};
 use crate::{now_ms, Diff, Time};
@@ -37,8 +38,9 @@ const BUSY_PARK: Duration = Duration::from_millis(1);
 /// worker advances time (temporal filters, consistent reads).
 pub const MAX_IDLE_PARK: Duration = Duration::from_millis(16);
 
-/// How much history traces keep behind the wall clock (ms): enough for a dataflow being
-/// built to import a consistent snapshot.
+/// How much history traces keep behind the wall clock, or behind the registry's sealed
+/// time when views lag (ms): enough for a dataflow being built to import a consistent
+/// snapshot and for a query to peek at the sealed time it read.
 const COMPACTION_LAG_MS: Time = 1_000;
 
 struct SourceInput {
@@ -65,10 +67,12 @@ pub(crate) fn run(worker: &mut Worker, commands: Receiver<Command>, registry: Ar
     let mut epoch: Time = now_ms();
     let mut last_compaction = Instant::now();
     let mut park = BUSY_PARK;
+    let mut peeks: Vec<Arc<PeekRequest>> = Vec::new();
     loop {
         let mut busy = false;
         loop {
             match commands.try_recv() {
+                Ok(Command::Peek(peek)) => peeks.push(peek),
                 Ok(cmd) => {
                     busy = true;
                     apply(worker, cmd, &mut objects, epoch, &registry)
@@ -126,9 +130,14 @@ pub(crate) fn run(worker: &mut Worker, commands: Receiver<Command>, registry: Ar
                 }
             }
         }
+        peeks.retain(|p| !answer_peek(p, &mut objects));
         if last_compaction.elapsed() > Duration::from_millis(100) {
             last_compaction = Instant::now();
-            let since = [epoch.saturating_sub(COMPACTION_LAG_MS)];
+            let oldest_peek = peeks.iter().map(|p| p.at).min().unwrap_or(Time::MAX);
+            let since = [epoch
+                .min(registry.sealed())
+                .saturating_sub(COMPACTION_LAG_MS)
+                .min(oldest_peek)];
             for o in objects.values_mut() {
                 if let Some(t) = o.trace.as_mut() {
                     t.set_logical_compaction(AntichainRef::new(&since));
@@ -143,7 +152,11 @@ pub(crate) fn run(worker: &mut Worker, commands: Receiver<Command>, registry: Ar
         if index == 0 {
             registry.reseal();
         }
-        park = if busy { BUSY_PARK } else { (park * 2).min(MAX_IDLE_PARK) };
+        park = if busy || !peeks.is_empty() {
+            BUSY_PARK
+        } else {
+            (park * 2).min(MAX_IDLE_PARK)
+        };
         // A dataflow with pending work does not park at all.
         worker.step_or_park(Some(park));
     }
@@ -216,6 +229,8 @@ fn apply(
                 }
             }
         }
+        // Answered in the worker loop, once the arrangements are complete.
+        Command::Peek(_) => {}
         Command::Drop { name } => {
             if let Some(o) = objects.remove(&name) {
                 worker.drop_dataflow(o.dataflow);
@@ -301,13 +316,80 @@ fn build_view(
     })
 }
 
+/// Reports how far the view is complete on this worker (its contents stay in the
+/// arrangement, where queries peek).
 fn capture_to_store(rows: Rows<'_>, store: Arc<ViewStore>, shard: usize) {
-    let mut buffer: Vec<(Row, Time, Diff)> = Vec::new();
-    rows.inner.sink(Pipeline, "CaptureView", move |(input, frontier)| {
-        input.for_each(|_cap, data| buffer.append(data));
+    rows.inner.sink(Pipeline, "ViewFrontier", move |(input, frontier)| {
+        input.for_each(|_cap, data| data.clear());
         let upper = frontier.frontier().first().copied().unwrap_or(Time::MAX);
-        store.push(shard, &mut buffer, upper);
+        store.advance(shard, upper);
     });
+}
+
+/// Answers `peek` from this worker's arrangements if they are complete through its time;
+/// returns whether it was answered (false: try again after more steps).
+fn answer_peek(peek: &PeekRequest, objects: &mut HashMap<String, Object>) -> bool {
+    let mut upper = Antichain::new();
+    for name in &peek.names {
+        let Some(trace) = objects.get_mut(name).and_then(|o| o.trace.as_mut()) else {
+            let _ = peek.reply.send(PeekReply::Missing(name.clone()));
+            return true;
+        };
+        trace.read_upper(&mut upper);
+        if upper.less_equal(&peek.at) {
+            return false;
+        }
+        if !trace.get_logical_compaction().less_equal(&peek.at) {
+            let _ = peek.reply.send(PeekReply::Retry);
+            return true;
+        }
+    }
+    let mut contents = Vec::with_capacity(peek.names.len());
+    for name in &peek.names {
+        match objects
+            .get_mut(name)
+            .and_then(|o| o.trace.as_mut())
+            .map(|t| read_trace(t, peek.at))
+        {
+            Some(Some(rows)) => contents.push(rows),
+            Some(None) => {
+                let _ = peek.reply.send(PeekReply::Retry);
+                return true;
+            }
+            None => {
+                let _ = peek.reply.send(PeekReply::Missing(name.clone()));
+                return true;
+            }
+        }
+    }
+    let _ = peek.reply.send(PeekReply::Rows(contents));
+    true
+}
+
+/// The rows of `trace` as of `at`: every update at a time at most `at`, once per unit of
+/// multiplicity. `None` if the trace cannot be read through its upper right now.
+fn read_trace(trace: &mut Trace, at: Time) -> Option<Vec<Row>> {
+    let mut rows = Vec::new();
+    let mut upper = Antichain::new();
+    trace.read_upper(&mut upper);
+    let batches = trace.batches_through(upper.borrow())?;
+    let (mut cursor, storage) = cursor_list(batches);
+    while cursor.key_valid(&storage) {
+        while cursor.val_valid(&storage) {
+            let mut count: Diff = 0;
+            cursor.map_times(&storage, |t, d| {
+                if *t <= at {
+                    count += *d;
+                }
+            });
+            for _ in 0..count.max(0) {
+                rows.push(cursor.key(&storage).clone());
+            }
+            cursor.step_val(&storage);
+        }
+        cursor.step_key(&storage);
+    }
+    Some(rows)
 }
 
 fn capture_to_sink(rows: Rows<'_>, sink: Arc<dyn SinkWriter>, index: usize) {

@@ -9,13 +9,15 @@ use datafusion::catalog::MemTable;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::ast::{ObjectName, Query, Statement};
-use rampart_dataflow::ViewStore;
 use rampart_sql::ast::{object_name, ObjectKind, ShowKind};
 use rampart_sql::lower::NowMode;
 use rampart_sql::planner::{new_session_context, plan_batch_query};
 use rampart_sql::{PlanError, RampartStatement};
 
 use crate::coordinator::{Executed, State};
+
+/// How long a query waits for the workers to read the views it scans.
+const PEEK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 use crate::session_api::QueryOutput;
 use crate::system_tables;
 
@@ -125,7 +127,7 @@ impl State {
                 .filter(|n| self.catalog.get(n).is_some()),
         );
         let names = self.expand(scans)?;
-        let mut stores: Vec<(String, SchemaRef, Arc<ViewStore>)> = Vec::new();
+        let mut stores: Vec<(String, SchemaRef)> = Vec::new();
         for n in &names {
             match self.catalog.get(n) {
                 Some(e) if e.kind == ObjectKind::Source => {
@@ -133,16 +135,16 @@ impl State {
                         "source \"{n}\" is not materialized and cannot be queried directly; CREATE MATERIALIZED VIEW ... AS SELECT ... FROM {n} and query that"
                     )))
                 }
-                Some(e) => {
-                    if let Some(store) = &e.store {
-                        stores.push((n.clone(), e.desc.arrow_schema(), store.clone()));
-                    }
-                }
-                None => {}
+                Some(e) if e.store.is_some() => stores.push((n.clone(), e.desc.arrow_schema())),
+                _ => {}
             }
         }
-        let just_stores: Vec<Arc<ViewStore>> = stores.iter().map(|(_, _, s)| s.clone()).collect();
-        let (contents, _time) = ViewStore::read_consistent(&just_stores);
+        let peeked: Vec<String> = stores.iter().map(|(n, _)| n.clone()).collect();
+        let engine = self.engine.clone();
+        let contents = tokio::task::spawn_blocking(move || engine.peek(&peeked, PEEK_TIMEOUT))
+            .await
+            .map_err(|e| PlanError::new("XX000", format!("reading the views failed: {e}")))?
+            .map_err(|e| PlanError::new("55000", e))?;
         let ctx = new_session_context();
         if wants_pg_catalog {
             crate::pg_catalog::register(&ctx, Some(&self.catalog));
@@ -152,7 +154,7 @@ impl State {
             stores
                 .into_iter()
                 .zip(contents)
-                .map(|((n, schema, _), rows)| (n, schema, rows))
+                .map(|((n, schema), rows)| (n, schema, rows))
                 .collect(),
         )?;
         for (name, log) in [
