@@ -5,38 +5,69 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::DFSchemaRef;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::logical_expr::Expr;
 use datafusion::optimizer::simplify_expressions::ExprSimplifier;
+use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 use rampart_repr::arrow_convert::array_to_datums;
 use rampart_repr::{rows_to_batch_projected, Datum, Row, RowRef};
 
 /// Expressions compiled against one input schema.
 pub struct Evaluator {
+    /// The schema of the columns the expressions read, in input order.
     schema: SchemaRef,
+    /// The expressions, their column references renumbered into `schema`.
     exprs: Vec<Arc<dyn PhysicalExpr>>,
-    /// Input columns the expressions read; the others are not converted.
-    used: Vec<bool>,
+    /// For each column of `schema`, its index in the input rows; the other input columns
+    /// are never converted to Arrow.
+    columns: Vec<usize>,
+    /// Per expression, the input column it is when it is just a column reference:
+    /// [`Evaluator::eval_rows`] copies those without going through Arrow.
+    direct: Vec<Option<usize>>,
+    /// The expressions that are not plain column references, for
+    /// [`Evaluator::eval_rows`] (`None` when every expression is one, or in this evaluator
+    /// itself when it already is that subset).
+    computed: Option<Box<Evaluator>>,
 }
 
 impl Evaluator {
     /// Compiles `exprs` against `input_schema`.
     pub fn new(exprs: &[Expr], input_schema: &DFSchemaRef) -> Result<Self, String> {
+        Self::build(exprs, input_schema, true)
+    }
+
+    fn build(exprs: &[Expr], input_schema: &DFSchemaRef, split: bool) -> Result<Self, String> {
         let props = ExecutionProps::new();
         let ctx = PhysicalPlanningContext::default();
         // Some functions (COALESCE, NVL) are only executable after simplification. NOW()
         // never reaches here: planning turned it into a temporal filter or the emit time.
         let simplifier = ExprSimplifier::new(SimplifyContext::builder().with_schema(input_schema.clone()).build());
         let mut used = vec![false; input_schema.fields().len()];
-        let exprs = exprs
+        let mut direct = Vec::with_capacity(exprs.len());
+        let mut others = Vec::new();
+        let physical = exprs
             .iter()
             .map(|e| {
                 let simplified = simplifier.simplify(e.clone()).map_err(|err| format!("{e}: {err}"))?;
+                match &simplified {
+                    Expr::Column(c) if split => match input_schema.index_of_column(c) {
+                        Ok(i) => direct.push(Some(i)),
+                        Err(_) => {
+                            direct.push(None);
+                            others.push(e.clone());
+                        }
+                    },
+                    _ => {
+                        direct.push(None);
+                        others.push(e.clone());
+                    }
+                }
                 for c in simplified.column_refs() {
                     match input_schema.index_of_column(c) {
                         Ok(i) => used[i] = true,
@@ -47,10 +78,30 @@ impl Evaluator {
                 create_physical_expr(&simplified, input_schema, &props, &ctx).map_err(|err| format!("{e}: {err}"))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let columns: Vec<usize> = (0..used.len()).filter(|&i| used[i]).collect();
+        let mut renumbered = vec![usize::MAX; used.len()];
+        for (j, &i) in columns.iter().enumerate() {
+            renumbered[i] = j;
+        }
+        let full = input_schema.as_arrow();
+        let schema = Arc::new(Schema::new(
+            columns.iter().map(|&i| full.field(i).clone()).collect::<Vec<_>>(),
+        ));
+        let exprs = physical
+            .into_iter()
+            .map(|e| renumber_columns(e, &renumbered))
+            .collect::<Result<Vec<_>, _>>()?;
+        let computed = if split && !others.is_empty() {
+            Some(Box::new(Self::build(&others, input_schema, false)?))
+        } else {
+            None
+        };
         Ok(Evaluator {
-            schema: Arc::new(input_schema.as_arrow().clone()),
+            schema,
             exprs,
-            used,
+            columns,
+            direct,
+            computed,
         })
     }
 
@@ -70,7 +121,7 @@ impl Evaluator {
         rows: impl ExactSizeIterator<Item = &'a R> + Clone,
     ) -> Result<Vec<ArrayRef>, String> {
         let n = rows.len();
-        let batch = rows_to_batch_projected(rows, &self.schema, Some(&self.used)).map_err(|e| e.to_string())?;
+        let batch = rows_to_batch_projected(rows, &self.schema, &self.columns).map_err(|e| e.to_string())?;
         self.exprs
             .iter()
             .map(|e| {
@@ -82,15 +133,35 @@ impl Evaluator {
     }
 
     /// Evaluates every expression on every row and returns one output row per input row.
+    /// Plain column references are copied from the input row; only the other expressions
+    /// go through Arrow.
     pub fn eval_rows<'a>(&self, rows: impl ExactSizeIterator<Item = &'a Row> + Clone) -> Result<Vec<Row>, String> {
         let n = rows.len();
-        let cols = self.eval_columns(rows)?;
-        let mut out: Vec<Row> = (0..n).map(|_| Vec::with_capacity(cols.len())).collect();
-        for col in &cols {
-            let datums = array_to_datums(col).map_err(|e| e.to_string())?;
-            for (row, d) in out.iter_mut().zip(datums) {
-                row.push(d);
+        let mut computed: Vec<std::vec::IntoIter<Datum>> = match &self.computed {
+            Some(c) => c
+                .eval_columns(rows.clone())?
+                .iter()
+                .map(|col| array_to_datums(col).map(Vec::into_iter).map_err(|e| e.to_string()))
+                .collect::<Result<_, _>>()?,
+            None if self.direct.iter().all(Option::is_some) => Vec::new(),
+            // This evaluator is itself the computed subset.
+            None => self
+                .eval_columns(rows.clone())?
+                .iter()
+                .map(|col| array_to_datums(col).map(Vec::into_iter).map_err(|e| e.to_string()))
+                .collect::<Result<_, _>>()?,
+        };
+        let mut out: Vec<Row> = Vec::with_capacity(n);
+        for row in rows {
+            let mut next = computed.iter_mut();
+            let mut o = Vec::with_capacity(self.direct.len());
+            for d in &self.direct {
+                match d {
+                    Some(i) => o.push(row.get(*i).cloned().unwrap_or(Datum::Null)),
+                    None => o.push(next.next().and_then(Iterator::next).unwrap_or(Datum::Null)),
+                }
             }
+            out.push(o);
         }
         Ok(out)
     }
@@ -112,6 +183,28 @@ impl Evaluator {
     }
 }
 
+/// `expr` reading column `renumbered[i]` wherever it read input column `i`.
+fn renumber_columns(expr: Arc<dyn PhysicalExpr>, renumbered: &[usize]) -> Result<Arc<dyn PhysicalExpr>, String> {
+    let shown = expr.to_string();
+    expr.transform_up(|e| {
+        let Some(c) = e.downcast_ref::<Column>() else {
+            return Ok(Transformed::no(e));
+        };
+        match renumbered.get(c.index()) {
+            Some(&j) if j != usize::MAX => Ok(Transformed::yes(
+                Arc::new(Column::new(c.name(), j)) as Arc<dyn PhysicalExpr>
+            )),
+            _ => Err(datafusion::error::DataFusionError::Internal(format!(
+                "column {} (#{}) is not among the columns read",
+                c.name(),
+                c.index()
+            ))),
+        }
+    })
+    .map(|t| t.data)
+    .map_err(|err| format!("{shown}: {err}"))
+}
+
 /// Evaluates a timestamp expression to microseconds since the epoch per row (NULL → None).
 pub fn timestamps_micros(col: &ArrayRef) -> Result<Vec<Option<i64>>, String> {
     let datums = array_to_datums(col).map_err(|e| e.to_string())?;
@@ -123,4 +216,66 @@ pub fn timestamps_micros(col: &ArrayRef) -> Result<Vec<Option<i64>>, String> {
             other => Err(format!("expected a timestamp, got {other:?}")),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::datatypes::{DataType, Field};
+    use datafusion::common::DFSchema;
+    use datafusion::prelude::{col, lit};
+
+    fn schema() -> DFSchemaRef {
+        let arrow = Schema::new(vec![
+            Field::new("a", DataType::Int64, true),
+            Field::new("b", DataType::Utf8, true),
+            Field::new("c", DataType::Int64, true),
+            Field::new("d", DataType::Utf8, false),
+        ]);
+        Arc::new(DFSchema::try_from(arrow).unwrap())
+    }
+
+    fn rows() -> Vec<Row> {
+        vec![
+            vec![
+                Datum::Int(1),
+                Datum::Str("x".into()),
+                Datum::Int(10),
+                Datum::Str("p".into()),
+            ],
+            vec![Datum::Int(2), Datum::Null, Datum::Null, Datum::Str("q".into())],
+        ]
+    }
+
+    #[test]
+    fn column_references_are_copied_and_the_rest_computed_in_order() {
+        let exprs = [col("b"), col("a") + col("c"), col("d"), col("a").gt(lit(1i64))];
+        let e = Evaluator::new(&exprs, &schema()).unwrap();
+        let out = e.eval_rows(rows().iter()).unwrap();
+        assert_eq!(
+            out,
+            vec![
+                vec![
+                    Datum::Str("x".into()),
+                    Datum::Int(11),
+                    Datum::Str("p".into()),
+                    Datum::Bool(false)
+                ],
+                vec![Datum::Null, Datum::Null, Datum::Str("q".into()), Datum::Bool(true)],
+            ]
+        );
+        // The same expressions through Arrow as columns agree.
+        let cols = e.eval_columns(rows().iter()).unwrap();
+        assert_eq!(cols.len(), 4);
+        assert_eq!(array_to_datums(&cols[1]).unwrap(), vec![Datum::Int(11), Datum::Null]);
+    }
+
+    #[test]
+    fn only_the_columns_read_are_converted() {
+        // Reads column c only: the batch holds one column, and the others (one of them a
+        // non-nullable string) are never built.
+        let e = Evaluator::new(&[col("c").gt(lit(5i64))], &schema()).unwrap();
+        assert_eq!(e.columns, vec![2]);
+        assert_eq!(e.eval_predicate(rows().iter()).unwrap(), vec![true, false]);
+    }
 }

@@ -64,31 +64,28 @@ pub fn rows_to_batch<'a, R: RowRef + 'a>(
     rows: impl ExactSizeIterator<Item = &'a R> + Clone,
     schema: &SchemaRef,
 ) -> Result<RecordBatch, ArrowError> {
-    rows_to_batch_projected(rows, schema, None)
+    let all: Vec<usize> = (0..schema.fields().len()).collect();
+    rows_to_batch_projected(rows, schema, &all)
 }
 
-/// [`rows_to_batch`], building only the columns marked in `used` (the other nullable ones
-/// are all-NULL arrays of their type, cheap to make; a non-nullable column is always
-/// built): for evaluating expressions that read a few columns of wide rows.
+/// Builds a record batch of `schema` from some columns of the rows: column `j` of the
+/// batch is column `columns[j]` of each row (for evaluating expressions that read a few
+/// columns of wide rows).
 pub fn rows_to_batch_projected<'a, R: RowRef + 'a>(
     rows: impl ExactSizeIterator<Item = &'a R> + Clone,
     schema: &SchemaRef,
-    used: Option<&[bool]>,
+    columns: &[usize],
 ) -> Result<RecordBatch, ArrowError> {
     let n = rows.len();
-    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
-    for (i, field) in schema.fields().iter().enumerate() {
-        if field.is_nullable() && used.is_some_and(|u| !u.get(i).copied().unwrap_or(true)) {
-            columns.push(datafusion::arrow::array::new_null_array(field.data_type(), n));
-            continue;
-        }
+    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(columns.len());
+    for (field, &i) in schema.fields().iter().zip(columns) {
         let col = column_of(rows.clone().map(|r| r.datum(i)), n, field.data_type())
             .map_err(|e| ArrowError::InvalidArgumentError(format!("column {}: {e}", field.name())))?;
-        columns.push(col);
+        arrays.push(col);
     }
     RecordBatch::try_new_with_options(
         schema.clone(),
-        columns,
+        arrays,
         &RecordBatchOptions::new().with_row_count(Some(n)),
     )
 }
