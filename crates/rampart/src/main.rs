@@ -8,6 +8,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use rampart_server::{start_server, ServerConfig};
 
+/// mimalloc instead of glibc malloc: the workers allocate and free many small rows and
+/// per-batch Arrow buffers (see README, Performance).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Rampart: a streaming SIEM engine. SQL in, alerts out, incrementally.
 #[derive(Parser)]
 #[command(name = "rampart", version, about)]
