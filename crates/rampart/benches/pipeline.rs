@@ -7,7 +7,8 @@
 //! latency from appending one event to seeing it counted in `enriched_events` (p50, p99 over 50
 //! appends), and the process's peak RSS. `RAMPART_BENCH_STAGE=enrich` stops after
 //! `enriched_events`; `RAMPART_BENCH_ONLY=alert_brute_force,...` keeps only the named
-//! detection views.
+//! detection views. `RAMPART_BENCH_SPAN_S=N` spreads the events' event time over the last
+//! N seconds (default 3600).
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -24,7 +25,15 @@ fn main() {
     let per_source: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(200_000);
     let dir = tempfile_dir();
     let now_us = chrono::Utc::now().timestamp_micros();
-    let span_us: i64 = 3_600_000_000;
+    // Event time covers the last RAMPART_BENCH_SPAN_S seconds (default one hour). The
+    // generator has 256 users, so a short span makes every user log in every few seconds,
+    // and impossible travel (every later login from home within 30 minutes of a login
+    // elsewhere) then fires hundreds of times per scenario.
+    let span_us: i64 = std::env::var("RAMPART_BENCH_SPAN_S")
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .unwrap_or(3_600)
+        * 1_000_000;
     let t0 = Instant::now();
     let mut files = Vec::new();
     for (kind, name) in [
