@@ -10,7 +10,8 @@
 //! Lags flow bottom-up: a source's `WATERMARK` column has lag 0; `col ± INTERVAL`,
 //! `CAST(col AS TIMESTAMP)` and `date_bin(size, col)` (the start of `TUMBLE`/`HOP`
 //! windows) shift it; `UNION ALL` keeps a column's largest lag when every branch has one;
-//! a join with a table keeps the stream side's lags; a join of two streams keeps a lag only
+//! a join with a table keeps the stream side's lags (but a join with a stream that has no
+//! event time keeps none: its new rows can pair with old ones); a join of two streams keeps a lag only
 //! where its condition bounds one side's time by the other's (`b.t > a.t AND b.t < a.t +
 //! INTERVAL`); `GROUP BY` keeps its keys' lags.
 //!
@@ -29,8 +30,15 @@ use crate::{JoinKind, Plan};
 /// column is not bounded by any watermark.
 pub type Lags = Vec<Option<i64>>;
 
+/// Whether `plan` reads a stream: a catalog object for which `inputs` has lags (possibly
+/// all `None`: a stream without event time). Tables have none.
+pub fn reads_stream(plan: &Plan, inputs: &dyn Fn(&str) -> Option<Lags>) -> bool {
+    plan.dependencies().iter().any(|d| inputs(d).is_some())
+}
+
 /// The lags of `plan`'s output columns, given the lags of each catalog object it reads
-/// (`inputs` returns `None` for objects without event-time columns).
+/// (`inputs` returns `None` for tables, and all-`None` lags for streams without event-time
+/// columns).
 pub fn plan_lags(plan: &Plan, inputs: &dyn Fn(&str) -> Option<Lags>) -> Lags {
     match plan {
         Plan::Get { name, desc } => {
@@ -70,7 +78,8 @@ pub fn plan_lags(plan: &Plan, inputs: &dyn Fn(&str) -> Option<Lags>) -> Lags {
             ..
         } => {
             let (l, r) = (plan_lags(left, inputs), plan_lags(right, inputs));
-            join_lags(&l, &r, *kind, residual.as_ref(), joined_schema)
+            let streams = (reads_stream(left, inputs), reads_stream(right, inputs));
+            join_lags(&l, &r, streams, *kind, residual.as_ref(), joined_schema)
         }
         Plan::Reduce {
             input,
@@ -302,10 +311,24 @@ fn shifted_column(e: &Expr, schema: &DFSchema) -> Option<(usize, i64)> {
     }
 }
 
-fn join_lags(l: &Lags, r: &Lags, kind: JoinKind, residual: Option<&Expr>, schema: &DFSchema) -> Lags {
+/// The lags of a join's output; `streams` says which sides read streams.
+fn join_lags(
+    l: &Lags,
+    r: &Lags,
+    streams: (bool, bool),
+    kind: JoinKind,
+    residual: Option<&Expr>,
+    schema: &DFSchema,
+) -> Lags {
     let (left_timed, right_timed) = (has_event_time(l), has_event_time(r));
     let mut joined: Lags = l.iter().chain(r.iter()).copied().collect();
     if !(left_timed && right_timed) {
+        let untimed_is_stream = if left_timed { streams.1 } else { streams.0 };
+        if (left_timed || right_timed) && untimed_is_stream {
+            // A stream without event time: a new row there can pair with arbitrarily old
+            // rows of the timed side, so nothing bounds the output's times.
+            return vec![None; joined.len()];
+        }
         // A stream joined with a table: rows arrive with the stream's rows. (A table change
         // re-emits old rows; those are late for operators that rely on lags.) The padded
         // side of an outer join is NULL, which no lag constrains.
@@ -400,11 +423,39 @@ mod tests {
                 }
             ]
         );
-        let joined = join_lags(&vec![Some(0), None], &vec![Some(0)], JoinKind::Inner, Some(&cond), &s);
+        let both = (true, true);
+        let joined = join_lags(
+            &vec![Some(0), None],
+            &vec![Some(0)],
+            both,
+            JoinKind::Inner,
+            Some(&cond),
+            &s,
+        );
         assert_eq!(joined, vec![Some(1_800_000_000 - 1), None, Some(0)]);
-        let unbounded = join_lags(&vec![Some(0), None], &vec![Some(0)], JoinKind::Inner, None, &s);
+        let unbounded = join_lags(&vec![Some(0), None], &vec![Some(0)], both, JoinKind::Inner, None, &s);
         assert_eq!(unbounded, vec![None, None, None], "a new row may join any old one");
-        let with_table = join_lags(&vec![Some(0), None], &vec![None], JoinKind::Left, None, &s);
+        let with_table = join_lags(
+            &vec![Some(0), None],
+            &vec![None],
+            (true, false),
+            JoinKind::Left,
+            None,
+            &s,
+        );
         assert_eq!(with_table, vec![Some(0), None, None]);
+        let with_untimed_stream = join_lags(
+            &vec![Some(0), None],
+            &vec![None],
+            (true, true),
+            JoinKind::Inner,
+            None,
+            &s,
+        );
+        assert_eq!(
+            with_untimed_stream,
+            vec![None, None, None],
+            "a new row of a stream without event time may join any old row"
+        );
     }
 }

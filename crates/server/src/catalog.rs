@@ -28,8 +28,9 @@ pub struct CatalogEntry {
     pub connector: Option<SourceConnector>,
     /// The source's `WATERMARK`, if declared.
     pub watermark: Option<rampart_connectors::late::Watermark>,
-    /// Event-time lags of its columns (sources with a `WATERMARK`, materialized views
-    /// derived from them); see `rampart_plan::event_time`.
+    /// Event-time lags of its columns for streams (sources and the views that read them;
+    /// all `None` without a `WATERMARK` upstream), `None` for tables and views of tables
+    /// only; see `rampart_plan::event_time`.
     pub event_time: Option<rampart_plan::event_time::Lags>,
     /// For (non-materialized) views: the rewritten query text DataFusion registers.
     pub view_query: Option<String>,

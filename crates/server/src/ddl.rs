@@ -8,7 +8,7 @@ use rampart_connectors::late::Watermark;
 use rampart_connectors::sink::{JsonSink, SinkFormat, SinkTarget};
 use rampart_connectors::source::{MetaColumn, SourceConnector, SourceContext};
 use rampart_dataflow::{render::validate, Command, FeedProgress, SourceFeed, ViewSpec, ViewStore};
-use rampart_plan::event_time::{has_event_time, plan_lags, Lags};
+use rampart_plan::event_time::{plan_lags, reads_stream, Lags};
 use rampart_plan::ViewPlan;
 use rampart_repr::RelationDesc;
 use rampart_sql::ast::{object_name, ObjectKind};
@@ -101,9 +101,13 @@ impl State {
             depends_on: vec![],
             store: None,
             connector: Some(connector),
-            event_time: watermark.map(|w| {
+            // A source is a stream: it has lags even without a WATERMARK (all None), so
+            // joins know it is not a table.
+            event_time: Some({
                 let mut lags = vec![None; columns.columns.len()];
-                lags[w.column] = Some(0);
+                if let Some(w) = &watermark {
+                    lags[w.column] = Some(0);
+                }
                 lags
             }),
             watermark,
@@ -211,8 +215,10 @@ impl State {
             .into_iter()
             .filter_map(|d| self.event_time_of(&d).map(|l| (d, l)))
             .collect();
-        let out = plan_lags(&plan.plan, &|name| inputs.get(name).cloned());
-        (inputs.clone(), has_event_time(&out).then_some(out))
+        let lookup = |name: &str| inputs.get(name).cloned();
+        let out = plan_lags(&plan.plan, &lookup);
+        let stream = reads_stream(&plan.plan, &lookup);
+        (inputs.clone(), stream.then_some(out))
     }
 
     /// Every reader feeding a dataflow that reads `plan`: its own `feeds` (as

@@ -276,3 +276,58 @@ async fn time_bounded_join_without_watermark_probes_by_time() {
         );
     }
 }
+
+/// A watermarked stream joined with a stream that has no watermark: a new row on the
+/// unwatermarked side can pair with old rows, so the join's output has no event-time bound
+/// and a window over it must not close (the pairs are counted, not recorded as late).
+/// Expected counts by hand: tag `vip` for user a pairs with a's events at 1 and 2 (window
+/// [0, 10)) and at 30 (window [30, 40)).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_with_an_unwatermarked_stream_keeps_old_windows_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("ev.jsonl");
+    let tags = dir.path().join("tags.jsonl");
+    std::fs::write(&events, "").unwrap();
+    std::fs::write(&tags, "").unwrap();
+    let base = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
+    let at = |s: i64| ts(base + chrono::Duration::seconds(s));
+    let handle = server().await;
+    let client = connect(&handle).await;
+    exec_all(
+        &client,
+        &format!(
+            "CREATE SOURCE ev (u VARCHAR, t TIMESTAMPTZ, WATERMARK FOR t AS t - INTERVAL '5 seconds') \
+             WITH (connector = 'file', path = '{}') FORMAT PLAIN ENCODE JSON;\n\
+             CREATE SOURCE tags (u VARCHAR, tag VARCHAR) \
+             WITH (connector = 'file', path = '{}') FORMAT PLAIN ENCODE JSON;\n\
+             CREATE MATERIALIZED VIEW per_tag AS SELECT window_start, tag, COUNT(*) AS n \
+               FROM TUMBLE((SELECT e.t, g.tag FROM ev e JOIN tags g ON e.u = g.u), t, INTERVAL '10 seconds') \
+               GROUP BY window_start, tag;\n",
+            events.display(),
+            tags.display()
+        ),
+    )
+    .await;
+    // The watermark reaches 25: window [0, 10) would be closed if the join kept ev's lags.
+    append_lines(
+        &events,
+        &[
+            json!({"u": "a", "t": at(1)}).to_string(),
+            json!({"u": "a", "t": at(2)}).to_string(),
+            json!({"u": "a", "t": at(30)}).to_string(),
+        ],
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    append_lines(&tags, &[json!({"u": "a", "tag": "vip"}).to_string()]);
+    wait_for(
+        &client,
+        "SELECT window_start, tag, n FROM per_tag",
+        &[
+            vec![at(0), "vip".into(), "2".into()],
+            vec![at(30), "vip".into(), "1".into()],
+        ],
+    )
+    .await;
+    let late = rows(&client, "SELECT source FROM rampart_late_events").await.unwrap();
+    assert!(late.is_empty(), "no pair is late: {late:?}");
+}
