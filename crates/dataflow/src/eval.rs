@@ -18,6 +18,8 @@ use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 use rampart_repr::arrow_convert::array_to_datums;
 use rampart_repr::{rows_to_batch_projected, Datum, Row, RowRef};
 
+use crate::row_predicate::RowPredicate;
+
 /// Expressions compiled against one input schema.
 pub struct Evaluator {
     /// The schema of the columns the expressions read, in input order.
@@ -34,12 +36,28 @@ pub struct Evaluator {
     /// [`Evaluator::eval_rows`] (`None` when every expression is one, or in this evaluator
     /// itself when it already is that subset).
     computed: Option<Box<Evaluator>>,
+    /// The first expression compiled for evaluation on rows, when it has a simple shape:
+    /// [`Evaluator::eval_predicate`] then skips Arrow.
+    predicate: Option<RowPredicate>,
 }
 
 impl Evaluator {
     /// Compiles `exprs` against `input_schema`.
     pub fn new(exprs: &[Expr], input_schema: &DFSchemaRef) -> Result<Self, String> {
         Self::build(exprs, input_schema, true)
+    }
+
+    /// Compiles `exprs` for evaluation through Arrow only (no row-level shortcuts), as a
+    /// reference in tests.
+    #[cfg(test)]
+    pub(crate) fn reference(exprs: &[Expr], input_schema: &DFSchemaRef) -> Self {
+        Self::build(exprs, input_schema, false).expect("compiles")
+    }
+
+    /// Whether [`Evaluator::eval_predicate`] evaluates on rows, without Arrow.
+    #[cfg(test)]
+    pub(crate) fn uses_row_predicate(&self) -> bool {
+        self.predicate.is_some()
     }
 
     fn build(exprs: &[Expr], input_schema: &DFSchemaRef, split: bool) -> Result<Self, String> {
@@ -50,11 +68,15 @@ impl Evaluator {
         let simplifier = ExprSimplifier::new(SimplifyContext::builder().with_schema(input_schema.clone()).build());
         let mut used = vec![false; input_schema.fields().len()];
         let mut direct = Vec::with_capacity(exprs.len());
+        let mut predicate = None;
         let mut others = Vec::new();
         let physical = exprs
             .iter()
             .map(|e| {
                 let simplified = simplifier.simplify(e.clone()).map_err(|err| format!("{e}: {err}"))?;
+                if split && direct.is_empty() {
+                    predicate = RowPredicate::compile(&simplified, input_schema);
+                }
                 match &simplified {
                     Expr::Column(c) if split => match input_schema.index_of_column(c) {
                         Ok(i) => direct.push(Some(i)),
@@ -102,6 +124,7 @@ impl Evaluator {
             columns,
             direct,
             computed,
+            predicate,
         })
     }
 
@@ -171,6 +194,9 @@ impl Evaluator {
         &self,
         rows: impl ExactSizeIterator<Item = &'a R> + Clone,
     ) -> Result<Vec<bool>, String> {
+        if let Some(p) = &self.predicate {
+            return Ok(rows.map(|r| p.eval(r) == Some(true)).collect());
+        }
         let n = rows.len();
         let cols = self.eval_columns(rows)?;
         let Some(col) = cols.first() else {
