@@ -33,8 +33,9 @@ use serde_json::{Map, Value};
 use crate::kafka_source::client_config;
 use crate::sink::{row_to_json, SinkFormat, SinkTarget};
 
-/// How long `sync` waits for the broker to acknowledge the messages written so far.
-const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `sync` (and dropping the sink) waits for the broker to acknowledge the messages
+/// written so far. Short: it runs on a worker thread, which every dataflow waits for.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long opening the sink waits for the broker's metadata.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -71,6 +71,12 @@ impl Engine {
     pub fn peek(&self, names: &[String], timeout: Duration) -> Result<Vec<Vec<Row>>, String> {
         let deadline = Instant::now() + timeout;
         loop {
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "the dataflow workers did not answer the query within {}s",
+                    timeout.as_secs()
+                ));
+            }
             let at = self.registry.reseal().saturating_sub(1);
             let (reply, answers) = unbounded();
             self.broadcast(Command::Peek(Arc::new(PeekRequest {

@@ -205,8 +205,8 @@ impl ResumableSink {
         }
         let mut changes = Vec::new();
         let mut upstream: BTreeMap<String, Positions> = BTreeMap::new();
-        while st.unacknowledged.front().is_some_and(|u| u.write <= acknowledged) {
-            let u = st.unacknowledged.pop_front().expect("front exists");
+        let logged = st.unacknowledged.partition_point(|u| u.write <= acknowledged);
+        for u in st.unacknowledged.drain(..logged) {
             changes.extend(u.changes);
             for (id, p) in &u.upstream {
                 upstream.entry(id.clone()).or_default().merge(p);
