@@ -16,7 +16,7 @@ use std::time::{Duration as StdDuration, Instant};
 
 use broker::Broker;
 use chrono::{DateTime, Duration, Utc};
-use common::{connect, exec_all, floor_to, rows, server, shuffle, ts, wait_for, Row};
+use common::{assert_error_names_column, connect, exec_all, floor_to, rows, server, shuffle, ts, wait_for, Row};
 use rampart_connectors::kafka_source::statuses;
 use rampart_connectors::rdkafka::producer::{BaseRecord, Producer};
 use serde_json::json;
@@ -689,15 +689,7 @@ async fn siem_pipeline_seed_over_kafka() {
         ],
     )
     .await;
-    let reasons = rows(&client, "SELECT source, reason FROM rampart_source_errors")
-        .await
-        .unwrap();
-    assert!(
-        reasons
-            .iter()
-            .any(|r| r[0] == "endpoint_events" && r[1].contains("parent_pid")),
-        "the bad INT names its column: {reasons:?}"
-    );
+    assert_error_names_column(&client, "endpoint_events", "parent_pid").await;
 
     // Both sink topics: the latest version of each alert (soar) and of each summary row
     // (audit) is the expected one, and nothing else was sent.

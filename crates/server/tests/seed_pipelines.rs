@@ -11,7 +11,9 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
-use common::{append_lines, connect, exec_all, floor_to, psql, rows, server, shuffle, ts, wait_for, Row};
+use common::{
+    append_lines, assert_error_names_column, connect, exec_all, floor_to, psql, server, shuffle, ts, wait_for, Row,
+};
 use seed1::{
     at, base_time, check_blocks_against_document, check_fired_at, check_pipeline1, exec_json, expected1,
     firewall_noise, geo_rows, initial_tiers, json_row, json_time, login, login_json, pipeline1_events, pipeline1_sql,
@@ -530,15 +532,7 @@ async fn streaming_siem_pipeline_with_file_sources() {
         &want_errors,
     )
     .await;
-    let reasons = rows(&client, "SELECT source, reason FROM rampart_source_errors")
-        .await
-        .unwrap();
-    assert!(
-        reasons
-            .iter()
-            .any(|r| r[0] == "firewall_logs" && r[1].contains("dst_port")),
-        "the bad INT names its column: {reasons:?}"
-    );
+    assert_error_names_column(&client, "firewall_logs", "dst_port").await;
 
     // Incremental: append to the files after the views exist.
     let mut more_a: Vec<Auth> = (0..5)

@@ -87,6 +87,18 @@ pub async fn rows(client: &Client, sql: &str) -> Result<Vec<Row>, tokio_postgres
 
 /// Polls `sql` every 100 ms for up to 20 s until it returns `expected` (sorted), then
 /// asserts equality (so a timeout shows the last difference).
+/// Asserts that some error recorded for `source` in `rampart_source_errors` has a reason
+/// naming `column` (a value of the wrong type must say which column).
+pub async fn assert_error_names_column(client: &Client, source: &str, column: &str) {
+    let reasons = rows(client, "SELECT source, reason FROM rampart_source_errors")
+        .await
+        .unwrap();
+    assert!(
+        reasons.iter().any(|r| r[0] == source && r[1].contains(column)),
+        "the bad value of {source}.{column} names its column: {reasons:?}"
+    );
+}
+
 pub async fn wait_for(client: &Client, sql: &str, expected: &[Row]) {
     let mut expected = expected.to_vec();
     expected.sort();
