@@ -160,19 +160,19 @@ impl Evaluator {
     /// go through Arrow.
     pub fn eval_rows<'a>(&self, rows: impl ExactSizeIterator<Item = &'a Row> + Clone) -> Result<Vec<Row>, String> {
         let n = rows.len();
-        let mut computed: Vec<std::vec::IntoIter<Datum>> = match &self.computed {
-            Some(c) => c
-                .eval_columns(rows.clone())?
-                .iter()
-                .map(|col| array_to_datums(col).map(Vec::into_iter).map_err(|e| e.to_string()))
-                .collect::<Result<_, _>>()?,
-            None if self.direct.iter().all(Option::is_some) => Vec::new(),
+        let through_arrow = match &self.computed {
+            Some(c) => Some(c.as_ref()),
+            None if self.direct.iter().all(Option::is_some) => None,
             // This evaluator is itself the computed subset.
-            None => self
+            None => Some(self),
+        };
+        let mut computed: Vec<std::vec::IntoIter<Datum>> = match through_arrow {
+            Some(e) => e
                 .eval_columns(rows.clone())?
                 .iter()
                 .map(|col| array_to_datums(col).map(Vec::into_iter).map_err(|e| e.to_string()))
                 .collect::<Result<_, _>>()?,
+            None => Vec::new(),
         };
         let mut out: Vec<Row> = Vec::with_capacity(n);
         for row in rows {

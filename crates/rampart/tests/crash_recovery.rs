@@ -471,11 +471,15 @@ async fn wait_rows(client: &Client, sql: &str, want: &[Vec<String>]) {
 /// restart it replays from them, including what arrived while the server was down. (The
 /// topic starts empty: the test broker reports too-low end offsets after batches, see
 /// ../shared/DESIGN.md, so "latest" over existing messages is not testable with it.)
+/// `{"id": n}` messages for partition 0, one per id in `ids`.
+fn id_messages(ids: std::ops::Range<i64>) -> Vec<(Option<i32>, String)> {
+    ids.map(|i| (Some(0), format!("{{\"id\": {i}}}"))).collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_latest_start_survives_restart() {
     let broker = Broker::start();
     broker.create_topic("ids", 1).await;
-    let msgs = |r: std::ops::Range<i64>| r.map(|i| (Some(0), format!("{{\"id\": {i}}}"))).collect::<Vec<_>>();
     let tmp = tempfile::tempdir().unwrap();
     let (data, log) = (tmp.path().join("data"), tmp.path().join("server.log"));
     let mut server = start(&data, &log);
@@ -489,13 +493,13 @@ async fn kafka_latest_start_survives_restart() {
         ))
         .await
         .unwrap();
-    broker.produce("ids", &msgs(0..3));
+    broker.produce("ids", &id_messages(0..3));
     let want = |r: std::ops::Range<i64>| r.map(|i| vec![i.to_string()]).collect::<Vec<_>>();
     wait_rows(&client, "SELECT id FROM new_ids", &want(0..3)).await;
     drop(client);
     server.child.kill().unwrap();
     server.child.wait().unwrap();
-    broker.produce("ids", &msgs(3..5)); // while the server is down
+    broker.produce("ids", &id_messages(3..5)); // while the server is down
     let server = start(&data, &log);
     let client = connect(&server).await;
     wait_rows(&client, "SELECT id FROM new_ids", &want(0..5)).await;
@@ -519,7 +523,6 @@ async fn kafka_sink_loses_nothing_across_sigkill_and_repeats_no_logged_batch() {
     let broker = Broker::start();
     broker.create_topic("ids", 1).await;
     broker.create_topic("ids_out", 1).await;
-    let msgs = |r: std::ops::Range<i64>| r.map(|i| (Some(0), format!("{{\"id\": {i}}}"))).collect::<Vec<_>>();
     let tmp = tempfile::tempdir().unwrap();
     let (data, log) = (tmp.path().join("data"), tmp.path().join("server.log"));
     let mut server = start(&data, &log);
@@ -538,7 +541,7 @@ async fn kafka_sink_loses_nothing_across_sigkill_and_repeats_no_logged_batch() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
     let (chunks, per_chunk) = (5i64, 400i64);
     for c in 0..chunks {
-        broker.produce("ids", &msgs(c * per_chunk..(c + 1) * per_chunk));
+        broker.produce("ids", &id_messages(c * per_chunk..(c + 1) * per_chunk));
         // Kill at a random moment while the chunk is read and sent.
         tokio::time::sleep(Duration::from_millis(rng.random_range(0..300))).await;
         server.child.kill().expect("SIGKILL");
@@ -565,7 +568,7 @@ async fn kafka_sink_loses_nothing_across_sigkill_and_repeats_no_logged_batch() {
     server.child.kill().expect("SIGKILL");
     server.child.wait().unwrap();
     let _server = start(&data, &log);
-    broker.produce("ids", &msgs(total..total + 1));
+    broker.produce("ids", &id_messages(total..total + 1));
     let out = broker.consume_until("ids_out", 1, |got| id_counts(got).contains_key(&total));
     let after = id_counts(&out);
     assert_eq!(after.get(&total), Some(&1), "the new id is sent once");
