@@ -148,6 +148,7 @@ fn pipeline_sql(dir: &std::path::Path, bootstrap: &str) -> String {
 }
 
 fn main() {
+    common::alloc::tune();
     let mut args = std::env::args().skip(1).filter_map(|a| a.parse::<u64>().ok());
     let per_source = args.next().unwrap_or(100_000);
     let probe_secs = args.next().unwrap_or(20);

@@ -22,6 +22,7 @@ mod common;
 use common::{count, rss_mib};
 
 fn main() {
+    common::alloc::tune();
     let per_source: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(200_000);
     let dir = tempfile_dir();
     let now_us = chrono::Utc::now().timestamp_micros();

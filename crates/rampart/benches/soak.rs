@@ -75,6 +75,7 @@ fn soak_sql(dir: &std::path::Path, files: &[std::path::PathBuf], detect_only: bo
 }
 
 fn main() {
+    common::alloc::tune();
     let mut args = std::env::args().skip(1).filter_map(|a| a.parse::<u64>().ok());
     let per_source = args.next().unwrap_or(200_000);
     let rate = args.next().unwrap_or(1_000).max(1);

@@ -1,5 +1,6 @@
 //! The `rampart` command: `serve`, `run FILE.sql`, and `demo`.
 
+mod alloc;
 mod demo;
 
 use std::net::SocketAddr;
@@ -7,11 +8,6 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use rampart_server::{start_server, ServerConfig};
-
-/// mimalloc instead of glibc malloc: the workers allocate and free many small rows and
-/// per-batch Arrow buffers (see README, Performance).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Rampart: a streaming SIEM engine. SQL in, alerts out, incrementally.
 #[derive(Parser)]
@@ -91,6 +87,7 @@ fn report_restore(server: &rampart_server::ServerHandle, args: &ServeArgs) {
 }
 
 fn main() {
+    alloc::tune();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "rampart=info,warn".into()),

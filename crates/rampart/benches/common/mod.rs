@@ -6,9 +6,10 @@
 
 use std::path::Path;
 
-/// The same allocator as the `rampart` binary, so the figures are the binary's.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+/// The same allocator, with the same settings, as the `rampart` binary, so the figures are
+/// the binary's: each benchmark's `main` calls `alloc::tune()` first.
+#[path = "../../src/alloc.rs"]
+pub mod alloc;
 
 use rampart_connectors::generator::{asset_taxonomy_csv, geo_ip_reference_csv};
 use rampart_server::session_api::{QueryOutput, SqlBackend};
