@@ -11,6 +11,7 @@ use datafusion::common::DFSchemaRef;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::simplify::SimplifyContext;
+use datafusion::logical_expr::utils::{conjunction, split_conjunction};
 use datafusion::logical_expr::Expr;
 use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_expr::expressions::Column;
@@ -18,6 +19,7 @@ use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 use rampart_repr::arrow_convert::array_to_datums;
 use rampart_repr::{rows_to_batch_projected, Datum, Row, RowRef};
 
+use crate::row_expr::RowExpr;
 use crate::row_predicate::RowPredicate;
 
 /// Expressions compiled against one input schema.
@@ -29,16 +31,24 @@ pub struct Evaluator {
     /// For each column of `schema`, its index in the input rows; the other input columns
     /// are never converted to Arrow.
     columns: Vec<usize>,
-    /// Per expression, the input column it is when it is just a column reference:
-    /// [`Evaluator::eval_rows`] copies those without going through Arrow.
-    direct: Vec<Option<usize>>,
-    /// The expressions that are not plain column references, for
-    /// [`Evaluator::eval_rows`] (`None` when every expression is one, or in this evaluator
-    /// itself when it already is that subset).
+    /// Per expression, its row-level form when it has one (a column reference, a
+    /// constant, a simple `CASE`/`COALESCE`, an integer cast to a string):
+    /// [`Evaluator::eval_rows`] computes those without going through Arrow.
+    direct: Vec<Option<RowExpr>>,
+    /// The expressions without a row-level form, for [`Evaluator::eval_rows`] (`None`
+    /// when every expression has one, or in this evaluator itself when it already is that
+    /// subset).
     computed: Option<Box<Evaluator>>,
-    /// The first expression compiled for evaluation on rows, when it has a simple shape:
-    /// [`Evaluator::eval_predicate`] then skips Arrow.
-    predicate: Option<RowPredicate>,
+    /// The first expression as a predicate whose conjuncts (all or some) run on rows:
+    /// [`Evaluator::eval_predicate`] then converts to Arrow only the rows those pass.
+    predicate: Option<SplitPredicate>,
+}
+
+/// A predicate split at its top-level `AND`s: the conjuncts that evaluate on rows, and an
+/// evaluator of the others (through Arrow) for the rows that pass the first.
+struct SplitPredicate {
+    on_rows: RowPredicate,
+    rest: Option<Box<Evaluator>>,
 }
 
 impl Evaluator {
@@ -54,10 +64,16 @@ impl Evaluator {
         Self::build(exprs, input_schema, false).expect("compiles")
     }
 
-    /// Whether [`Evaluator::eval_predicate`] evaluates on rows, without Arrow.
+    /// Whether [`Evaluator::eval_predicate`] evaluates on rows only, without Arrow.
     #[cfg(test)]
     pub(crate) fn uses_row_predicate(&self) -> bool {
-        self.predicate.is_some()
+        self.predicate.as_ref().is_some_and(|p| p.rest.is_none())
+    }
+
+    /// How many of the expressions [`Evaluator::eval_rows`] computes on rows.
+    #[cfg(test)]
+    pub(crate) fn row_level_count(&self) -> usize {
+        self.direct.iter().filter(|d| d.is_some()).count()
     }
 
     fn build(exprs: &[Expr], input_schema: &DFSchemaRef, split: bool) -> Result<Self, String> {
@@ -75,17 +91,11 @@ impl Evaluator {
             .map(|e| {
                 let simplified = simplifier.simplify(e.clone()).map_err(|err| format!("{e}: {err}"))?;
                 if split && direct.is_empty() {
-                    predicate = RowPredicate::compile(&simplified, input_schema);
+                    predicate = SplitPredicate::compile(&simplified, input_schema)?;
                 }
-                match &simplified {
-                    Expr::Column(c) if split => match input_schema.index_of_column(c) {
-                        Ok(i) => direct.push(Some(i)),
-                        Err(_) => {
-                            direct.push(None);
-                            others.push(e.clone());
-                        }
-                    },
-                    _ => {
+                match RowExpr::compile(&simplified, input_schema).filter(|_| split) {
+                    Some(r) => direct.push(Some(r)),
+                    None => {
                         direct.push(None);
                         others.push(e.clone());
                     }
@@ -156,8 +166,8 @@ impl Evaluator {
     }
 
     /// Evaluates every expression on every row and returns one output row per input row.
-    /// Plain column references are copied from the input row; only the other expressions
-    /// go through Arrow.
+    /// Expressions with a row-level form (column references, constants, ...) are computed
+    /// from the input row; only the others go through Arrow.
     pub fn eval_rows<'a>(&self, rows: impl ExactSizeIterator<Item = &'a Row> + Clone) -> Result<Vec<Row>, String> {
         let n = rows.len();
         let through_arrow = match &self.computed {
@@ -180,7 +190,7 @@ impl Evaluator {
             let mut o = Vec::with_capacity(self.direct.len());
             for d in &self.direct {
                 match d {
-                    Some(i) => o.push(row.get(*i).cloned().unwrap_or(Datum::Null)),
+                    Some(r) => o.push(r.eval(row)),
                     None => o.push(next.next().and_then(Iterator::next).unwrap_or(Datum::Null)),
                 }
             }
@@ -195,7 +205,17 @@ impl Evaluator {
         rows: impl ExactSizeIterator<Item = &'a R> + Clone,
     ) -> Result<Vec<bool>, String> {
         if let Some(p) = &self.predicate {
-            return Ok(rows.map(|r| p.eval(r) == Some(true)).collect());
+            let mut keep: Vec<bool> = rows.clone().map(|r| p.on_rows.eval(r) == Some(true)).collect();
+            if let Some(rest) = &p.rest {
+                let passing: Vec<&R> = rows.zip(&keep).filter(|(_, k)| **k).map(|(r, _)| r).collect();
+                if !passing.is_empty() {
+                    let mut also = rest.eval_predicate(passing.iter().copied())?.into_iter();
+                    for k in keep.iter_mut().filter(|k| **k) {
+                        *k = also.next().unwrap_or(false);
+                    }
+                }
+            }
+            return Ok(keep);
         }
         let n = rows.len();
         let cols = self.eval_columns(rows)?;
@@ -206,6 +226,34 @@ impl Evaluator {
             .as_boolean_opt()
             .ok_or_else(|| format!("predicate is not boolean but {}", col.data_type()))?;
         Ok((0..n).map(|i| b.is_valid(i) && b.value(i)).collect())
+    }
+}
+
+impl SplitPredicate {
+    /// Splits `predicate` (simplified, over `schema`); `None` when no conjunct has a
+    /// row-level form.
+    fn compile(predicate: &Expr, schema: &DFSchemaRef) -> Result<Option<SplitPredicate>, String> {
+        let mut on_rows: Option<RowPredicate> = None;
+        let mut rest = Vec::new();
+        for conjunct in split_conjunction(predicate) {
+            match RowPredicate::compile(conjunct, schema) {
+                Some(p) => {
+                    on_rows = Some(match on_rows {
+                        Some(q) => RowPredicate::And(Box::new(q), Box::new(p)),
+                        None => p,
+                    })
+                }
+                None => rest.push(conjunct.clone()),
+            }
+        }
+        let Some(on_rows) = on_rows else {
+            return Ok(None);
+        };
+        let rest = match conjunction(rest) {
+            Some(e) => Some(Box::new(Evaluator::build(&[e], schema, false)?)),
+            None => None,
+        };
+        Ok(Some(SplitPredicate { on_rows, rest }))
     }
 }
 
@@ -294,6 +342,49 @@ mod tests {
         let cols = e.eval_columns(rows().iter()).unwrap();
         assert_eq!(cols.len(), 4);
         assert_eq!(array_to_datums(&cols[1]).unwrap(), vec![Datum::Int(11), Datum::Null]);
+    }
+
+    /// Predicates of which only some conjuncts run on rows: the rest runs through Arrow on
+    /// the rows those pass. Expected values: the same predicates through DataFusion alone.
+    #[test]
+    fn split_predicates_agree_with_datafusion() {
+        let strs = [
+            Datum::Null,
+            Datum::str("powershell -enc"),
+            Datum::str("x"),
+            Datum::str("p"),
+        ];
+        let ints = [Datum::Null, Datum::Int(-1), Datum::Int(10)];
+        let mut rows = Vec::new();
+        for b in &strs {
+            for d in &strs[1..] {
+                for a in &ints {
+                    rows.push(vec![a.clone(), b.clone(), Datum::Int(3), d.clone()]);
+                }
+            }
+        }
+        let s = schema();
+        for p in [
+            col("d").eq(lit("p")).and(col("b").ilike(lit("%POWERSHELL%"))),
+            col("b").like(lit("%enc")).and(col("a").gt(lit(0i64))),
+            col("a")
+                .is_not_null()
+                .and(col("b").ilike(lit("x%")))
+                .and(col("d").not_eq(lit("x"))),
+            (col("a") + col("c")).gt(lit(5i64)).and(col("d").eq(lit("x"))),
+        ] {
+            let e = Evaluator::new(std::slice::from_ref(&p), &s).unwrap();
+            assert!(
+                e.predicate.as_ref().is_some_and(|p| p.rest.is_some()),
+                "{p} should split"
+            );
+            let reference = Evaluator::reference(std::slice::from_ref(&p), &s);
+            assert_eq!(
+                e.eval_predicate(rows.iter()).unwrap(),
+                reference.eval_predicate(rows.iter()).unwrap(),
+                "{p}"
+            );
+        }
     }
 
     #[test]

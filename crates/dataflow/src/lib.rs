@@ -8,6 +8,7 @@ pub mod command;
 pub mod engine;
 pub mod eval;
 pub mod render;
+mod row_expr;
 mod row_predicate;
 mod worker;
 
