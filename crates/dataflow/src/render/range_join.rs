@@ -42,12 +42,32 @@ fn covering<'a>(ranges: &'a Ranges, v: &'a Datum) -> impl Iterator<Item = (&'a R
         .map(|(_, r, d)| (r, *d))
 }
 
-fn bump(v: &mut Vec<(Row, Diff)>, row: &Row, d: Diff) {
-    match v.iter_mut().find(|(r, _)| r == row) {
-        Some((_, n)) => *n += d,
-        None => v.push((row.clone(), d)),
+/// The rows with one probe value, with multiplicities. Changes are appended and the list is
+/// consolidated (sorted, equal rows summed, zeros dropped) once it has doubled since the
+/// last time, so a change costs amortized O(log n) however many rows share the value (an
+/// internal IP seen in thousands of events), instead of a scan of all of them. Between
+/// consolidations a row may appear more than once; its entries sum to its multiplicity.
+#[derive(Default)]
+struct ProbeRows {
+    rows: Vec<(Row, Diff)>,
+    /// Length after the last consolidation.
+    consolidated: usize,
+}
+
+impl ProbeRows {
+    /// Adds `d` to the multiplicity of `row`.
+    fn update(&mut self, row: Row, d: Diff) {
+        self.rows.push((row, d));
+        if self.rows.len() >= 2 * self.consolidated.max(8) {
+            differential_dataflow::consolidation::consolidate(&mut self.rows);
+            self.consolidated = self.rows.len();
+        }
     }
-    v.retain(|(_, n)| *n != 0);
+
+    /// Whether no row is left (known only right after a consolidation).
+    fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
 }
 
 /// Changes waiting for their time: rows (probe value, row, diff) and ranges (low, high,
@@ -111,7 +131,7 @@ pub(super) fn render_range_join<'s>(
                 let mut pending: BTreeMap<Time, PendingAt> = BTreeMap::new();
                 let mut ranges: Ranges = BTreeMap::new();
                 // Rows by probe value (rows with a NULL value never match and are not kept).
-                let mut probes: BTreeMap<Datum, Vec<(Row, Diff)>> = BTreeMap::new();
+                let mut probes: BTreeMap<Datum, ProbeRows> = BTreeMap::new();
                 let pad = move |l: &Row| -> Row {
                     l.iter()
                         .cloned()
@@ -154,8 +174,9 @@ pub(super) fn render_range_join<'s>(
                             if !matched && left_join {
                                 out.push((pad(&row), t, d));
                             }
-                            bump(probes.entry(v.clone()).or_default(), &row, d);
-                            if probes.get(&v).is_some_and(Vec::is_empty) {
+                            let at = probes.entry(v.clone()).or_default();
+                            at.update(row, d);
+                            if at.is_empty() {
                                 probes.remove(&v);
                             }
                         }
@@ -166,7 +187,7 @@ pub(super) fn render_range_join<'s>(
                             } else {
                                 probes
                                     .range(low.clone()..=high.clone())
-                                    .flat_map(|(v, rs)| rs.iter().map(move |(r, n)| (v.clone(), r.clone(), *n)))
+                                    .flat_map(|(v, rs)| rs.rows.iter().map(move |(r, n)| (v.clone(), r.clone(), *n)))
                                     .collect()
                             };
                             let before: Vec<bool> = affected
