@@ -175,8 +175,9 @@ fn apply(
             let dataflow = worker.next_dataflow_index();
             let (mut input, trace) = worker.dataflow::<Time, _, _>(|scope| {
                 let (input, rows) = scope.new_collection::<Row, Diff>();
-                capture_to_store(rows.clone(), store, index);
-                (input, rows.arrange_by_self().trace)
+                let arranged = rows.arrange_by_self();
+                capture_frontier(arranged.stream.clone(), store, index);
+                (input, arranged.trace)
             });
             input.advance_to(epoch);
             input.flush();
@@ -297,17 +298,18 @@ fn build_view(
             late: spec.late.clone(),
         };
         let Rendered { rows, watermark } = render(&spec.plan, &ctx)?;
-        if let Some(store) = &spec.store {
-            capture_to_store(rows.clone(), store.clone(), index);
-        }
         if let Some(sink) = &spec.sink {
             capture_to_sink(rows.clone(), sink.clone(), index);
         }
-        let trace = if spec.arrange {
-            Some(rows.arrange_by_self().trace)
-        } else {
-            None
-        };
+        let arranged = spec.arrange.then(|| rows.clone().arrange_by_self());
+        if let Some(store) = &spec.store {
+            match &arranged {
+                // The arrangement's batches are shared: watching them copies no row.
+                Some(a) => capture_frontier(a.stream.clone(), store.clone(), index),
+                None => capture_frontier(rows.inner, store.clone(), index),
+            }
+        }
+        let trace = arranged.map(|a| a.trace);
         let watermark = match watermark {
             Some(w) if spec.arrange => Some(w.arrange_by_self().trace),
             _ => None,
@@ -317,9 +319,14 @@ fn build_view(
 }
 
 /// Reports how far the view is complete on this worker (its contents stay in the
-/// arrangement, where queries peek).
-fn capture_to_store(rows: Rows<'_>, store: Arc<ViewStore>, shard: usize) {
-    rows.inner.sink(Pipeline, "ViewFrontier", move |(input, frontier)| {
+/// arrangement, where queries peek), watching `stream`: the view's rows, or better the
+/// batches of its arrangement, which are shared rather than copied.
+fn capture_frontier<'s, D: Clone + 'static>(
+    stream: timely::dataflow::Stream<'s, Time, Vec<D>>,
+    store: Arc<ViewStore>,
+    shard: usize,
+) {
+    stream.sink(Pipeline, "ViewFrontier", move |(input, frontier)| {
         input.for_each(|_cap, data| data.clear());
         let upper = frontier.frontier().first().copied().unwrap_or(Time::MAX);
         store.advance(shard, upper);

@@ -19,7 +19,12 @@ use super::map_filter::{eval_isolating, map_rows};
 use super::{RenderContext, Rows};
 use crate::eval::Evaluator;
 use crate::{Diff, Time};
+use differential_dataflow::AsCollection;
+use timely::dataflow::operators::core::OkErr;
 use timely::dataflow::operators::generic::operator::Operator;
+
+/// A row keyed by its join key, with its time and multiplicity.
+type KeyedUpdate = ((Row, Row), Time, Diff);
 
 pub(super) fn keyed<'s>(
     input: Rows<'s>,
@@ -159,9 +164,19 @@ fn equi_left_join<'s>(
     right_width: usize,
     ctx: &RenderContext<'s>,
 ) -> Result<Rows<'s>, String> {
-    let all_left = keyed(left_rows, left_keys, left_schema, ctx, true)?;
-    let null_keyed = all_left.clone().filter(|(k, _)| k.iter().any(Datum::is_null));
-    let left = all_left.filter(|(k, _)| !k.iter().any(Datum::is_null)).arrange_by_key();
+    // One pass splits the rows by whether their key has a NULL (two filters over the same
+    // collection would clone every row for the second, only to drop nearly all of them).
+    let (with_key, null_keyed) = keyed(left_rows, left_keys, left_schema, ctx, true)?
+        .inner
+        .ok_err::<Vec<_>, _, Vec<_>, _, _>(|upd: KeyedUpdate| {
+            if upd.0 .0.iter().any(Datum::is_null) {
+                Err(upd)
+            } else {
+                Ok(upd)
+            }
+        });
+    let null_keyed = null_keyed.as_collection();
+    let left = with_key.as_collection().arrange_by_key();
     let right = keyed(right_rows, right_keys, right_schema, ctx, false)?;
     let right_keys_present = right.clone().map(|(k, _)| k).distinct().arrange_by_self();
     let right = right.arrange_by_key();
