@@ -199,6 +199,12 @@ impl Evaluator {
         Ok(out)
     }
 
+    /// The conjuncts of the first expression (as a predicate) that evaluate on rows, and
+    /// whether they are all of it.
+    pub(crate) fn row_conjuncts(&self) -> Option<(&RowPredicate, bool)> {
+        self.predicate.as_ref().map(|p| (&p.on_rows, p.rest.is_none()))
+    }
+
     /// Evaluates the first expression as a predicate: true where it is true (NULL is false).
     pub fn eval_predicate<'a, R: RowRef + 'a>(
         &self,

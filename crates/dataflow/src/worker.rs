@@ -252,6 +252,7 @@ fn build_view(
     let index = worker.index();
     worker.dataflow::<Time, _, _>(|scope| {
         let mut inputs: HashMap<String, Rendered<'_>> = HashMap::new();
+        let mut imported = HashMap::new();
         let mut sources = Vec::new();
         for dep in spec.plan.dependencies() {
             if let Some(feed) = spec.sources.get(&dep) {
@@ -279,18 +280,19 @@ fn build_view(
                 let Some(trace) = o.trace.as_mut() else {
                     return Err(format!("relation {dep} is not available to the dataflow"));
                 };
-                let rows = trace.import(scope).as_collection(|k: &Row, _v: &()| k.clone());
+                let arranged = trace.import(scope);
                 let watermark = o
                     .watermark
                     .as_mut()
                     .map(|w| w.import(scope).as_collection(|k: &i64, _v: &()| *k));
-                inputs.insert(dep, Rendered { rows, watermark });
+                imported.insert(dep, (arranged, watermark));
             } else {
                 return Err(format!("relation {dep} is not available to the dataflow"));
             }
         }
         let ctx = RenderContext {
             inputs,
+            imported,
             lags: spec.lags.clone(),
             scope,
             view: spec.name.clone(),

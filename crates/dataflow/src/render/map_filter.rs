@@ -13,7 +13,7 @@ use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::operator::Operator;
 
-use super::{RenderContext, Rows};
+use super::{Imported, RenderContext, Rows};
 use crate::eval::Evaluator;
 use crate::{Diff, Time};
 
@@ -98,6 +98,31 @@ pub(super) fn render_filter<'s>(
                 out.push(upd);
             }
         }
+    }))
+}
+
+/// A filter right above the read of an imported view: the conjuncts that evaluate on rows
+/// run on the arrangement's rows in place, so only the rows they keep are copied out; the
+/// whole predicate then runs on those as usual if some conjunct needs Arrow. `None` when no
+/// conjunct evaluates on rows.
+pub(super) fn render_filter_imported<'s>(
+    arranged: &Imported<'s>,
+    predicate: &Expr,
+    schema: &DFSchemaRef,
+    ctx: &RenderContext<'s>,
+) -> Result<Option<Rows<'s>>, String> {
+    let eval = Evaluator::new(std::slice::from_ref(predicate), schema)?;
+    let Some((on_rows, complete)) = eval.row_conjuncts() else {
+        return Ok(None);
+    };
+    let on_rows = on_rows.clone();
+    let kept = arranged
+        .clone()
+        .flat_map_ref(move |row: &Row, _: &()| (on_rows.eval(row) == Some(true)).then(|| row.clone()));
+    Ok(Some(if complete {
+        kept
+    } else {
+        render_filter(kept, predicate, schema, ctx)?
     }))
 }
 

@@ -12,6 +12,8 @@ mod window_agg;
 
 use std::collections::{BTreeMap, HashMap};
 
+use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
+use differential_dataflow::trace::implementations::KeySpine;
 use differential_dataflow::VecCollection;
 use rampart_plan::event_time::{expr_lag, plan_lags, Lags};
 use rampart_plan::Plan;
@@ -26,6 +28,10 @@ use watermark::{min_watermark, Watermark};
 /// A collection of rows in a dataflow scope.
 pub type Rows<'s> = VecCollection<'s, Time, Row, Diff>;
 
+/// A materialized view or table as imported into another dataflow: the arrangement its own
+/// dataflow maintains (rows keyed by the whole row).
+pub type Imported<'s> = Arranged<'s, TraceAgent<KeySpine<Row, Time, Diff>>>;
+
 /// A rendered plan node: its rows and, when any of its inputs has one, the watermark that
 /// bounds the event-time columns of rows arriving later.
 #[derive(Clone)]
@@ -38,8 +44,12 @@ pub struct Rendered<'s> {
 
 /// What rendering needs besides the plan.
 pub struct RenderContext<'s> {
-    /// Collections (and watermarks) of the catalog objects the plan reads, by name.
+    /// Collections (and watermarks) of the sources the plan reads, by name.
     pub inputs: HashMap<String, Rendered<'s>>,
+    /// The materialized views and tables the plan reads, by name: their arrangements and
+    /// watermarks. Rows are copied out of an arrangement where the plan reads it, and a
+    /// filter right above the read copies only the rows it keeps.
+    pub imported: HashMap<String, (Imported<'s>, Option<Watermark<'s>>)>,
     /// Event-time lags of the catalog objects the plan reads (objects without event-time
     /// columns are absent).
     pub lags: BTreeMap<String, Lags>,
@@ -66,11 +76,14 @@ pub fn render<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rendered<'s>, 
         watermark: input.watermark.clone(),
     };
     Ok(match plan {
-        Plan::Get { name, .. } => ctx
-            .inputs
-            .get(name)
-            .cloned()
-            .ok_or_else(|| format!("input {name} is not available"))?,
+        Plan::Get { name, .. } => match (ctx.inputs.get(name), ctx.imported.get(name)) {
+            (Some(rendered), _) => rendered.clone(),
+            (None, Some((arranged, watermark))) => Rendered {
+                rows: arranged.clone().as_collection(|row: &Row, _: &()| row.clone()),
+                watermark: watermark.clone(),
+            },
+            (None, None) => return Err(format!("input {name} is not available")),
+        },
         Plan::Constant { rows } => Rendered {
             rows: constant(ctx, rows.clone()),
             watermark: None,
@@ -88,6 +101,16 @@ pub fn render<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rendered<'s>, 
             predicate,
             input_schema,
         } => {
+            if let Plan::Get { name, .. } = input.as_ref() {
+                if let Some((arranged, watermark)) = ctx.imported.get(name) {
+                    if let Some(rows) = map_filter::render_filter_imported(arranged, predicate, input_schema, ctx)? {
+                        return Ok(Rendered {
+                            rows,
+                            watermark: watermark.clone(),
+                        });
+                    }
+                }
+            }
             let i = render(input, ctx)?;
             same(
                 &i,
