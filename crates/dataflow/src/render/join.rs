@@ -3,11 +3,14 @@
 //! joins add the unmatched rows of a side, padded with NULLs: that side's rows minus
 //! those that appear in at least one matching pair.
 //!
+//! A left join on equality keys without a residual (enrichment against a reference table)
+//! is one lookup operator instead ([`super::lookup_join`]).
+//!
 //! State: each input arranged by key; for outer joins, the distinct matched rows of the
 //! preserved side and that side's rows arranged by the whole row. A join without
-//! equality keys (a range join such as `inet_aton(ip) BETWEEN lo AND hi`) puts every row
-//! under one key, so it runs on one worker and costs |left| x |right| comparisons per
-//! change: fine against small reference tables.
+//! equality keys that is not a range join (`inet_aton(ip) BETWEEN lo AND hi` is one, see
+//! [`super::range_join`]) puts every row under one key, so it runs on one worker and costs
+//! |left| x |right| comparisons per change: fine against small reference tables.
 
 use datafusion::common::DFSchemaRef;
 use datafusion::logical_expr::Expr;
@@ -19,12 +22,7 @@ use super::map_filter::{eval_isolating, map_rows};
 use super::{RenderContext, Rows};
 use crate::eval::Evaluator;
 use crate::{Diff, Time};
-use differential_dataflow::AsCollection;
-use timely::dataflow::operators::core::OkErr;
 use timely::dataflow::operators::generic::operator::Operator;
-
-/// A row keyed by its join key, with its time and multiplicity.
-type KeyedUpdate = ((Row, Row), Time, Diff);
 
 pub(super) fn keyed<'s>(
     input: Rows<'s>,
@@ -148,11 +146,7 @@ pub(super) fn render_join<'s>(
     Ok(result)
 }
 
-/// A left join on equality keys only. Unmatched left rows are those whose key has no
-/// right row: the left input minus its rows whose key appears among the right's distinct
-/// keys, so no arrangement of whole left rows is needed (the left input is arranged once,
-/// by key, and serves both the join and the unmatched rows). Rows with a NULL key never
-/// match and are passed through padded.
+/// A left join on equality keys only: one lookup operator (see [`super::lookup_join`]).
 #[allow(clippy::too_many_arguments)]
 fn equi_left_join<'s>(
     left_rows: Rows<'s>,
@@ -164,38 +158,9 @@ fn equi_left_join<'s>(
     right_width: usize,
     ctx: &RenderContext<'s>,
 ) -> Result<Rows<'s>, String> {
-    // One pass splits the rows by whether their key has a NULL (two filters over the same
-    // collection would clone every row for the second, only to drop nearly all of them).
-    let (with_key, null_keyed) = keyed(left_rows, left_keys, left_schema, ctx, true)?
-        .inner
-        .ok_err::<Vec<_>, _, Vec<_>, _, _>(|upd: KeyedUpdate| {
-            if upd.0 .0.iter().any(Datum::is_null) {
-                Err(upd)
-            } else {
-                Ok(upd)
-            }
-        });
-    let null_keyed = null_keyed.as_collection();
-    let left = with_key.as_collection().arrange_by_key();
+    let left = keyed(left_rows, left_keys, left_schema, ctx, true)?;
     let right = keyed(right_rows, right_keys, right_schema, ctx, false)?;
-    let right_keys_present = right.clone().map(|(k, _)| k).distinct().arrange_by_self();
-    let right = right.arrange_by_key();
-    let matched = left.clone().join_core(right, |_k, l: &Row, r: &Row| {
-        Some(l.iter().chain(r.iter()).cloned().collect::<Row>())
-    });
-    let left_with_match = left.clone().join_core(right_keys_present, |k: &Row, l: &Row, _: &()| {
-        Some((k.clone(), l.clone()))
-    });
-    let pad = move |(_k, l): (Row, Row)| {
-        l.into_iter()
-            .chain(std::iter::repeat_n(Datum::Null, right_width))
-            .collect::<Row>()
-    };
-    let unmatched = left
-        .as_collection(|k: &Row, l: &Row| (k.clone(), l.clone()))
-        .concat(left_with_match.negate())
-        .map(pad);
-    Ok(matched.concat(unmatched).concat(null_keyed.map(pad)))
+    Ok(super::lookup_join::render_lookup_left_join(left, right, right_width))
 }
 
 trait IntoCollection<'s> {

@@ -2,9 +2,11 @@
 
 mod interval_join;
 mod join;
+mod lookup_join;
 mod map_filter;
 mod range_join;
 mod reduce;
+mod row_bag;
 mod temporal;
 pub mod watermark;
 mod window;

@@ -24,6 +24,7 @@ use timely::dataflow::operators::generic::operator::Operator;
 use timely::dataflow::operators::vec::Broadcast;
 
 use super::map_filter::{eval_isolating, map_rows};
+use super::row_bag::RowBag;
 use super::watermark::{downgrade, lower_of};
 use super::{RenderContext, Rows};
 use crate::eval::Evaluator;
@@ -40,34 +41,6 @@ fn covering<'a>(ranges: &'a Ranges, v: &'a Datum) -> impl Iterator<Item = (&'a R
         .range(..=v.clone())
         .flat_map(move |(_, rs)| rs.iter().filter(move |(high, _, _)| v <= high && !high.is_null()))
         .map(|(_, r, d)| (r, *d))
-}
-
-/// The rows with one probe value, with multiplicities. Changes are appended and the list is
-/// consolidated (sorted, equal rows summed, zeros dropped) once it has doubled since the
-/// last time, so a change costs amortized O(log n) however many rows share the value (an
-/// internal IP seen in thousands of events), instead of a scan of all of them. Between
-/// consolidations a row may appear more than once; its entries sum to its multiplicity.
-#[derive(Default)]
-struct ProbeRows {
-    rows: Vec<(Row, Diff)>,
-    /// Length after the last consolidation.
-    consolidated: usize,
-}
-
-impl ProbeRows {
-    /// Adds `d` to the multiplicity of `row`.
-    fn update(&mut self, row: Row, d: Diff) {
-        self.rows.push((row, d));
-        if self.rows.len() >= 2 * self.consolidated.max(8) {
-            differential_dataflow::consolidation::consolidate(&mut self.rows);
-            self.consolidated = self.rows.len();
-        }
-    }
-
-    /// Whether no row is left (known only right after a consolidation).
-    fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
 }
 
 /// Changes waiting for their time: rows (probe value, row, diff) and ranges (low, high,
@@ -131,7 +104,7 @@ pub(super) fn render_range_join<'s>(
                 let mut pending: BTreeMap<Time, PendingAt> = BTreeMap::new();
                 let mut ranges: Ranges = BTreeMap::new();
                 // Rows by probe value (rows with a NULL value never match and are not kept).
-                let mut probes: BTreeMap<Datum, ProbeRows> = BTreeMap::new();
+                let mut probes: BTreeMap<Datum, RowBag> = BTreeMap::new();
                 let pad = move |l: &Row| -> Row {
                     l.iter()
                         .cloned()

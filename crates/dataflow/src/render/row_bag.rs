@@ -1,0 +1,65 @@
+//! [`RowBag`]: the rows an operator keeps under one key (a probe value, a join key), with
+//! multiplicities, cheap to change however many rows share the key.
+
+use rampart_repr::Row;
+
+use crate::Diff;
+
+/// Rows with multiplicities. Changes are appended and the list is consolidated (sorted,
+/// equal rows summed, zeros dropped) once it has doubled since the last time, so a change
+/// costs amortized O(log n) however many rows share the key (an internal IP seen in
+/// thousands of events) instead of a scan of all of them. Between consolidations a row may
+/// appear more than once; its entries sum to its multiplicity.
+#[derive(Default)]
+pub(super) struct RowBag {
+    /// The rows and multiplicities, possibly unconsolidated.
+    pub(super) rows: Vec<(Row, Diff)>,
+    /// Length after the last consolidation.
+    consolidated: usize,
+}
+
+impl RowBag {
+    /// Adds `d` to the multiplicity of `row`.
+    pub(super) fn update(&mut self, row: Row, d: Diff) {
+        self.rows.push((row, d));
+        if self.rows.len() >= 2 * self.consolidated.max(8) {
+            differential_dataflow::consolidation::consolidate(&mut self.rows);
+            self.consolidated = self.rows.len();
+        }
+    }
+
+    /// Whether no row is left (known only right after a consolidation).
+    pub(super) fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rampart_repr::Datum;
+
+    use super::*;
+
+    #[test]
+    fn multiplicities_sum_and_empty_bags_are_seen() {
+        let mut bag = RowBag::default();
+        for i in 0..100 {
+            bag.update(vec![Datum::Int(i % 10)], 1);
+        }
+        let total = |bag: &RowBag, v: i64| -> Diff {
+            bag.rows
+                .iter()
+                .filter(|(r, _)| r[0] == Datum::Int(v))
+                .map(|(_, d)| d)
+                .sum()
+        };
+        assert_eq!(total(&bag, 3), 10);
+        assert!(bag.rows.len() < 100, "consolidated along the way");
+        for i in 0..100 {
+            bag.update(vec![Datum::Int(i % 10)], -1);
+        }
+        for v in 0..10 {
+            assert_eq!(total(&bag, v), 0);
+        }
+    }
+}
