@@ -25,7 +25,7 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::operator::Operator;
 
 use super::row_bag::RowBag;
-use super::watermark::{downgrade, lower_of};
+use super::watermark::{downgrade, lower_of, pop_complete};
 use super::Rows;
 use crate::{Diff, Time};
 
@@ -74,12 +74,9 @@ pub(super) fn render_lookup_left_join<'s>(
                         }
                     });
                     let Some(held) = cap.as_mut() else { return };
-                    while let Some(entry) = pending.first_entry() {
-                        let t = *entry.key();
-                        if left_frontier.less_equal(&t) || right_frontier.less_equal(&t) {
-                            break;
-                        }
-                        let (left_changes, right_changes) = entry.remove();
+                    while let Some((t, (left_changes, right_changes))) =
+                        pop_complete(&mut pending, left_frontier, right_frontier)
+                    {
                         let mut out: Vec<(Row, Time, Diff)> = Vec::new();
                         // Left changes against the right rows before this time ...
                         for (k, row, d) in left_changes {

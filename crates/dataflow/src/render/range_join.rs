@@ -25,7 +25,7 @@ use timely::dataflow::operators::vec::Broadcast;
 
 use super::map_filter::{eval_isolating, map_rows};
 use super::row_bag::RowBag;
-use super::watermark::{downgrade, lower_of};
+use super::watermark::{downgrade, lower_of, pop_complete};
 use super::{RenderContext, Rows};
 use crate::eval::Evaluator;
 use crate::{Diff, Time};
@@ -124,12 +124,9 @@ pub(super) fn render_range_join<'s>(
                         }
                     });
                     let Some(held) = cap.as_mut() else { return };
-                    while let Some(entry) = pending.first_entry() {
-                        let t = *entry.key();
-                        if rows_frontier.less_equal(&t) || ranges_frontier.less_equal(&t) {
-                            break;
-                        }
-                        let (row_changes, range_changes) = entry.remove();
+                    while let Some((t, (row_changes, range_changes))) =
+                        pop_complete(&mut pending, rows_frontier, ranges_frontier)
+                    {
                         let mut out: Vec<(Row, Time, Diff)> = Vec::new();
                         // Rows against the ranges before this time ...
                         for (v, row, d) in row_changes {

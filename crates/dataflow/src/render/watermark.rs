@@ -111,6 +111,22 @@ pub(super) fn lower_of(
     }
 }
 
+/// Removes and returns the first entry of `pending` if both `a` and `b` have passed its
+/// time: a binary operator that applies its inputs' changes in time order takes these until
+/// `None`.
+pub(super) fn pop_complete<P>(
+    pending: &mut std::collections::BTreeMap<Time, P>,
+    a: &timely::progress::frontier::MutableAntichain<Time>,
+    b: &timely::progress::frontier::MutableAntichain<Time>,
+) -> Option<(Time, P)> {
+    let entry = pending.first_entry()?;
+    let t = *entry.key();
+    if a.less_equal(&t) || b.less_equal(&t) {
+        return None;
+    }
+    Some((t, entry.remove()))
+}
+
 /// Runs an operator that needs its input in time order with a watermark beside it: buffers
 /// `data` (distributed by `pact`) by time and, once both `data` and `watermark` have passed
 /// a time, calls `step` with that time, its updates and the watermark as of that time;
