@@ -26,7 +26,7 @@ use timely::dataflow::operators::generic::operator::Operator;
 
 use super::row_bag::RowBag;
 use super::watermark::{downgrade, lower_of, pop_complete};
-use super::Rows;
+use super::{joined, padded, Rows};
 use crate::{Diff, Time};
 
 /// A row under its join key, with time and multiplicity.
@@ -55,13 +55,8 @@ pub(super) fn render_lookup_left_join<'s>(
                 let mut pending: BTreeMap<Time, PendingAt> = BTreeMap::new();
                 let mut lefts: HashMap<Row, RowBag> = HashMap::new();
                 let mut rights: HashMap<Row, Vec<(Row, Diff)>> = HashMap::new();
-                let pad = move |l: &Row| -> Row {
-                    l.iter()
-                        .cloned()
-                        .chain(std::iter::repeat_n(Datum::Null, right_width))
-                        .collect()
-                };
-                let pair = |l: &Row, r: &Row| -> Row { l.iter().chain(r.iter()).cloned().collect() };
+                let pad = move |l: &Row| padded(l, right_width);
+                let pair = joined;
                 move |(left_in, left_frontier), (right_in, right_frontier), output| {
                     left_in.for_each(|_cap, batch| {
                         for ((k, row), t, d) in batch.drain(..) {

@@ -260,6 +260,19 @@ fn combine<'s>(
     }
 }
 
+/// A left row followed by a right row: one row of a join's output.
+pub(super) fn joined(left: &Row, right: &Row) -> Row {
+    left.iter().chain(right.iter()).cloned().collect()
+}
+
+/// A left row followed by `right_width` NULLs: an unmatched row of a left join.
+pub(super) fn padded(left: &Row, right_width: usize) -> Row {
+    left.iter()
+        .cloned()
+        .chain(std::iter::repeat_n(rampart_repr::Datum::Null, right_width))
+        .collect()
+}
+
 pub(super) fn constant<'s>(ctx: &RenderContext<'s>, rows: Vec<Row>) -> Rows<'s> {
     use differential_dataflow::AsCollection;
     use timely::dataflow::operators::generic::operator::source;

@@ -26,7 +26,7 @@ use timely::dataflow::operators::vec::Broadcast;
 use super::map_filter::{eval_isolating, map_rows};
 use super::row_bag::RowBag;
 use super::watermark::{downgrade, lower_of, pop_complete};
-use super::{RenderContext, Rows};
+use super::{joined, padded, RenderContext, Rows};
 use crate::eval::Evaluator;
 use crate::{Diff, Time};
 
@@ -105,13 +105,8 @@ pub(super) fn render_range_join<'s>(
                 let mut ranges: Ranges = BTreeMap::new();
                 // Rows by probe value (rows with a NULL value never match and are not kept).
                 let mut probes: BTreeMap<Datum, RowBag> = BTreeMap::new();
-                let pad = move |l: &Row| -> Row {
-                    l.iter()
-                        .cloned()
-                        .chain(std::iter::repeat_n(Datum::Null, right_width))
-                        .collect()
-                };
-                let pair = |l: &Row, r: &Row| -> Row { l.iter().chain(r.iter()).cloned().collect() };
+                let pad = move |l: &Row| padded(l, right_width);
+                let pair = joined;
                 move |(rows_in, rows_frontier), (ranges_in, ranges_frontier), output| {
                     rows_in.for_each(|_cap, batch| {
                         for ((_, v, _, row), t, d) in batch.drain(..) {
