@@ -138,7 +138,7 @@ fn column_of<'a>(vals: impl Iterator<Item = &'a Datum>, n: usize, dt: &DataType)
             Arc::new(b.finish().with_timezone_opt(tz.clone()))
         }
         DataType::Interval(IntervalUnit::MonthDayNano) => {
-            build!(IntervalMonthDayNanoBuilder::with_capacity(n), Datum::Interval(m, d, ns) => IntervalMonthDayNano::new(*m, *d, *ns))
+            build!(IntervalMonthDayNanoBuilder::with_capacity(n), Datum::Interval(iv) => IntervalMonthDayNano::new(iv.0, iv.1, iv.2))
         }
         DataType::Date32 => build!(Date32Builder::with_capacity(n), Datum::Date(d) => *d),
         other => {
@@ -273,29 +273,29 @@ fn append_column(col: &ArrayRef, rows: &mut [Row]) -> Result<(), ArrowError> {
         DataType::Date32 => prim!(Date32Type, Datum::Date),
         DataType::Date64 => prim!(Date64Type, |v: i64| Datum::Date((v / 86_400_000) as i32)),
         DataType::Interval(IntervalUnit::MonthDayNano) => {
-            prim!(IntervalMonthDayNanoType, |v: IntervalMonthDayNano| Datum::Interval(
+            prim!(IntervalMonthDayNanoType, |v: IntervalMonthDayNano| Datum::interval(
                 v.months,
                 v.days,
                 v.nanoseconds
             ))
         }
-        DataType::Interval(IntervalUnit::YearMonth) => prim!(IntervalYearMonthType, |v: i32| Datum::Interval(v, 0, 0)),
+        DataType::Interval(IntervalUnit::YearMonth) => prim!(IntervalYearMonthType, |v: i32| Datum::interval(v, 0, 0)),
         DataType::Interval(IntervalUnit::DayTime) => prim!(
             IntervalDayTimeType,
             |v: datafusion::arrow::datatypes::IntervalDayTime| {
-                Datum::Interval(0, v.days, v.milliseconds as i64 * 1_000_000)
+                Datum::interval(0, v.days, v.milliseconds as i64 * 1_000_000)
             }
         ),
         DataType::Duration(TimeUnit::Second) => {
-            prim!(DurationSecondType, |v: i64| Datum::Interval(0, 0, v * 1_000_000_000))
+            prim!(DurationSecondType, |v: i64| Datum::interval(0, 0, v * 1_000_000_000))
         }
         DataType::Duration(TimeUnit::Millisecond) => {
-            prim!(DurationMillisecondType, |v: i64| Datum::Interval(0, 0, v * 1_000_000))
+            prim!(DurationMillisecondType, |v: i64| Datum::interval(0, 0, v * 1_000_000))
         }
         DataType::Duration(TimeUnit::Microsecond) => {
-            prim!(DurationMicrosecondType, |v: i64| Datum::Interval(0, 0, v * 1_000))
+            prim!(DurationMicrosecondType, |v: i64| Datum::interval(0, 0, v * 1_000))
         }
-        DataType::Duration(TimeUnit::Nanosecond) => prim!(DurationNanosecondType, |v: i64| Datum::Interval(0, 0, v)),
+        DataType::Duration(TimeUnit::Nanosecond) => prim!(DurationNanosecondType, |v: i64| Datum::interval(0, 0, v)),
         other => {
             return Err(ArrowError::NotYetImplemented(format!(
                 "Rampart cannot yet store values of type {other}"
