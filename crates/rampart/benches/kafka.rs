@@ -3,6 +3,8 @@
 //!
 //! `cargo bench -p rampart --bench kafka -- [EVENTS_PER_SOURCE] [PROBE_SECONDS]`
 //! (defaults 100000 and 20; the full run is 3333334 per source, 10M in all).
+//! `RAMPART_BENCH_SPAN_S=N` spreads the pre-produced events' event time over the last N
+//! seconds (default 3600), as in the pipeline benchmark.
 //!
 //! 1. Throughput: the events are produced to the three source topics before the pipeline
 //!    starts, followed by a marker burst of failed logins; the pipeline reads them from
@@ -167,7 +169,8 @@ fn main() {
         broker.create_topic(ALERTS, 1).await;
     });
 
-    // Pre-produce: event times spread over the hour before now.
+    // Pre-produce: event times spread over the RAMPART_BENCH_SPAN_S seconds (default an
+    // hour) before now.
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
         .set("linger.ms", "5")
@@ -175,7 +178,7 @@ fn main() {
         .create()
         .expect("producer");
     let now_us = chrono::Utc::now().timestamp_micros();
-    let span_us: i64 = 3_600_000_000;
+    let span_us = common::event_time_span_us();
     let t0 = Instant::now();
     for (kind, topic) in TOPICS {
         let mut g = EventGenerator::new(kind, 7);

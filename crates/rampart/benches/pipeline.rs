@@ -26,15 +26,7 @@ fn main() {
     let per_source: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(200_000);
     let dir = tempfile_dir();
     let now_us = chrono::Utc::now().timestamp_micros();
-    // Event time covers the last RAMPART_BENCH_SPAN_S seconds (default one hour). The
-    // generator has 256 users, so a short span makes every user log in every few seconds,
-    // and impossible travel (every later login from home within 30 minutes of a login
-    // elsewhere) then fires hundreds of times per scenario.
-    let span_us: i64 = std::env::var("RAMPART_BENCH_SPAN_S")
-        .ok()
-        .and_then(|s| s.parse::<i64>().ok())
-        .unwrap_or(3_600)
-        * 1_000_000;
+    let span_us = common::event_time_span_us();
     let t0 = Instant::now();
     let mut files = Vec::new();
     for (kind, name) in [

@@ -20,6 +20,19 @@ pub const PIPELINE: &str = include_str!("../../src/demo_pipeline.sql");
 /// The generator kinds of the pipeline's three sources, in order.
 pub const SOURCE_KINDS: [&str; 3] = ["firewall", "auth", "endpoint"];
 
+/// How far back the pre-written events' event time reaches, in microseconds:
+/// `RAMPART_BENCH_SPAN_S` seconds (default one hour). The generator has 256 users, so a
+/// short span makes every user log in every few seconds, and impossible travel (every
+/// later login from home within 30 minutes of a login elsewhere) then fires hundreds of
+/// times per scenario: at millions of events, spread them over a day or more.
+pub fn event_time_span_us() -> i64 {
+    std::env::var("RAMPART_BENCH_SPAN_S")
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .unwrap_or(3_600)
+        * 1_000_000
+}
+
 /// A memory figure of this process from `/proc/self/status` in MiB (`VmHWM:` peak,
 /// `VmRSS:` current).
 pub fn rss_mib(field: &str) -> f64 {
