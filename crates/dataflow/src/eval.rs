@@ -361,14 +361,8 @@ mod tests {
             Datum::str("p"),
         ];
         let ints = [Datum::Null, Datum::Int(-1), Datum::Int(10)];
-        let mut rows = Vec::new();
-        for b in &strs {
-            for d in &strs[1..] {
-                for a in &ints {
-                    rows.push(vec![a.clone(), b.clone(), Datum::Int(3), d.clone()]);
-                }
-            }
-        }
+        // Columns a, b, c, d of `schema()`; d is not nullable.
+        let rows = crate::test_rows::every_combination(&[&ints, &strs, &[Datum::Int(3)], &strs[1..]]);
         let s = schema();
         for p in [
             col("d").eq(lit("p")).and(col("b").ilike(lit("%POWERSHELL%"))),

@@ -10,6 +10,8 @@ pub mod eval;
 pub mod render;
 mod row_expr;
 mod row_predicate;
+#[cfg(test)]
+mod test_rows;
 mod worker;
 
 pub use capture::{SinkWriter, StoreRegistry, ViewStore};

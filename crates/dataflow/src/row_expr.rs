@@ -140,7 +140,6 @@ impl RowExpr {
 
 #[cfg(test)]
 mod tests {
-    use datafusion::arrow::datatypes::Field;
     use datafusion::common::{DFSchemaRef, ScalarValue};
     use datafusion::functions::expr_fn::coalesce;
     use datafusion::logical_expr::{cast, when};
@@ -148,33 +147,23 @@ mod tests {
 
     use super::*;
     use crate::eval::Evaluator;
+    use crate::test_rows::{every_combination, nullable_schema};
 
     fn schema() -> DFSchemaRef {
-        let arrow = Schema::new(vec![
-            Field::new("s", DataType::Utf8, true),
-            Field::new("t", DataType::Utf8, true),
-            Field::new("i", DataType::Int64, true),
-            Field::new("n", DataType::Int32, true),
-            Field::new("f", DataType::Float64, true),
-        ]);
-        Arc::new(DFSchema::try_from(arrow).unwrap())
+        nullable_schema(&[
+            ("s", DataType::Utf8),
+            ("t", DataType::Utf8),
+            ("i", DataType::Int64),
+            ("n", DataType::Int32),
+            ("f", DataType::Float64),
+        ])
     }
 
     /// Every combination of a few values, NULL included.
     fn rows() -> Vec<Vec<Datum>> {
         let strs = [Datum::Null, Datum::str("a"), Datum::str("")];
         let ints = [Datum::Null, Datum::Int(-12), Datum::Int(0), Datum::Int(443)];
-        let mut out = Vec::new();
-        for s in &strs {
-            for t in &strs {
-                for i in &ints {
-                    for n in &ints {
-                        out.push(vec![s.clone(), t.clone(), i.clone(), n.clone(), Datum::Null]);
-                    }
-                }
-            }
-        }
-        out
+        every_combination(&[&strs, &strs, &ints, &ints, &[Datum::Null]])
     }
 
     /// The expected values come from DataFusion itself: the same expressions evaluated

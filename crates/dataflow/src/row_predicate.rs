@@ -217,24 +217,21 @@ impl RowPredicate {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use datafusion::arrow::datatypes::{Field, Schema};
     use datafusion::common::DFSchemaRef;
     use datafusion::prelude::{col, lit};
 
     use super::*;
     use crate::eval::Evaluator;
+    use crate::test_rows::{every_combination, nullable_schema};
 
     fn schema() -> DFSchemaRef {
-        let arrow = Schema::new(vec![
-            Field::new("s", DataType::Utf8, true),
-            Field::new("t", DataType::Utf8, true),
-            Field::new("i", DataType::Int64, true),
-            Field::new("b", DataType::Boolean, true),
-            Field::new("f", DataType::Float64, true),
-        ]);
-        Arc::new(DFSchema::try_from(arrow).unwrap())
+        nullable_schema(&[
+            ("s", DataType::Utf8),
+            ("t", DataType::Utf8),
+            ("i", DataType::Int64),
+            ("b", DataType::Boolean),
+            ("f", DataType::Float64),
+        ])
     }
 
     /// Every combination of a few values, NULL included.
@@ -242,17 +239,7 @@ mod tests {
         let strs = [Datum::Null, Datum::str("a"), Datum::str("b"), Datum::str("")];
         let ints = [Datum::Null, Datum::Int(-1), Datum::Int(5)];
         let bools = [Datum::Null, Datum::Bool(false), Datum::Bool(true)];
-        let mut out = Vec::new();
-        for s in &strs {
-            for t in &strs {
-                for i in &ints {
-                    for b in &bools {
-                        out.push(vec![s.clone(), t.clone(), i.clone(), b.clone(), Datum::Null]);
-                    }
-                }
-            }
-        }
-        out
+        every_combination(&[&strs, &strs, &ints, &bools, &[Datum::Null]])
     }
 
     /// The expected values come from DataFusion itself: the same predicate through Arrow.
