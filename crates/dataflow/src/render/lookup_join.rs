@@ -24,7 +24,7 @@ use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::operator::Operator;
 
-use super::row_bag::RowBag;
+use super::row_bag::{update_exact, RowBag};
 use super::watermark::{downgrade, lower_of, pop_complete};
 use super::{joined, padded, Rows};
 use crate::{Diff, Time};
@@ -95,11 +95,7 @@ pub(super) fn render_lookup_left_join<'s>(
                         for (k, row, d) in right_changes {
                             let rs = rights.entry(k.clone()).or_default();
                             let before = !rs.is_empty();
-                            match rs.iter_mut().find(|(r, _)| *r == row) {
-                                Some((_, n)) => *n += d,
-                                None => rs.push((row.clone(), d)),
-                            }
-                            rs.retain(|(_, n)| *n != 0);
+                            update_exact(rs, row.clone(), d);
                             let after = !rs.is_empty();
                             if !after {
                                 rights.remove(&k);

@@ -1,5 +1,7 @@
 //! [`RowBag`]: the rows an operator keeps under one key (a probe value, a join key), with
-//! multiplicities, cheap to change however many rows share the key.
+//! multiplicities, cheap to change however many rows share the key; and [`update_exact`]
+//! for the few rows of a reference table under one key, whose emptiness must be known
+//! after every change.
 
 use rampart_repr::Row;
 
@@ -32,6 +34,17 @@ impl RowBag {
     pub(super) fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }
+}
+
+/// Adds `d` to the multiplicity of `row` in `rows`, dropping it at zero: the list stays
+/// consolidated, so `rows.is_empty()` says whether any row is left. A scan per change, for
+/// lists of a handful of rows.
+pub(super) fn update_exact(rows: &mut Vec<(Row, Diff)>, row: Row, d: Diff) {
+    match rows.iter_mut().find(|(r, _)| *r == row) {
+        Some((_, n)) => *n += d,
+        None => rows.push((row, d)),
+    }
+    rows.retain(|(_, n)| *n != 0);
 }
 
 #[cfg(test)]
