@@ -11,6 +11,7 @@ use differential_dataflow::operators::arrange::TraceAgent;
 use differential_dataflow::trace::cursor::cursor_list;
 use differential_dataflow::trace::implementations::KeySpine;
 use differential_dataflow::trace::{Cursor, TraceReader};
+use rampart_plan::Plan;
 use rampart_repr::Row;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::operator::Operator;
@@ -20,7 +21,7 @@ use timely::worker::Worker;
 use crate::capture::{SinkWriter, StoreRegistry, ViewStore};
 use crate::command::{Command, FeedProgress, PeekReply, PeekRequest, SourceBatch, ViewSpec};
 use crate::render::watermark::safe_watermark;
-use crate::render::{render, RenderContext, Rendered, Rows};
+use crate::render::{render, ImportedView, RenderContext, Rendered, Retention, Rows};
 use crate::{now_ms, Diff, Time};
 
 type Trace = TraceAgent<KeySpine<Row, Time, Diff>>;
@@ -57,6 +58,8 @@ struct Object {
     trace: Option<Trace>,
     /// The watermark of a materialized view whose rows have event-time columns.
     watermark: Option<WatermarkTrace>,
+    /// The retention of a materialized view that has one.
+    retention: Option<Retention>,
     table_input: Option<InputSession<Time, Row, Diff>>,
     sources: Vec<SourceInput>,
 }
@@ -187,6 +190,7 @@ fn apply(
                     dataflow,
                     trace: Some(trace),
                     watermark: None,
+                    retention: None,
                     table_input: Some(input),
                     sources: vec![],
                 },
@@ -213,6 +217,7 @@ fn apply(
                             dataflow,
                             trace,
                             watermark,
+                            retention: retention_of(&spec.plan),
                             table_input: None,
                             sources,
                         },
@@ -238,6 +243,17 @@ fn apply(
             }
             registry.reseal();
         }
+    }
+}
+
+/// The retention of a view whose plan is `plan` (a `Retain` at its root).
+fn retention_of(plan: &Plan) -> Option<Retention> {
+    match plan {
+        Plan::Retain { column, keep_us, .. } => Some(Retention {
+            column: *column,
+            keep_us: *keep_us,
+        }),
+        _ => None,
     }
 }
 
@@ -285,7 +301,14 @@ fn build_view(
                     .watermark
                     .as_mut()
                     .map(|w| w.import(scope).as_collection(|k: &i64, _v: &()| *k));
-                imported.insert(dep, (arranged, watermark));
+                imported.insert(
+                    dep,
+                    ImportedView {
+                        arranged,
+                        watermark,
+                        retention: o.retention,
+                    },
+                );
             } else {
                 return Err(format!("relation {dep} is not available to the dataflow"));
             }
@@ -293,6 +316,7 @@ fn build_view(
         let ctx = RenderContext {
             inputs,
             imported,
+            retained: retention_of(&spec.plan).is_some(),
             lags: spec.lags.clone(),
             scope,
             view: spec.name.clone(),

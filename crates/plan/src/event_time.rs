@@ -55,7 +55,9 @@ pub fn plan_lags(plan: &Plan, inputs: &dyn Fn(&str) -> Option<Lags>) -> Lags {
             let lags = plan_lags(input, inputs);
             exprs.iter().map(|e| expr_lag(e, input_schema, &lags)).collect()
         }
-        Plan::Filter { input, .. } | Plan::Distinct { input } => plan_lags(input, inputs),
+        // Retention's expiry retracts old rows; readers either do not see those retractions
+        // (views without retention) or skip them where state is already gone.
+        Plan::Filter { input, .. } | Plan::Distinct { input } | Plan::Retain { input, .. } => plan_lags(input, inputs),
         // Expiring rows retract long after their event time.
         Plan::TemporalFilter { input, .. } => vec![None; plan_lags(input, inputs).len()],
         Plan::Union { inputs: branches } => {

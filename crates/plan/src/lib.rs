@@ -132,6 +132,17 @@ pub enum Plan {
         /// Schema of the input.
         input_schema: DFSchemaRef,
     },
+    /// A materialized view's retention (`WITH (retention = '1 hour')`): keeps each row
+    /// until the watermark passes its event time plus `keep_us`, then retracts it. Views
+    /// without retention that read this one keep what they derived from expired rows.
+    Retain {
+        /// Input.
+        input: Box<Plan>,
+        /// The event-time column (it follows a source watermark).
+        column: usize,
+        /// How long, in event time (microseconds), a row stays.
+        keep_us: i64,
+    },
     /// Concatenates inputs with the same columns (`UNION ALL`).
     Union {
         /// Inputs.
@@ -231,6 +242,7 @@ impl Plan {
             Plan::Map { input, .. }
             | Plan::Filter { input, .. }
             | Plan::TemporalFilter { input, .. }
+            | Plan::Retain { input, .. }
             | Plan::Reduce { input, .. }
             | Plan::Distinct { input }
             | Plan::Window { input, .. } => vec![input],
@@ -293,6 +305,7 @@ impl Plan {
             Plan::Map { input, .. }
             | Plan::Filter { input, .. }
             | Plan::TemporalFilter { input, .. }
+            | Plan::Retain { input, .. }
             | Plan::Reduce { input, .. }
             | Plan::Distinct { input }
             | Plan::Window { input, .. } => input.set_eowc(inputs, found)?,
@@ -375,6 +388,11 @@ impl Plan {
                 out,
                 "{pad}TemporalFilter rows retract when now() >= {} (state: one pending retraction per row)",
                 bound.expires_at
+            ),
+            Plan::Retain { column, keep_us, .. } => writeln!(
+                out,
+                "{pad}Retain rows until the watermark passes column {column} + {} s (state: each row until it expires; views without retention that read this one do not see the expiry)",
+                *keep_us as f64 / 1e6
             ),
             Plan::Union { inputs } => writeln!(out, "{pad}Union ({} inputs)", inputs.len()),
             Plan::Join {

@@ -8,13 +8,20 @@
 //! 5-minute and 30-minute windows open and close many times in one run.
 //!
 //! `RAMPART_SOAK_MODE=seed` (default) runs the seed pipeline as written, plus
-//! `WATERMARK FOR event_time AS event_time - INTERVAL '5 seconds'` on the sources and
-//! `EMIT ON WINDOW CLOSE` on the two windowed aggregates. `RAMPART_SOAK_MODE=detect`
-//! runs the same detections directly over the sources, without the `normalized_events` /
-//! `enriched_events` views that keep every event, to show the bounded operators alone.
+//! `WATERMARK FOR event_time AS event_time - INTERVAL '5 seconds'` on the sources,
+//! `EMIT ON WINDOW CLOSE` on the two windowed aggregates and
+//! `WITH (retention = '1 hour')` on `normalized_events` and `enriched_events`, the two
+//! views that would otherwise keep every event (`RAMPART_SOAK_RETENTION` sets another
+//! retention, `none` leaves them unbounded). `RAMPART_SOAK_MODE=detect` runs the same
+//! detections directly over the sources, without those two views, to show the bounded
+//! operators alone.
 //!
 //! Every 10 s it prints: elapsed seconds, events appended, events counted by the pipeline,
-//! resident memory (VmRSS) and the alert counts.
+//! resident memory (VmRSS) and the alert counts. The server keeps a data directory, as
+//! `rampart serve` does; at the end the bench prints its size, stops the server process
+//! and times a new one recovering on that directory (catalog restored, sources replayed)
+//! until every event is counted again, and checks that the alert counts came back the same.
+//! Each phase runs in its own process (the bench re-runs itself with `RAMPART_SOAK_ROLE`).
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -48,8 +55,17 @@ SELECT COUNT(*) AS n FROM (
   UNION ALL SELECT event_time FROM endpoint_events);
 ";
 
-fn soak_sql(dir: &std::path::Path, files: &[std::path::PathBuf], detect_only: bool) -> String {
+fn soak_sql(dir: &std::path::Path, files: &[std::path::PathBuf], detect_only: bool, retention: &str) -> String {
     let mut sql = common::file_pipeline_sql(dir, files);
+    if retention != "none" {
+        for view in ["normalized_events", "enriched_events"] {
+            sql = sql.replacen(
+                &format!("CREATE MATERIALIZED VIEW {view} AS"),
+                &format!("CREATE MATERIALIZED VIEW {view} WITH (retention = '{retention}') AS"),
+                1,
+            );
+        }
+    }
     // Each source gets a watermark after its last column.
     for file in files {
         let with = format!("\n)\nWITH (connector = 'file', path = '{}'", file.display());
@@ -74,8 +90,53 @@ fn soak_sql(dir: &std::path::Path, files: &[std::path::PathBuf], detect_only: bo
     sql
 }
 
+/// What the run phase measured, passed to the recovery phase.
+const RESULT_FILE: &str = "soak-result.txt";
+
 fn main() {
     common::alloc::tune();
+    match std::env::var("RAMPART_SOAK_ROLE").as_deref() {
+        Ok("run") => run(),
+        Ok("recover") => recover(),
+        _ => orchestrate(),
+    }
+}
+
+/// Runs the soak, then the recovery, each in a child process of this bench binary, so the
+/// recovery starts the way a restarted `rampart serve` does: a new process, the data
+/// directory and the source files as the first one left them.
+fn orchestrate() {
+    let dir = std::env::temp_dir().join(format!("rampart-soak-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let me = std::env::current_exe().expect("bench binary");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    for role in ["run", "recover"] {
+        let status = std::process::Command::new(&me)
+            .args(&args)
+            .env("RAMPART_SOAK_ROLE", role)
+            .env("RAMPART_SOAK_DIR", &dir)
+            .status()
+            .expect("start a soak phase");
+        if !status.success() {
+            eprintln!("soak phase {role} failed: {status}");
+            let _ = std::fs::remove_dir_all(&dir);
+            std::process::exit(1);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+struct Setup {
+    dir: std::path::PathBuf,
+    files: Vec<std::path::PathBuf>,
+    per_source: u64,
+    rate: u64,
+    event_ms: i64,
+    detect_only: bool,
+    retention: String,
+}
+
+fn setup() -> Setup {
     let mut args = std::env::args().skip(1).filter_map(|a| a.parse::<u64>().ok());
     let per_source = args.next().unwrap_or(200_000);
     let rate = args.next().unwrap_or(1_000).max(1);
@@ -83,22 +144,71 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
-    let detect_only = std::env::var("RAMPART_SOAK_MODE").as_deref() == Ok("detect");
-    let dir = std::env::temp_dir().join(format!("rampart-soak-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let files: Vec<std::path::PathBuf> = ["fw", "auth", "ep"]
+    let dir = std::path::PathBuf::from(std::env::var("RAMPART_SOAK_DIR").expect("RAMPART_SOAK_DIR"));
+    let files = ["fw", "auth", "ep"]
         .iter()
-        .map(|n| {
-            let p = dir.join(format!("{n}.jsonl"));
-            std::fs::write(&p, "").expect("create events file");
-            p
-        })
+        .map(|n| dir.join(format!("{n}.jsonl")))
         .collect();
-    let sql = soak_sql(&dir, &files, detect_only);
-    println!(
-        "soak: {} events per source at {rate}/s each, {event_ms} ms of event time per event, mode {}",
+    Setup {
+        dir,
+        files,
         per_source,
-        if detect_only { "detect" } else { "seed" }
+        rate,
+        event_ms,
+        detect_only: std::env::var("RAMPART_SOAK_MODE").as_deref() == Ok("detect"),
+        retention: std::env::var("RAMPART_SOAK_RETENTION").unwrap_or_else(|_| "1 hour".into()),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn server_config(dir: &std::path::Path) -> ServerConfig {
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let mut config = ServerConfig::ephemeral("127.0.0.1:0".parse().unwrap(), workers);
+    config.data_dir = Some(dir.join("data"));
+    config
+}
+
+/// Total size of the files under `dir`, in bytes.
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn run() {
+    let Setup {
+        dir,
+        files,
+        per_source,
+        rate,
+        event_ms,
+        detect_only,
+        retention,
+    } = setup();
+    for f in &files {
+        std::fs::write(f, "").expect("create events file");
+    }
+    let sql = soak_sql(&dir, &files, detect_only, &retention);
+    println!(
+        "soak: {} events per source at {rate}/s each, {event_ms} ms of event time per event, mode {}, retention {}",
+        per_source,
+        if detect_only { "detect" } else { "seed" },
+        if detect_only { "n/a" } else { retention.as_str() }
     );
 
     // The writer appends each source's next slice every 100 ms.
@@ -134,27 +244,22 @@ fn main() {
         }
     });
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async move {
-        let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        let server = start_server(ServerConfig::ephemeral("127.0.0.1:0".parse().unwrap(), workers))
-            .await
-            .expect("server");
+    let config = server_config(&dir);
+    runtime().block_on(async move {
+        let server = start_server(config).await.expect("server");
         let backend: &dyn SqlBackend = server.coordinator.as_ref();
         server.coordinator.execute_script(&sql).await.expect("pipeline");
         let start = Instant::now();
         let total = 3 * per_source as i64;
         let mut curve = Vec::new();
+        let (mut bf, mut it);
         println!("seconds\tappended\tcounted\trss_mib\tbrute_force\timpossible_travel");
         loop {
             tokio::time::sleep(Duration::from_secs(10)).await;
             let n = count(backend, "SELECT n FROM soak_progress").await;
             let rss = rss_mib("VmRSS:");
-            let bf = count(backend, "SELECT COUNT(*) FROM alert_brute_force").await;
-            let it = count(backend, "SELECT COUNT(*) FROM alert_impossible_travel").await;
+            bf = count(backend, "SELECT COUNT(*) FROM alert_brute_force").await;
+            it = count(backend, "SELECT COUNT(*) FROM alert_impossible_travel").await;
             let secs = start.elapsed().as_secs_f64();
             println!(
                 "{secs:.0}\t{}\t{n}\t{rss:.0}\t{bf}\t{it}",
@@ -165,6 +270,7 @@ fn main() {
                 break;
             }
         }
+        let secs = start.elapsed().as_secs_f64();
         let quarter = |q: usize| curve[(curve.len() * q / 4).min(curve.len() - 1)];
         println!(
             "RSS at 25% / 50% / 75% / 100% of the run: {:.0} / {:.0} / {:.0} / {:.0} MiB (events counted {} / {} / {} / {}); peak {:.0} MiB",
@@ -178,7 +284,55 @@ fn main() {
             quarter(4).0,
             rss_mib("VmHWM:")
         );
+        println!(
+            "{total} events in {secs:.0} s ({:.0} events/s); data directory {:.1} MiB (catalog, table logs, sink logs); source files {:.0} MiB",
+            total as f64 / secs,
+            dir_bytes(&dir.join("data")) as f64 / (1024.0 * 1024.0),
+            files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).sum::<u64>() as f64
+                / (1024.0 * 1024.0)
+        );
+        std::fs::write(dir.join(RESULT_FILE), format!("{total} {bf} {it}")).expect("write result");
     });
     writer.join().expect("writer");
-    let _ = std::fs::remove_dir_all(&dir);
+    // The process exits with the server still running: as far as the data directory
+    // knows, it stopped the way a killed server does.
+}
+
+fn recover() {
+    let Setup { dir, .. } = setup();
+    let result = std::fs::read_to_string(dir.join(RESULT_FILE)).expect("the run's result");
+    let want: Vec<i64> = result.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+    let (total, bf_want, it_want) = (want[0], want[1], want[2]);
+    let config = server_config(&dir);
+    runtime().block_on(async move {
+        let begin = Instant::now();
+        let server = start_server(config).await.expect("server");
+        let catalog_s = begin.elapsed().as_secs_f64();
+        let backend: &dyn SqlBackend = server.coordinator.as_ref();
+        let (mut bf, mut it);
+        let mut all_counted: Option<Instant> = None;
+        let recovered_s = loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let n = count(backend, "SELECT n FROM soak_progress").await;
+            bf = count(backend, "SELECT COUNT(*) FROM alert_brute_force").await;
+            it = count(backend, "SELECT COUNT(*) FROM alert_impossible_travel").await;
+            if n >= total && all_counted.is_none() {
+                all_counted = Some(Instant::now());
+            }
+            // The alerts follow the events within moments; give them 30 s to match.
+            let matched = bf == bf_want && it == it_want;
+            match all_counted {
+                Some(at) if matched || at.elapsed() > Duration::from_secs(30) => break begin.elapsed().as_secs_f64(),
+                _ => {}
+            }
+        };
+        println!(
+            "recovery: {} objects restored in {catalog_s:.1} s, every one of the {total} events counted again after {:.1} s ({:.0} events/s), peak {:.0} MiB; alerts brute force {bf} (run: {bf_want}), impossible travel {it} (run: {it_want}){}",
+            server.restored,
+            recovered_s,
+            total as f64 / recovered_s,
+            rss_mib("VmHWM:"),
+            if bf == bf_want && it == it_want { "" } else { " MISMATCH" }
+        );
+    });
 }

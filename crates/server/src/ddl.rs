@@ -3,13 +3,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use datafusion::sql::sqlparser::ast::{CreateTable, CreateView, Query};
+use datafusion::sql::sqlparser::ast::{CreateTable, CreateTableOptions, CreateView, Query};
 use rampart_connectors::late::Watermark;
 use rampart_connectors::sink::{JsonSink, SinkFormat, SinkTarget};
 use rampart_connectors::source::{MetaColumn, SourceConnector, SourceContext};
 use rampart_dataflow::{render::validate, Command, FeedProgress, SourceFeed, ViewSpec, ViewStore};
 use rampart_plan::event_time::{plan_lags, reads_stream, Lags};
-use rampart_plan::ViewPlan;
+use rampart_plan::{Plan, ViewPlan};
 use rampart_repr::RelationDesc;
 use rampart_sql::ast::{object_name, ObjectKind};
 use rampart_sql::lower::{lower_plan, NowMode};
@@ -202,6 +202,71 @@ impl State {
         Ok(plan)
     }
 
+    /// `plan` under the retention its view's `WITH` options ask for (unchanged without
+    /// one). The retention column is the one named by `retention_column`, or the view's
+    /// only column that follows a source watermark.
+    pub(crate) fn with_retention(
+        &self,
+        plan: ViewPlan,
+        options: &CreateTableOptions,
+        sql: &str,
+    ) -> Result<ViewPlan, PlanError> {
+        let at = sql
+            .to_lowercase()
+            .find("retention")
+            .map(|i| sql[..i].chars().count() + 1);
+        let Some(retention) = rampart_sql::retention::view_retention(options).map_err(|e| e.at(at))? else {
+            return Ok(plan);
+        };
+        let lags = plan_lags(&plan.plan, &|name| self.event_time_of(name));
+        let names: Vec<&str> = plan.desc.columns.iter().map(|c| c.name.as_str()).collect();
+        let timed: Vec<usize> = (0..names.len())
+            .filter(|i| lags.get(*i).copied().flatten().is_some())
+            .collect();
+        let column = match &retention.column {
+            Some(name) => {
+                let i = names
+                    .iter()
+                    .position(|n| n.eq_ignore_ascii_case(name))
+                    .ok_or_else(|| {
+                        PlanError::new("42703", format!("retention_column {name} is not a column of the view")).at(at)
+                    })?;
+                if !timed.contains(&i) {
+                    return Err(PlanError::invalid(format!(
+                        "retention_column {name} does not follow a source WATERMARK, so its rows would never expire; {}",
+                        timed_columns(&names, &timed)
+                    ))
+                    .at(at));
+                }
+                i
+            }
+            None => match timed.as_slice() {
+                [one] => *one,
+                [] => {
+                    return Err(PlanError::invalid(
+                        "a retention needs an event-time column that follows a source WATERMARK (WATERMARK FOR event_time AS event_time - INTERVAL '5 seconds' on the source); this view has none",
+                    )
+                    .at(at))
+                }
+                _ => {
+                    return Err(PlanError::invalid(format!(
+                        "the view has several event-time columns: name one with retention_column; {}",
+                        timed_columns(&names, &timed)
+                    ))
+                    .at(at))
+                }
+            },
+        };
+        Ok(ViewPlan {
+            plan: Arc::new(Plan::Retain {
+                input: Box::new((*plan.plan).clone()),
+                column,
+                keep_us: retention.keep_us,
+            }),
+            desc: plan.desc,
+        })
+    }
+
     /// Event-time lags of a catalog object's columns, if it has event-time columns.
     pub(crate) fn event_time_of(&self, name: &str) -> Option<Lags> {
         self.catalog.get(name).and_then(|e| e.event_time.clone())
@@ -294,11 +359,17 @@ impl State {
             ));
         }
         if !cv.materialized {
+            if cv.options != CreateTableOptions::None {
+                return Err(PlanError::unsupported(
+                    "WITH options on a (non-materialized) view are not supported: a retention applies to CREATE MATERIALIZED VIEW",
+                ));
+            }
             return self.create_plain_view(&name, &cv.query, sql).await;
         }
         let plan = self
             .plan_streaming_view(&cv.query, NowMode::TemporalFiltersOnly, sql)
             .await?;
+        let plan = self.with_retention(plan, &cv.options, sql)?;
         let (lags, event_time) = self.plan_event_time(&plan);
         // Readers start before the statement is recorded: one that cannot start fails the
         // statement without leaving it in the catalog.
@@ -598,4 +669,13 @@ fn notice_exists(kind: &str, name: &str) -> Executed {
         notices: vec![format!("{kind} \"{name}\" already exists, skipping")],
         ..Executed::command("CREATE")
     }
+}
+
+/// "the event-time columns are a, b" (or that there are none), for retention errors.
+fn timed_columns(names: &[&str], timed: &[usize]) -> String {
+    if timed.is_empty() {
+        return "the view has no event-time column".into();
+    }
+    let list: Vec<&str> = timed.iter().map(|i| names[*i]).collect();
+    format!("the event-time columns are {}", list.join(", "))
 }

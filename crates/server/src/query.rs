@@ -244,6 +244,10 @@ impl State {
         let plan = self
             .plan_streaming_view(&query, NowMode::TemporalFiltersOnly, sql)
             .await?;
+        let plan = match stmt {
+            Statement::CreateView(cv) => self.with_retention(plan, &cv.options, sql)?,
+            _ => plan,
+        };
         let lines = plan
             .plan
             .explain_with(&|name| self.event_time_of(name))

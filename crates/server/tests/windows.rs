@@ -331,3 +331,212 @@ async fn join_with_an_unwatermarked_stream_keeps_old_windows_open() {
     let late = rows(&client, "SELECT source FROM rampart_late_events").await.unwrap();
     assert!(late.is_empty(), "no pair is late: {late:?}");
 }
+
+/// A materialized view with a retention keeps the rows whose event time is within the
+/// retention of the watermark: older rows leave it (and the state of its enrichment join
+/// with them), views without a retention that read it keep what they derived from them,
+/// and a retained windowed view over it skips the expiry of closed windows instead of
+/// recording it as late. Expected rows are counted by hand (see the comments).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_expires_rows_with_the_watermark() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ev.jsonl");
+    std::fs::write(&path, "").unwrap();
+    let base = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
+    let at = |s: i64| ts(base + chrono::Duration::seconds(s));
+    let line = |u: &str, s: i64| json!({"u": u, "t": at(s)}).to_string();
+    let handle = server().await;
+    let client = connect(&handle).await;
+    exec_all(
+        &client,
+        &format!(
+            "CREATE SOURCE ev (u VARCHAR, t TIMESTAMPTZ, WATERMARK FOR t AS t - INTERVAL '5 seconds') \
+             WITH (connector = 'file', path = '{}') FORMAT PLAIN ENCODE JSON;\n\
+             CREATE TABLE teams (u VARCHAR, team VARCHAR);\n\
+             INSERT INTO teams VALUES ('a', 'red'), ('b', 'blue');\n\
+             CREATE MATERIALIZED VIEW recent WITH (retention = '20 seconds') AS \
+               SELECT e.u, e.t, m.team FROM ev e LEFT JOIN teams m ON e.u = m.u;\n\
+             CREATE MATERIALIZED VIEW all_seen AS SELECT u, t, team FROM recent;\n\
+             CREATE MATERIALIZED VIEW per_user AS SELECT u, COUNT(*) AS n FROM recent GROUP BY u;\n\
+             CREATE MATERIALIZED VIEW recent_counts WITH (retention_seconds = 40, retention_column = 'window_start') AS \
+               SELECT window_start, COUNT(*) AS n FROM TUMBLE(recent, t, INTERVAL '10 seconds') GROUP BY window_start;\n",
+            path.display()
+        ),
+    )
+    .await;
+    let r = |u: &str, s: i64, team: &str| vec![u.to_string(), at(s), team.to_string()];
+
+    // Latest event time 12: the watermark is 7, rows leave once t + 20 <= 7: none yet.
+    append_lines(
+        &path,
+        &[line("a", 1), line("a", 2), line("a", 3), line("b", 4), line("a", 12)],
+    );
+    let first = [
+        r("a", 1, "red"),
+        r("a", 2, "red"),
+        r("a", 3, "red"),
+        r("b", 4, "blue"),
+        r("a", 12, "red"),
+    ];
+    wait_for(&client, "SELECT u, t, team FROM recent", &first).await;
+
+    // b at 30: watermark 25, so the rows at 1-4 (t + 20 <= 25) leave `recent`. The views
+    // without retention keep them; window [0, 10) closed (its start + 10 s < 25) with 4.
+    append_lines(&path, &[line("b", 30)]);
+    wait_for(
+        &client,
+        "SELECT u, t, team FROM recent",
+        &[r("a", 12, "red"), r("b", 30, "blue")],
+    )
+    .await;
+    let mut seen: Vec<Row> = first.to_vec();
+    seen.push(r("b", 30, "blue"));
+    wait_for(&client, "SELECT u, t, team FROM all_seen", &seen).await;
+    wait_for(
+        &client,
+        "SELECT u, n FROM per_user",
+        &[vec!["a".into(), "4".into()], vec!["b".into(), "2".into()]],
+    )
+    .await;
+    wait_for(
+        &client,
+        "SELECT window_start, n FROM recent_counts",
+        &[
+            vec![at(0), "4".into()],
+            vec![at(10), "1".into()],
+            vec![at(30), "1".into()],
+        ],
+    )
+    .await;
+
+    let late_sql = "SELECT source, reason FROM rampart_late_events";
+    let late = rows(&client, late_sql).await.unwrap();
+    assert!(late.is_empty(), "expiry is not a late change: {late:?}");
+
+    // Alice moves to team blue: her row still in `recent` (12) is re-enriched, and the
+    // views reading it see that change; her expired rows are not touched.
+    exec_all(
+        &client,
+        "DELETE FROM teams WHERE u = 'a';\nINSERT INTO teams VALUES ('a', 'blue');\n",
+    )
+    .await;
+    wait_for(
+        &client,
+        "SELECT u, t, team FROM recent",
+        &[r("a", 12, "blue"), r("b", 30, "blue")],
+    )
+    .await;
+    let mut seen: Vec<Row> = first[..4].to_vec();
+    seen.push(r("a", 12, "blue"));
+    seen.push(r("b", 30, "blue"));
+    wait_for(&client, "SELECT u, t, team FROM all_seen", &seen).await;
+    // That re-enrichment is a real late change for `recent_counts`: its window [10, 20)
+    // had closed. It is recorded (the insertions; retractions there may be expiry).
+    let late = rows(&client, late_sql).await.unwrap();
+    let window_10 = (base + chrono::Duration::seconds(10)).timestamp_micros().to_string();
+    assert!(!late.is_empty());
+    assert!(
+        late.iter()
+            .all(|r| r[0] == "recent_counts" && r[1].contains(&window_10)),
+        "{late:?}"
+    );
+
+    // a at 50: watermark 45. `recent` drops a at 12 (12 + 20 <= 45); `recent_counts`
+    // drops window 0 (0 + 40 <= 45) and keeps 10 (closed, 1), 30 and 50.
+    append_lines(&path, &[line("a", 50)]);
+    wait_for(
+        &client,
+        "SELECT u, t, team FROM recent",
+        &[r("b", 30, "blue"), r("a", 50, "blue")],
+    )
+    .await;
+    wait_for(
+        &client,
+        "SELECT window_start, n FROM recent_counts",
+        &[
+            vec![at(10), "1".into()],
+            vec![at(30), "1".into()],
+            vec![at(50), "1".into()],
+        ],
+    )
+    .await;
+    seen.push(r("a", 50, "blue"));
+    wait_for(&client, "SELECT u, t, team FROM all_seen", &seen).await;
+    wait_for(
+        &client,
+        "SELECT u, n FROM per_user",
+        &[vec!["a".into(), "5".into()], vec!["b".into(), "2".into()]],
+    )
+    .await;
+
+    // 40 events of c at 60-99 in one write, probably one batch: by its end the watermark
+    // is 94, past the first ones' expiry (60 + 20). They still all count downstream: a
+    // row is judged by the watermark it arrived under (45), not one its own batch moved.
+    let burst: Vec<String> = (60..100).map(|s| line("c", s)).collect();
+    append_lines(&path, &burst);
+    wait_for(
+        &client,
+        "SELECT u, n FROM per_user",
+        &[
+            vec!["a".into(), "5".into()],
+            vec!["b".into(), "2".into()],
+            vec!["c".into(), "40".into()],
+        ],
+    )
+    .await;
+    // `recent` keeps t + 20 > 94: c at 75-99.
+    wait_for(
+        &client,
+        "SELECT u, COUNT(*) FROM recent GROUP BY u",
+        &[vec!["c".into(), "25".into()]],
+    )
+    .await;
+    let after = rows(&client, late_sql).await.unwrap();
+    assert_eq!(after.len(), late.len(), "expiry is not a late change: {after:?}");
+
+    // EXPLAIN shows the retention and its state.
+    let plan = rows(
+        &client,
+        "EXPLAIN CREATE MATERIALIZED VIEW r2 WITH (retention = '1 hour') AS SELECT u, t FROM ev",
+    )
+    .await
+    .unwrap();
+    let text: String = plan.iter().map(|r| r[0].clone() + "\n").collect();
+    assert!(
+        text.contains("Retain rows until the watermark passes column 1 + 3600 s"),
+        "{text}"
+    );
+
+    // Retentions that cannot work are refused, saying why.
+    for (sql, code, says) in [
+        (
+            "CREATE MATERIALIZED VIEW bad AS SELECT u FROM teams WITH (retention = '1 hour')",
+            "42601",
+            "go before AS",
+        ),
+        (
+            "CREATE MATERIALIZED VIEW bad WITH (retention = '1 hour') AS SELECT u, team FROM teams",
+            "22023",
+            "WATERMARK",
+        ),
+        (
+            "CREATE MATERIALIZED VIEW bad WITH (retention = 'a while') AS SELECT u, t FROM ev",
+            "22023",
+            "'1 hour'",
+        ),
+        (
+            "CREATE MATERIALIZED VIEW bad WITH (retention = '1 hour', retention_column = 'u') AS SELECT u, t FROM ev",
+            "22023",
+            "the event-time columns are t",
+        ),
+        (
+            "CREATE MATERIALIZED VIEW bad WITH (keep = '1 hour') AS SELECT u, t FROM ev",
+            "0A000",
+            "retention_seconds",
+        ),
+    ] {
+        let (got, msg) = sqlstate_of(&client, sql).await;
+        assert_eq!(got, code, "{sql}: {msg}");
+        assert!(msg.contains(says), "{sql}: {msg}");
+    }
+}

@@ -10,6 +10,7 @@ pub mod lower;
 pub mod options;
 pub mod parse;
 pub mod planner;
+pub mod retention;
 pub mod udf;
 pub mod window_rewrite;
 

@@ -36,6 +36,7 @@ pub fn new_session_context() -> SessionContext {
 /// Binds `query` against the tables registered in `state` and returns a typed, analyzed
 /// logical plan ready to lower into the dataflow IR.
 pub async fn plan_streaming_query(state: &SessionState, query: &Query) -> Result<LogicalPlan, PlanError> {
+    reject_table_hints(query)?;
     let mut query = query.clone();
     rewrite_windows(&mut query)?;
     let stmt = DfStatement::Statement(Box::new(Statement::Query(Box::new(query))));
@@ -58,9 +59,38 @@ pub async fn plan_streaming_query(state: &SessionState, query: &Query) -> Result
         .map_err(PlanError::from_datafusion)
 }
 
+/// Refuses `FROM t WITH (...)` table hints, which the parser accepts and DataFusion would
+/// ignore: `CREATE MATERIALIZED VIEW v AS SELECT ... FROM t WITH (retention = '1 hour')`
+/// must not silently lose its options (they go before `AS`).
+fn reject_table_hints(query: &Query) -> Result<(), PlanError> {
+    use datafusion::sql::sqlparser::ast::{TableFactor, Visit, Visitor};
+    struct Hints(Option<String>);
+    impl Visitor for Hints {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> std::ops::ControlFlow<()> {
+            if let TableFactor::Table { name, with_hints, .. } = factor {
+                if !with_hints.is_empty() {
+                    self.0 = Some(name.to_string());
+                    return std::ops::ControlFlow::Break(());
+                }
+            }
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+    let mut hints = Hints(None);
+    let _ = query.visit(&mut hints);
+    match hints.0 {
+        Some(table) => Err(PlanError::syntax(format!(
+            "WITH (...) after the table {table} is not supported; a materialized view's options go before AS: CREATE MATERIALIZED VIEW v WITH (retention = '1 hour') AS SELECT ..."
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Plans an ad-hoc query (SELECT) for batch execution over snapshots: the same rewrite of
 /// window functions, then DataFusion's full planner.
 pub async fn plan_batch_query(state: &SessionState, query: &Query) -> Result<LogicalPlan, PlanError> {
+    reject_table_hints(query)?;
     let mut query = query.clone();
     rewrite_windows(&mut query)?;
     let stmt = DfStatement::Statement(Box::new(Statement::Query(Box::new(query))));

@@ -111,7 +111,9 @@ type SideUpdate = ((Row, (u8, Row)), Time, Diff);
 type PendingChange = ((Row, (u8, Row)), Diff);
 
 /// Joins `left` and `right` (each as (key, row)) within `interval`, filtering pairs with
-/// `residual` evaluated on `left ++ right`.
+/// `residual` evaluated on `left ++ right`. With `skip_late_retractions` (the view reads a
+/// retained view and sees its expiry), a retraction of a row already dropped is skipped
+/// without a `rampart_late_events` record.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn render_interval_join<'s>(
     left: VecCollection<'s, Time, (Row, Row), Diff>,
@@ -123,6 +125,7 @@ pub(super) fn render_interval_join<'s>(
     errors: ErrorLog,
     late: ErrorLog,
     view: String,
+    skip_late_retractions: bool,
 ) -> Result<Rows<'s>, String> {
     let eval = residual
         .map(|r| Evaluator::new(std::slice::from_ref(r), joined_schema))
@@ -165,6 +168,9 @@ pub(super) fn render_interval_join<'s>(
                         continue; // a NULL time satisfies no interval
                     };
                     if time < mine.cutoff {
+                        if d < 0 && skip_late_retractions {
+                            continue;
+                        }
                         late.record(
                             &view,
                             "interval join",

@@ -6,6 +6,7 @@ mod lookup_join;
 mod map_filter;
 mod range_join;
 mod reduce;
+mod retain;
 mod row_bag;
 mod temporal;
 pub mod watermark;
@@ -25,6 +26,7 @@ use timely::dataflow::Scope;
 use crate::{Diff, Time};
 
 pub use map_filter::{map_rows, validate};
+pub use retain::Retention;
 use watermark::{min_watermark, Watermark};
 
 /// A collection of rows in a dataflow scope.
@@ -44,6 +46,16 @@ pub struct Rendered<'s> {
     pub watermark: Option<Watermark<'s>>,
 }
 
+/// A materialized view or table as another dataflow reads it.
+pub struct ImportedView<'s> {
+    /// Its arrangement.
+    pub arranged: Imported<'s>,
+    /// Its watermark, when its rows have event-time columns.
+    pub watermark: Option<Watermark<'s>>,
+    /// Its retention, when it has one.
+    pub retention: Option<Retention>,
+}
+
 /// What rendering needs besides the plan.
 pub struct RenderContext<'s> {
     /// Collections (and watermarks) of the sources the plan reads, by name.
@@ -51,7 +63,11 @@ pub struct RenderContext<'s> {
     /// The materialized views and tables the plan reads, by name: their arrangements and
     /// watermarks. Rows are copied out of an arrangement where the plan reads it, and a
     /// filter right above the read copies only the rows it keeps.
-    pub imported: HashMap<String, (Imported<'s>, Option<Watermark<'s>>)>,
+    pub imported: HashMap<String, ImportedView<'s>>,
+    /// Whether the view being rendered has a retention: then it sees the expiry of the
+    /// retained views it reads (and its state is freed with them); otherwise it keeps what
+    /// it derived from their expired rows.
+    pub retained: bool,
     /// Event-time lags of the catalog objects the plan reads (objects without event-time
     /// columns are absent).
     pub lags: BTreeMap<String, Lags>,
@@ -66,6 +82,13 @@ pub struct RenderContext<'s> {
 }
 
 impl RenderContext<'_> {
+    /// Whether rows of this view's inputs may be retracted by a retention's expiry: then a
+    /// retraction that arrives after an operator freed its row's state is that expiry, not
+    /// a late change, and is skipped without a `rampart_late_events` record.
+    fn sees_expiry(&self) -> bool {
+        self.retained && self.imported.values().any(|v| v.retention.is_some())
+    }
+
     fn lags_of(&self, plan: &Plan) -> Lags {
         plan_lags(plan, &|name| self.lags.get(name).cloned())
     }
@@ -80,9 +103,13 @@ pub fn render<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rendered<'s>, 
     Ok(match plan {
         Plan::Get { name, .. } => match (ctx.inputs.get(name), ctx.imported.get(name)) {
             (Some(rendered), _) => rendered.clone(),
-            (None, Some((arranged, watermark))) => Rendered {
-                rows: arranged.clone().as_collection(|row: &Row, _: &()| row.clone()),
-                watermark: watermark.clone(),
+            (None, Some(view)) => Rendered {
+                rows: without_expiry(
+                    view,
+                    view.arranged.clone().as_collection(|row: &Row, _: &()| row.clone()),
+                    ctx,
+                ),
+                watermark: view.watermark.clone(),
             },
             (None, None) => return Err(format!("input {name} is not available")),
         },
@@ -104,11 +131,13 @@ pub fn render<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rendered<'s>, 
             input_schema,
         } => {
             if let Plan::Get { name, .. } = input.as_ref() {
-                if let Some((arranged, watermark)) = ctx.imported.get(name) {
-                    if let Some(rows) = map_filter::render_filter_imported(arranged, predicate, input_schema, ctx)? {
+                if let Some(view) = ctx.imported.get(name) {
+                    if let Some(rows) =
+                        map_filter::render_filter_imported(&view.arranged, predicate, input_schema, ctx)?
+                    {
                         return Ok(Rendered {
-                            rows,
-                            watermark: watermark.clone(),
+                            rows: without_expiry(view, rows, ctx),
+                            watermark: view.watermark.clone(),
                         });
                     }
                 }
@@ -129,6 +158,20 @@ pub fn render<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rendered<'s>, 
                 &i,
                 temporal::render_temporal_filter(i.rows.clone(), &bound.expires_at, input_schema, ctx)?,
             )
+        }
+        Plan::Retain { input, column, keep_us } => {
+            let i = render(input, ctx)?;
+            let Some(watermark) = &i.watermark else {
+                return Err(format!(
+                    "the retention of {} needs an event-time column from a source with a WATERMARK",
+                    ctx.view
+                ));
+            };
+            let retention = Retention {
+                column: *column,
+                keep_us: *keep_us,
+            };
+            same(&i, retain::render_retain(i.rows.clone(), watermark, retention))
         }
         Plan::Union { inputs } => {
             let mut rendered = Vec::new();
@@ -170,6 +213,7 @@ pub fn render<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rendered<'s>, 
                     window_agg::WindowClose {
                         keys,
                         emit_on_close: *emit_on_window_close,
+                        skip_late_retractions: ctx.sees_expiry(),
                     },
                 )),
                 _ if *emit_on_window_close => {
@@ -201,6 +245,16 @@ pub fn render<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rendered<'s>, 
             )
         }
     })
+}
+
+/// `rows` read from `view` (all of them, or those a filter kept), without the
+/// retractions by which its rows expire when `view` has a retention and the view being
+/// rendered has none.
+fn without_expiry<'s>(view: &ImportedView<'s>, rows: Rows<'s>, ctx: &RenderContext<'s>) -> Rows<'s> {
+    match (&view.retention, &view.watermark) {
+        (Some(retention), Some(watermark)) if !ctx.retained => retain::drop_expiry(rows, watermark, *retention),
+        _ => rows,
+    }
 }
 
 /// The time interval of an inner equi-join whose condition bounds a time column of each
@@ -244,6 +298,7 @@ fn render_interval<'s>(
         ctx.errors.clone(),
         ctx.late.clone(),
         ctx.view.clone(),
+        ctx.sees_expiry(),
     )
 }
 

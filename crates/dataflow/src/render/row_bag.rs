@@ -7,6 +7,9 @@ use rampart_repr::Row;
 
 use crate::Diff;
 
+/// Lists up to this long are consolidated on every retraction.
+const SHORT: usize = 8;
+
 /// Rows with multiplicities. Changes are appended and the list is consolidated (sorted,
 /// equal rows summed, zeros dropped) once it has doubled since the last time, so a change
 /// costs amortized O(log n) however many rows share the key (an internal IP seen in
@@ -24,7 +27,10 @@ impl RowBag {
     /// Adds `d` to the multiplicity of `row`.
     pub(super) fn update(&mut self, row: Row, d: Diff) {
         self.rows.push((row, d));
-        if self.rows.len() >= 2 * self.consolidated.max(8) {
+        // A retraction in a short list consolidates at once, so a key whose few rows are
+        // all retracted (an IP seen once, expired by a retention) is known to be empty and
+        // can be dropped, instead of waiting for a doubling that never comes.
+        if (d < 0 && self.rows.len() <= SHORT) || self.rows.len() >= 2 * self.consolidated.max(SHORT) {
             differential_dataflow::consolidation::consolidate(&mut self.rows);
             self.consolidated = self.rows.len();
         }
@@ -74,5 +80,16 @@ mod tests {
         for v in 0..10 {
             assert_eq!(total(&bag, v), 0);
         }
+    }
+
+    #[test]
+    fn a_short_list_is_seen_empty_when_its_rows_are_retracted() {
+        let mut bag = RowBag::default();
+        bag.update(vec![Datum::Int(1)], 1);
+        bag.update(vec![Datum::Int(2)], 1);
+        bag.update(vec![Datum::Int(1)], -1);
+        assert!(!bag.is_empty());
+        bag.update(vec![Datum::Int(2)], -1);
+        assert!(bag.is_empty(), "{:?}", bag.rows);
     }
 }

@@ -8,7 +8,9 @@
 //! emits nothing while open and its final result once, when it closes: append-only output.
 //!
 //! A change that reaches a closed group (a reference-table update re-enriching old events,
-//! say) cannot be applied: it is recorded in `rampart_late_events` and skipped.
+//! say) cannot be applied: it is recorded in `rampart_late_events` and skipped. In a view
+//! with a retention that reads retained views, retractions of closed groups' rows are
+//! those views' expiry and are skipped without a record.
 //!
 //! State: per open group, its distinct aggregate inputs with multiplicities (and, without
 //! EOWC, the result last emitted). Nothing is kept for closed groups.
@@ -33,6 +35,9 @@ pub(super) struct WindowClose {
     pub keys: Vec<(usize, i64)>,
     /// `EMIT ON WINDOW CLOSE`.
     pub emit_on_close: bool,
+    /// Skip retractions that reach closed groups without recording them: the view reads
+    /// a retained view, whose expiry retracts rows long after their windows closed.
+    pub skip_late_retractions: bool,
 }
 
 /// A (group key, aggregate inputs) change.
@@ -70,6 +75,7 @@ pub(super) fn render_windowed_reduce<'s>(
             .min()
     };
     let eowc = close.emit_on_close;
+    let skip_late_retractions = close.skip_late_retractions;
     in_time_order(
         keyed.inner,
         by_key,
@@ -80,6 +86,9 @@ pub(super) fn render_windowed_reduce<'s>(
             for ((key, vals), d) in updates {
                 let closes = close_at(&key);
                 if closes.is_some_and(|c| c < current) {
+                    if d < 0 && skip_late_retractions {
+                        continue;
+                    }
                     late.record(
                         &view,
                         "window",

@@ -1,0 +1,120 @@
+//! Retention of a materialized view (`WITH (retention = '1 hour')`): bounded state for
+//! views that would otherwise keep every event.
+//!
+//! [`render_retain`] keeps each row until the watermark passes its event time plus the
+//! retention, then retracts it: the view holds the last stretch of event time, and the
+//! operators of its own dataflow (enrichment joins, say) free the row's state when the
+//! retraction reaches them. A row that arrives already past its expiry (a change to an old
+//! row) is not let in, and neither is a later change to it, so the view is always exactly
+//! its query's rows whose event time is within the retention of the watermark. Rows with a
+//! NULL event time never expire.
+//!
+//! Those expiry retractions are not changes of the data, and a view without retention that
+//! reads a retained one (an alert view over `enriched_events`) must keep what it derived
+//! from expired rows: [`drop_expiry`] removes them where such a view imports it. They are
+//! recognisable exactly: a retraction of a row whose expiry is at or below the watermark
+//! can only be the expiry itself, because the retained view lets no change of an expired
+//! row through. "The watermark" in both rules is the one as of the previous time stepped:
+//! rows arriving at a time are only promised to be at or above that one (a replay reads
+//! many batches in one millisecond, and the watermark at the end of it may be far past the
+//! first rows), so a view never drops a source row on arrival, and the same rows expire
+//! however the input was batched. A view with retention that reads a retained one sees the
+//! expiries, so its own state is freed too.
+//!
+//! Expiry retractions are emitted one millisecond (of processing time) after the
+//! watermark step that causes them.
+//!
+//! State: each live row with an event time, by expiry, on the worker that received it.
+
+use std::collections::BTreeMap;
+
+use differential_dataflow::consolidation::consolidate;
+use rampart_repr::{Datum, Row};
+use timely::dataflow::channels::pact::Pipeline;
+
+use super::watermark::{broadcast_watermark, in_time_order, Watermark};
+use super::Rows;
+use crate::Diff;
+
+/// A view's retention: which column holds its event time, and for how long (microseconds
+/// of event time) rows stay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// The event-time column.
+    pub column: usize,
+    /// How long a row stays after its event time, in microseconds.
+    pub keep_us: i64,
+}
+
+impl Retention {
+    /// When `row` leaves the view (`None`: a NULL or non-timestamp event time, never).
+    fn expires(&self, row: &Row) -> Option<i64> {
+        match row.get(self.column) {
+            Some(Datum::Timestamp(v)) => Some(v.saturating_add(self.keep_us)),
+            _ => None,
+        }
+    }
+}
+
+/// Keeps `input`'s rows until `watermark` passes their expiry, then retracts them.
+pub(super) fn render_retain<'s>(input: Rows<'s>, watermark: &Watermark<'s>, retention: Retention) -> Rows<'s> {
+    let mut live: BTreeMap<i64, Vec<(Row, Diff)>> = BTreeMap::new();
+    // The watermark as of the last time stepped: rows arriving now were promised to be
+    // at or above it (the watermark at this very time may already be past rows that came
+    // in the same batch), so only a row older than this is a change to an expired one.
+    let mut current = i64::MIN;
+    in_time_order(
+        input.inner,
+        Pipeline,
+        broadcast_watermark(watermark),
+        "Retain",
+        move |t, updates: Vec<(Row, Diff)>, w, out| {
+            for (row, d) in updates {
+                match retention.expires(&row) {
+                    Some(e) if e <= current => {} // expired before: never part of the view again
+                    Some(e) => {
+                        live.entry(e).or_default().push((row.clone(), d));
+                        out.push((row, t, d));
+                    }
+                    None => out.push((row, t, d)),
+                }
+            }
+            let w = w.unwrap_or(i64::MIN);
+            if w > current {
+                current = w;
+                let still_live = live.split_off(&w.saturating_add(1));
+                for (_, mut rows) in std::mem::replace(&mut live, still_live) {
+                    consolidate(&mut rows);
+                    // One millisecond after the watermark moved: operators downstream
+                    // have closed the windows and dropped the interval-join rows that
+                    // watermark closes by then, so they skip these instead of applying.
+                    out.extend(rows.into_iter().map(|(row, d)| (row, t + 1, -d)));
+                }
+            }
+        },
+    )
+}
+
+/// `input` (rows read from a view with `retention`, whose watermark is `watermark`)
+/// without the retractions by which that view's rows expire.
+pub(super) fn drop_expiry<'s>(input: Rows<'s>, watermark: &Watermark<'s>, retention: Retention) -> Rows<'s> {
+    // As in `render_retain`: the watermark as of the last time stepped. Expiry comes one
+    // millisecond after the step that passed the row, so it is at or below this.
+    let mut current = i64::MIN;
+    in_time_order(
+        input.inner,
+        Pipeline,
+        broadcast_watermark(watermark),
+        "DropExpiry",
+        move |t, updates: Vec<(Row, Diff)>, w, out| {
+            let before = current;
+            out.extend(
+                updates
+                    .into_iter()
+                    .filter(|(row, d)| *d > 0 || retention.expires(row).is_none_or(|e| e > before))
+                    .map(|(row, d)| (row, t, d)),
+            );
+            current = current.max(w.unwrap_or(i64::MIN));
+        },
+    )
+}
