@@ -31,6 +31,10 @@ type WatermarkTrace = TraceAgent<KeySpine<i64, Time, Diff>>;
 /// does not starve the others or delay progress.
 const BATCHES_PER_STEP: usize = 16;
 
+/// How far (ms) the slowest view may lag behind the current epoch before workers stop
+/// reading source batches until it catches up.
+const MAX_INGEST_LAG_MS: Time = 1_000;
+
 /// How long a worker parks between steps while busy.
 const BUSY_PARK: Duration = Duration::from_millis(1);
 
@@ -89,7 +93,12 @@ pub(crate) fn run(worker: &mut Worker, commands: Receiver<Command>, registry: Ar
                 }
             }
         }
-        for o in objects.values_mut() {
+        // Backpressure: while the views lag more than `MAX_INGEST_LAG_MS` behind the
+        // clock, read no more batches (they wait in the bounded channels, and the readers
+        // wait on those), so a replay or a burst does not pile up inside the dataflow.
+        let sealed = registry.sealed();
+        let lagging = sealed > 0 && epoch.saturating_sub(sealed) > MAX_INGEST_LAG_MS;
+        for o in objects.values_mut().filter(|_| !lagging) {
             for s in o.sources.iter_mut().filter(|s| !s.closed) {
                 for _ in 0..BATCHES_PER_STEP {
                     match s.receiver.try_recv() {

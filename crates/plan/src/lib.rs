@@ -3,6 +3,7 @@
 //! `rampart-dataflow` renders a [`Plan`] onto timely/differential dataflow; `EXPLAIN`
 //! prints it with [`Plan::explain`].
 
+pub mod emit_time;
 pub mod event_time;
 mod range;
 

@@ -43,6 +43,11 @@ pub(crate) struct State {
     pub(crate) restoring: Option<i64>,
     /// While restoring a source: the start positions fixed at its creation.
     pub(crate) restoring_positions: Option<rampart_repr::Positions>,
+    /// After a restore, until queries have seen it: a time (ms) by which the restored
+    /// table contents are in the arrangements. Queries (and DELETE's read of the rows to
+    /// delete) wait for it, so the first statements after a restart do not read a table
+    /// before its contents reloaded. 0: nothing to wait for.
+    pub(crate) restored_tables_ms: std::sync::atomic::AtomicI64,
 }
 
 /// The result of one statement before it reaches the wire.
@@ -95,6 +100,7 @@ impl Coordinator {
                 storage,
                 restoring: None,
                 restoring_positions: None,
+                restored_tables_ms: Default::default(),
             }),
         })
     }
@@ -255,6 +261,20 @@ impl State {
     }
 
     /// Waits until every view reflects changes made before now.
+    /// Waits, once after a restore, until the restored table contents can be read (see
+    /// `State::restored_tables_ms`).
+    pub(crate) async fn wait_restored_tables(&self) {
+        use std::sync::atomic::Ordering;
+        let target = self.restored_tables_ms.load(Ordering::Acquire);
+        if target == 0 {
+            return;
+        }
+        let registry = self.engine.registry().clone();
+        let target = target as rampart_dataflow::Time;
+        let _ = tokio::task::spawn_blocking(move || registry.wait_sealed(target, CATCH_UP_TIMEOUT)).await;
+        self.restored_tables_ms.store(0, Ordering::Release);
+    }
+
     pub(crate) async fn catch_up(&self) -> Vec<String> {
         let target = now_ms() + 1;
         let registry = self.engine.registry().clone();

@@ -501,7 +501,12 @@ impl State {
         let created_ms = self.creation_ms();
         self.persist_created(name, sql, created_ms)?;
         let upstream = self.upstream_feeds(name, &feeds, &plan);
-        let writer = self.resumable_sink(name, writer, resume, upstream.clone());
+        let emit_time_columns: Vec<usize> = rampart_plan::emit_time::emit_time_columns(&plan.plan)
+            .iter()
+            .enumerate()
+            .filter_map(|(i, volatile)| volatile.then_some(i))
+            .collect();
+        let writer = self.resumable_sink(name, writer, resume, upstream.clone(), emit_time_columns);
         let mut notices = Vec::new();
         if sink_format == SinkFormat::Plain {
             let forced = options

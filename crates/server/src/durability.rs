@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use rampart_dataflow::{Diff, FeedProgress, SinkWriter};
+use rampart_dataflow::{now_ms, Diff, FeedProgress, SinkWriter};
 use rampart_repr::Row;
 use rampart_sql::PlanError;
 use rampart_storage::{
@@ -141,13 +141,15 @@ impl State {
         Ok(Some(SinkResume { log, checkpoint }))
     }
 
-    /// Wraps a sink connector so that it resumes after a restart (with a data directory).
+    /// Wraps a sink connector so that it resumes after a restart (with a data directory);
+    /// `emit_time_columns` are the output columns computed from `NOW()`.
     pub(crate) fn resumable_sink(
         &self,
         name: &str,
         inner: Arc<dyn SinkWriter>,
         resume: Option<SinkResume>,
         upstream: Vec<(String, FeedProgress)>,
+        emit_time_columns: Vec<usize>,
     ) -> Arc<dyn SinkWriter> {
         match (resume, self.storage.as_ref()) {
             (Some(r), Some(storage)) => Arc::new(ResumableSink::new(
@@ -157,6 +159,7 @@ impl State {
                 r.checkpoint,
                 upstream,
                 storage.sync_every,
+                emit_time_columns,
             )),
             _ => inner,
         }
@@ -187,6 +190,9 @@ impl Coordinator {
         }
         state.restoring = None;
         state.restoring_positions = None;
+        state
+            .restored_tables_ms
+            .store(now_ms() as i64 + 1, std::sync::atomic::Ordering::Release);
         failures
     }
 }

@@ -89,6 +89,7 @@ impl State {
     }
 
     pub(crate) async fn select(&self, query: &Query) -> Result<Executed, PlanError> {
+        self.wait_restored_tables().await;
         let (ctx, plan_query) = self.snapshot_context(query).await?;
         let state = ctx.state();
         let plan = plan_batch_query(&state, &plan_query).await?;

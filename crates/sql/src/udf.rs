@@ -62,7 +62,7 @@ pub fn emit_time_udf() -> ScalarUDF {
     use datafusion::arrow::array::TimestampNanosecondArray;
     use datafusion::arrow::datatypes::TimeUnit;
     create_udf(
-        "rampart_emit_time",
+        rampart_plan::emit_time::EMIT_TIME_FUNCTION,
         vec![],
         DataType::Timestamp(TimeUnit::Nanosecond, Some("+00:00".into())),
         Volatility::Volatile,

@@ -16,6 +16,11 @@
 //! changes it had not emitted yet, each once. Output written after the last record (a
 //! file's tail) was cut back when the sink was opened, so it is emitted again exactly once.
 //!
+//! Columns computed from the emission time (`NOW()` in the sink's query) differ every time
+//! a row is evaluated, so the sink keeps its record of what it emitted, and compares the
+//! rebuilt output, with those columns blanked: an alert emitted before the crash is not sent
+//! again with a new time, and one emitted after it carries the time it was emitted.
+//!
 //! The same path handles a write that fails (a full disk): the sink stops emitting, keeps
 //! accumulating what the dataflow produces, and every `RETRY_AFTER` reloads its log, cuts
 //! its output back to the last record and emits the difference, until writing works again.
@@ -40,7 +45,10 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 struct Unacknowledged {
     /// The number of the `write` call that carried it.
     write: u64,
+    /// The changes as recorded (emission-time columns blanked).
     changes: Vec<(Row, Diff)>,
+    /// The rows as written, when they differ from the recorded ones.
+    written: Vec<Row>,
     upstream: BTreeMap<String, Positions>,
 }
 
@@ -50,6 +58,8 @@ pub struct ResumableSink {
     inner: Arc<dyn SinkWriter>,
     upstream: Vec<(String, FeedProgress)>,
     sync_every: Duration,
+    /// Output columns computed from the emission time.
+    emit_time_columns: Vec<usize>,
     state: Mutex<State>,
 }
 
@@ -72,8 +82,10 @@ struct State {
 struct Resume {
     /// Positions the inputs must reach.
     target: BTreeMap<String, Positions>,
-    /// What the rebuilt dataflow has produced so far.
+    /// What the rebuilt dataflow has produced so far (emission-time columns blanked).
     rebuilt: HashMap<Row, Diff>,
+    /// For rows of `rebuilt` whose emission-time columns were blanked: the row as produced.
+    produced: HashMap<Row, Row>,
     /// When the inputs were seen to reach the target (wall-clock ms).
     caught_up_at: Option<Time>,
     since: Instant,
@@ -83,7 +95,8 @@ struct Resume {
 impl ResumableSink {
     /// Wraps `inner`. `checkpoint` is what the sink's log held when opened (empty for a new
     /// sink); `upstream` names every reader feeding the sink's dataflow, directly or
-    /// through the materialized views it reads.
+    /// through the materialized views it reads; `emit_time_columns` are the output columns
+    /// computed from the emission time.
     pub fn new(
         name: &str,
         inner: Arc<dyn SinkWriter>,
@@ -91,6 +104,7 @@ impl ResumableSink {
         checkpoint: SinkCheckpoint,
         upstream: Vec<(String, FeedProgress)>,
         sync_every: Duration,
+        emit_time_columns: Vec<usize>,
     ) -> Self {
         let mut log = log;
         if checkpoint.output_len.is_none() && checkpoint.emitted.is_empty() {
@@ -109,6 +123,7 @@ impl ResumableSink {
         let resume = (!checkpoint.emitted.is_empty() || !checkpoint.upstream.is_empty()).then(|| Resume {
             target: checkpoint.upstream.clone(),
             rebuilt: HashMap::new(),
+            produced: HashMap::new(),
             caught_up_at: None,
             since: Instant::now(),
             warned: false,
@@ -118,6 +133,7 @@ impl ResumableSink {
             inner,
             upstream,
             sync_every,
+            emit_time_columns,
             state: Mutex::new(State {
                 log,
                 checkpoint,
@@ -155,14 +171,38 @@ impl ResumableSink {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// `row` as the sink records it: emission-time columns blanked (`None`: `row` itself).
+    fn recorded(&self, row: &Row) -> Option<Row> {
+        if self.emit_time_columns.is_empty() {
+            return None;
+        }
+        let mut r = row.clone();
+        for i in &self.emit_time_columns {
+            if let Some(d) = r.get_mut(*i) {
+                *d = rampart_repr::Datum::Null;
+            }
+        }
+        Some(r)
+    }
+
     /// Emits `changes` and records them. If the output or the log fails, the sink stalls.
     fn emit(&self, st: &mut State, updates: &[(Row, Time, Diff)]) {
         self.inner.write(updates);
         st.writes += 1;
-        let changes: Vec<(Row, Diff)> = updates.iter().map(|(r, _, d)| (r.clone(), *d)).collect();
+        let mut written = Vec::new();
+        let changes: Vec<(Row, Diff)> = updates
+            .iter()
+            .map(|(r, _, d)| match self.recorded(r) {
+                Some(rec) => {
+                    written.push(r.clone());
+                    (rec, *d)
+                }
+                None => (r.clone(), *d),
+            })
+            .collect();
         apply(&mut st.checkpoint.emitted, changes.iter().map(|(r, d)| (r, *d)));
         if let Some(e) = self.inner.take_error() {
-            self.stall(st, format!("cannot write the sink's output: {e}"));
+            self.stall(st, format!("cannot write the sink's output: {e}"), written);
             return;
         }
         let upstream = self.ingested_max();
@@ -173,6 +213,7 @@ impl ResumableSink {
             st.unacknowledged.push_back(Unacknowledged {
                 write: st.writes,
                 changes,
+                written,
                 upstream,
             });
             self.log_acknowledged(st);
@@ -183,6 +224,7 @@ impl ResumableSink {
             self.stall(
                 st,
                 format!("cannot record the sink's progress: {}", crate::describe_io(&e)),
+                written,
             );
             return;
         }
@@ -200,14 +242,16 @@ impl ResumableSink {
         }
         // A failed delivery reports its error before its write counts as acknowledged.
         if let Some(e) = self.inner.take_error() {
-            self.stall(st, format!("cannot write the sink's output: {e}"));
+            self.stall(st, format!("cannot write the sink's output: {e}"), vec![]);
             return false;
         }
         let mut changes = Vec::new();
+        let mut written = Vec::new();
         let mut upstream: BTreeMap<String, Positions> = BTreeMap::new();
         let logged = st.unacknowledged.partition_point(|u| u.write <= acknowledged);
         for u in st.unacknowledged.drain(..logged) {
             changes.extend(u.changes);
+            written.extend(u.written);
             for (id, p) in &u.upstream {
                 upstream.entry(id.clone()).or_default().merge(p);
             }
@@ -216,6 +260,7 @@ impl ResumableSink {
             self.stall(
                 st,
                 format!("cannot record the sink's progress: {}", crate::describe_io(&e)),
+                written,
             );
             return false;
         }
@@ -234,7 +279,9 @@ impl ResumableSink {
 
     /// Stops emitting after a failed write: what the dataflow produces is accumulated
     /// (starting from everything meant to be emitted so far) until a retry succeeds.
-    fn stall(&self, st: &mut State, why: String) {
+    /// `written` are the rows of the failed write as produced (when they are recorded
+    /// blanked), so a retry sends them as they were.
+    fn stall(&self, st: &mut State, why: String, written: Vec<Row>) {
         tracing::error!(
             sink = %self.name,
             "{why}; the sink pauses and retries every {}s (views keep running)",
@@ -246,10 +293,17 @@ impl ResumableSink {
             // Everything meant to be emitted so far; the checkpoint is reloaded from the log
             // on retry, so it must not be left emptied meanwhile.
             rebuilt: st.checkpoint.emitted.clone(),
+            produced: self.originals(st.unacknowledged.iter().flat_map(|u| u.written.iter()).chain(&written)),
             caught_up_at: Some(0),
             since: Instant::now(),
             warned: true,
         });
+    }
+
+    /// Recorded row → row as produced, for rows whose emission-time columns are blanked.
+    fn originals<'a>(&self, rows: impl Iterator<Item = &'a Row>) -> HashMap<Row, Row> {
+        rows.filter_map(|r| self.recorded(r).map(|rec| (rec, r.clone())))
+            .collect()
     }
 
     /// Back to the last record that reached the log: reload it and cut the output to its
@@ -300,7 +354,21 @@ impl SinkWriter for ResumableSink {
     fn write(&self, updates: &[(Row, Time, Diff)]) {
         let mut st = self.lock();
         if let Some(r) = st.resume.as_mut() {
-            apply(&mut r.rebuilt, updates.iter().map(|(row, _, d)| (row, *d)));
+            if self.emit_time_columns.is_empty() {
+                apply(&mut r.rebuilt, updates.iter().map(|(row, _, d)| (row, *d)));
+            } else {
+                let recorded: Vec<(Row, Diff)> = updates
+                    .iter()
+                    .filter_map(|(row, _, d)| {
+                        let rec = self.recorded(row)?;
+                        if *d > 0 {
+                            r.produced.insert(rec.clone(), row.clone());
+                        }
+                        Some((rec, *d))
+                    })
+                    .collect();
+                apply(&mut r.rebuilt, recorded.iter().map(|(row, d)| (row, *d)));
+            }
             return;
         }
         self.emit(&mut st, updates);
@@ -349,7 +417,11 @@ impl SinkWriter for ResumableSink {
                 let mut diff: Vec<(Row, Time, Diff)> = Vec::new();
                 for (row, d) in &r.rebuilt {
                     let had = st.checkpoint.emitted.get(row).copied().unwrap_or(0);
-                    if *d != had {
+                    if *d > had {
+                        // New rows go out as produced (with their emission time).
+                        let out = r.produced.get(row).unwrap_or(row);
+                        diff.push((out.clone(), upper - 1, d - had));
+                    } else if *d < had {
                         diff.push((row.clone(), upper - 1, d - had));
                     }
                 }
@@ -441,6 +513,7 @@ mod tests {
             SinkCheckpoint::default(),
             vec![("v/src".into(), feed.clone())],
             Duration::ZERO,
+            vec![],
         );
         assert!(!sink.resuming());
         feed.ingested(0, &at(10));
@@ -459,6 +532,7 @@ mod tests {
             cp,
             vec![("v/src".into(), feed.clone())],
             Duration::ZERO,
+            vec![],
         );
         assert!(sink.resuming());
         // Batch 1 arrives before batch 0: it counts only once batch 0 is in.
@@ -479,6 +553,57 @@ mod tests {
         assert_eq!(*second.0.lock().unwrap(), vec![(row("c"), 1)]);
         sink.write(&[(row("a"), now_ms() + 2, -1)]);
         assert_eq!(second.0.lock().unwrap().last(), Some(&(row("a"), -1)));
+    }
+
+    /// An alert with the time it was emitted (`NOW()` in the sink query, column 1).
+    fn alert(s: &str, emitted_at: i64) -> Row {
+        vec![Datum::Str(s.into()), Datum::Timestamp(emitted_at)]
+    }
+
+    #[test]
+    fn a_restarted_sink_does_not_resend_an_alert_because_its_emission_time_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.log");
+        let feed = FeedProgress::default();
+        let first = Arc::new(Collect::default());
+        let open = |log, cp, out: Arc<Collect>, feed: &FeedProgress| {
+            ResumableSink::new(
+                "s",
+                out,
+                log,
+                cp,
+                vec![("v/src".into(), feed.clone())],
+                Duration::ZERO,
+                vec![1],
+            )
+        };
+        let sink = open(
+            SinkStateLog::create(&path).unwrap(),
+            SinkCheckpoint::default(),
+            first.clone(),
+            &feed,
+        );
+        feed.ingested(0, &at(10));
+        sink.write(&[(alert("a", 100), 1, 1)]);
+        sink.progress(2);
+        drop(sink);
+
+        // The replay evaluates NOW() again: "a" comes back with another time, "b" is new.
+        let (log, cp) = SinkStateLog::open(&path).unwrap();
+        let feed = FeedProgress::default();
+        let second = Arc::new(Collect::default());
+        let sink = open(log, cp, second.clone(), &feed);
+        assert!(sink.resuming());
+        feed.ingested(0, &at(12));
+        sink.write(&[(alert("a", 900), 5, 1), (alert("b", 901), 5, 1)]);
+        sink.progress(now_ms() + 1);
+        sink.progress(now_ms() + 2);
+        assert!(!sink.resuming());
+        assert_eq!(
+            *second.0.lock().unwrap(),
+            vec![(alert("b", 901), 1)],
+            "only the new alert, with the time it was emitted"
+        );
     }
 
     /// A file-like output that can be told to fail (as on a full disk): a failing write
@@ -526,6 +651,7 @@ mod tests {
             SinkCheckpoint::default(),
             vec![],
             Duration::ZERO,
+            vec![],
         );
         sink.write(&[(row("a"), 1, 1), (row("b"), 1, 1)]);
         sink.progress(2);
@@ -591,6 +717,7 @@ mod tests {
                 cp,
                 vec![("v/src".into(), feed.clone())],
                 Duration::ZERO,
+                vec![],
             )
         };
         SinkStateLog::create(&path).unwrap();
