@@ -211,8 +211,9 @@ impl State {
         options: &CreateTableOptions,
         sql: &str,
     ) -> Result<ViewPlan, PlanError> {
+        // ASCII lowercasing keeps byte offsets, so `i` is a char boundary of `sql`.
         let at = sql
-            .to_lowercase()
+            .to_ascii_lowercase()
             .find("retention")
             .map(|i| sql[..i].chars().count() + 1);
         let Some(retention) = rampart_sql::retention::view_retention(options).map_err(|e| e.at(at))? else {
