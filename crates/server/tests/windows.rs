@@ -14,6 +14,21 @@ use chrono::{TimeZone, Utc};
 use common::{append_lines, connect, exec_all, rows, server, ts, wait_for, Row};
 use serde_json::json;
 
+/// The event-time origin of these tests: 2026-11-22 10:00:00 UTC.
+fn base() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap()
+}
+
+/// `s` seconds after [`base`], as the server prints timestamps.
+fn at(s: i64) -> String {
+    ts(base() + chrono::Duration::seconds(s))
+}
+
+/// An event of the `ev (u, t)` sources: user `u` at [`at`]`(s)`.
+fn line(u: &str, s: i64) -> String {
+    json!({"u": u, "t": at(s)}).to_string()
+}
+
 async fn sqlstate_of(client: &tokio_postgres::Client, sql: &str) -> (String, String) {
     match client.simple_query(sql).await {
         Ok(_) => panic!("statement unexpectedly succeeded: {sql}"),
@@ -30,9 +45,6 @@ async fn windows_close_with_the_watermark() {
     let path = dir.path().join("ev.jsonl");
     let sink_path = dir.path().join("final.jsonl");
     std::fs::write(&path, "").unwrap();
-    let base = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
-    let at = |s: i64| ts(base + chrono::Duration::seconds(s));
-    let line = |u: &str, s: i64| json!({"u": u, "t": at(s)}).to_string();
     let handle = server().await;
     let client = connect(&handle).await;
     exec_all(
@@ -182,7 +194,7 @@ async fn interval_join_matches_every_pair_within_its_interval() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("logins.jsonl");
     std::fs::write(&path, "").unwrap();
-    let base = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
+    let base = base();
     let handle = server().await;
     let client = connect(&handle).await;
     exec_all(
@@ -289,8 +301,6 @@ async fn join_with_an_unwatermarked_stream_keeps_old_windows_open() {
     let tags = dir.path().join("tags.jsonl");
     std::fs::write(&events, "").unwrap();
     std::fs::write(&tags, "").unwrap();
-    let base = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
-    let at = |s: i64| ts(base + chrono::Duration::seconds(s));
     let handle = server().await;
     let client = connect(&handle).await;
     exec_all(
@@ -342,9 +352,6 @@ async fn retention_expires_rows_with_the_watermark() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ev.jsonl");
     std::fs::write(&path, "").unwrap();
-    let base = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
-    let at = |s: i64| ts(base + chrono::Duration::seconds(s));
-    let line = |u: &str, s: i64| json!({"u": u, "t": at(s)}).to_string();
     let handle = server().await;
     let client = connect(&handle).await;
     exec_all(
@@ -433,7 +440,7 @@ async fn retention_expires_rows_with_the_watermark() {
     // That re-enrichment is a real late change for `recent_counts`: its window [10, 20)
     // had closed. It is recorded (the insertions; retractions there may be expiry).
     let late = rows(&client, late_sql).await.unwrap();
-    let window_10 = (base + chrono::Duration::seconds(10)).timestamp_micros().to_string();
+    let window_10 = (base() + chrono::Duration::seconds(10)).timestamp_micros().to_string();
     assert!(!late.is_empty());
     assert!(
         late.iter()
