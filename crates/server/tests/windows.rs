@@ -29,6 +29,18 @@ fn line(u: &str, s: i64) -> String {
     json!({"u": u, "t": at(s)}).to_string()
 }
 
+/// The `ev (u, t)` source over the JSON-lines file `path`, watermarked 5 s behind, and the
+/// `teams` table (a red, b blue).
+fn ev_and_teams(path: &std::path::Path) -> String {
+    format!(
+        "CREATE SOURCE ev (u VARCHAR, t TIMESTAMPTZ, WATERMARK FOR t AS t - INTERVAL '5 seconds') \
+         WITH (connector = 'file', path = '{}') FORMAT PLAIN ENCODE JSON;\n\
+         CREATE TABLE teams (u VARCHAR, team VARCHAR);\n\
+         INSERT INTO teams VALUES ('a', 'red'), ('b', 'blue');\n",
+        path.display()
+    )
+}
+
 async fn sqlstate_of(client: &tokio_postgres::Client, sql: &str) -> (String, String) {
     match client.simple_query(sql).await {
         Ok(_) => panic!("statement unexpectedly succeeded: {sql}"),
@@ -50,10 +62,7 @@ async fn windows_close_with_the_watermark() {
     exec_all(
         &client,
         &format!(
-            "CREATE SOURCE ev (u VARCHAR, t TIMESTAMPTZ, WATERMARK FOR t AS t - INTERVAL '5 seconds') \
-             WITH (connector = 'file', path = '{}') FORMAT PLAIN ENCODE JSON;\n\
-             CREATE TABLE teams (u VARCHAR, team VARCHAR);\n\
-             INSERT INTO teams VALUES ('a', 'red'), ('b', 'blue');\n\
+            "{}\
              CREATE MATERIALIZED VIEW per_user AS SELECT window_start, u, COUNT(*) AS n \
                FROM TUMBLE(ev, t, INTERVAL '10 seconds') GROUP BY window_start, u;\n\
              CREATE MATERIALIZED VIEW per_user_final AS SELECT window_start, u, COUNT(*) AS n \
@@ -62,7 +71,7 @@ async fn windows_close_with_the_watermark() {
                FROM TUMBLE((SELECT e.t, m.team FROM ev e JOIN teams m ON e.u = m.u), t, INTERVAL '10 seconds') \
                GROUP BY window_start, team;\n\
              CREATE SINK final_sink FROM per_user_final WITH (connector = 'file', path = '{}') FORMAT PLAIN ENCODE JSON;\n",
-            path.display(),
+            ev_and_teams(&path),
             sink_path.display()
         ),
     )
@@ -357,17 +366,14 @@ async fn retention_expires_rows_with_the_watermark() {
     exec_all(
         &client,
         &format!(
-            "CREATE SOURCE ev (u VARCHAR, t TIMESTAMPTZ, WATERMARK FOR t AS t - INTERVAL '5 seconds') \
-             WITH (connector = 'file', path = '{}') FORMAT PLAIN ENCODE JSON;\n\
-             CREATE TABLE teams (u VARCHAR, team VARCHAR);\n\
-             INSERT INTO teams VALUES ('a', 'red'), ('b', 'blue');\n\
+            "{}\
              CREATE MATERIALIZED VIEW recent WITH (retention = '20 seconds') AS \
                SELECT e.u, e.t, m.team FROM ev e LEFT JOIN teams m ON e.u = m.u;\n\
              CREATE MATERIALIZED VIEW all_seen AS SELECT u, t, team FROM recent;\n\
              CREATE MATERIALIZED VIEW per_user AS SELECT u, COUNT(*) AS n FROM recent GROUP BY u;\n\
              CREATE MATERIALIZED VIEW recent_counts WITH (retention_seconds = 40, retention_column = 'window_start') AS \
                SELECT window_start, COUNT(*) AS n FROM TUMBLE(recent, t, INTERVAL '10 seconds') GROUP BY window_start;\n",
-            path.display()
+            ev_and_teams(&path)
         ),
     )
     .await;
