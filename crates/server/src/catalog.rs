@@ -39,6 +39,8 @@ pub struct CatalogEntry {
     pub upstream: Vec<(String, FeedProgress)>,
     /// Creation order.
     pub seq: u64,
+    /// A materialized view's retention in microseconds of event time, if it has one.
+    pub retention_us: Option<i64>,
 }
 
 /// All objects by name.

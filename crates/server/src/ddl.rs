@@ -114,6 +114,7 @@ impl State {
             view_query: None,
             upstream: vec![],
             seq: 0,
+            retention_us: None,
         });
         Ok(Executed {
             notices,
@@ -164,6 +165,7 @@ impl State {
             view_query: None,
             upstream: vec![],
             seq: 0,
+            retention_us: None,
         });
         Ok(Executed::command("CREATE_TABLE"))
     }
@@ -266,6 +268,31 @@ impl State {
             }),
             desc: plan.desc,
         })
+    }
+
+    /// A retained view's retention, and a NOTICE for each retained view it reads that
+    /// keeps rows for less time: rows leave this view when they leave that one, and that
+    /// expiry is not recognised as such by views without a retention reading this one.
+    fn retention_chain(&self, name: &str, plan: &ViewPlan) -> (Option<i64>, Vec<String>) {
+        let Plan::Retain { keep_us, .. } = plan.plan.as_ref() else {
+            return (None, vec![]);
+        };
+        let notices = plan
+            .plan
+            .dependencies()
+            .into_iter()
+            .filter_map(|dep| {
+                let up = self.catalog.get(&dep)?.retention_us?;
+                (up < *keep_us).then(|| {
+                    format!(
+                        "{name} keeps rows for {} s but reads {dep}, which keeps them for {} s: its rows leave when they leave {dep}, and views without a retention that read {name} may lose them then; give {name} a retention no longer than {dep}'s",
+                        *keep_us as f64 / 1e6,
+                        up as f64 / 1e6
+                    )
+                })
+            })
+            .collect();
+        (Some(*keep_us), notices)
     }
 
     /// Event-time lags of a catalog object's columns, if it has event-time columns.
@@ -371,6 +398,7 @@ impl State {
             .plan_streaming_view(&cv.query, NowMode::TemporalFiltersOnly, sql)
             .await?;
         let plan = self.with_retention(plan, &cv.options, sql)?;
+        let (retention_us, retention_notices) = self.retention_chain(&name, &plan);
         let (lags, event_time) = self.plan_event_time(&plan);
         // Readers start before the statement is recorded: one that cannot start fails the
         // statement without leaving it in the catalog.
@@ -406,13 +434,15 @@ impl State {
             view_query: None,
             upstream,
             seq: 0,
+            retention_us,
         });
         // While restoring, views replay their input in the background.
-        let notices = if self.restoring.is_some() {
+        let mut notices = if self.restoring.is_some() {
             vec![]
         } else {
             self.catch_up().await
         };
+        notices.extend(retention_notices);
         Ok(Executed {
             notices,
             ..Executed::command("CREATE_MATERIALIZED_VIEW")
@@ -453,6 +483,7 @@ impl State {
             view_query: Some(text),
             upstream: vec![],
             seq: 0,
+            retention_us: None,
         });
         Ok(Executed::command("CREATE_VIEW"))
     }
@@ -545,6 +576,7 @@ impl State {
             view_query: None,
             upstream,
             seq: 0,
+            retention_us: None,
         });
         Ok(Executed {
             notices,

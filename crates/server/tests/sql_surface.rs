@@ -13,11 +13,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use common::{append_lines, connect, exec_all, floor_to, rows, server, ts, wait_for, Row};
-use futures::StreamExt;
-use rampart_server::ServerHandle;
+use common::{append_lines, connect, connect_with_notices, exec_all, floor_to, rows, server, ts, wait_for, Row};
 use serde_json::json;
-use tokio_postgres::{AsyncMessage, Client, NoTls};
+use tokio_postgres::Client;
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -35,29 +33,6 @@ async fn fails(client: &Client, sql: &str) -> (String, String) {
         Ok(_) => panic!("statement unexpectedly succeeded: {sql}"),
         Err(e) => sqlstate(&e),
     }
-}
-
-/// Connects a client whose NOTICE messages are forwarded to the returned channel.
-async fn connect_with_notices(handle: &ServerHandle) -> (Client, tokio::sync::mpsc::UnboundedReceiver<String>) {
-    let conn_str = format!("host=127.0.0.1 port={} user=root dbname=dev", handle.addr.port());
-    let (client, mut conn) = tokio_postgres::connect(&conn_str, NoTls).await.expect("connect");
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut messages = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
-        while let Some(m) = messages.next().await {
-            match m {
-                Ok(AsyncMessage::Notice(n)) => {
-                    let _ = tx.send(n.message().to_string());
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    eprintln!("connection error: {e}");
-                    break;
-                }
-            }
-        }
-    });
-    (client, rx)
 }
 
 /// Notices received so far (after a short grace period for the connection task).

@@ -11,7 +11,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use common::{append_lines, connect, exec_all, rows, server, ts, wait_for, Row};
+use common::{append_lines, connect, connect_with_notices, exec_all, rows, server, ts, wait_for, Row};
 use serde_json::json;
 
 /// The event-time origin of these tests: 2026-11-22 10:00:00 UTC.
@@ -506,6 +506,22 @@ async fn retention_expires_rows_with_the_watermark() {
     .await;
     let after = rows(&client, late_sql).await.unwrap();
     assert_eq!(after.len(), late.len(), "expiry is not a late change: {after:?}");
+
+    // A retained view over `recent` that would keep rows longer than `recent` does is
+    // told that its rows leave with `recent`'s.
+    let (notice_client, mut notices) = connect_with_notices(&handle).await;
+    notice_client
+        .batch_execute("CREATE MATERIALIZED VIEW longer WITH (retention = '1 minute') AS SELECT u, t FROM recent")
+        .await
+        .unwrap();
+    let notice = tokio::time::timeout(Duration::from_secs(10), notices.recv())
+        .await
+        .expect("a notice")
+        .expect("a notice");
+    assert!(
+        notice.contains("longer keeps rows for 60 s but reads recent, which keeps them for 20 s"),
+        "{notice}"
+    );
 
     // EXPLAIN shows the retention and its state.
     let plan = rows(

@@ -181,3 +181,26 @@ pub fn psql(port: u16, sql: &str) -> std::process::Output {
         .output()
         .expect("run psql")
 }
+
+/// Connects a client whose NOTICE messages are forwarded to the returned channel.
+pub async fn connect_with_notices(handle: &ServerHandle) -> (Client, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let conn_str = format!("host=127.0.0.1 port={} user=root dbname=dev", handle.addr.port());
+    let (client, mut conn) = tokio_postgres::connect(&conn_str, NoTls).await.expect("connect");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
+        while let Some(m) = futures::StreamExt::next(&mut messages).await {
+            match m {
+                Ok(tokio_postgres::AsyncMessage::Notice(n)) => {
+                    let _ = tx.send(n.message().to_string());
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    eprintln!("connection error: {e}");
+                    break;
+                }
+            }
+        }
+    });
+    (client, rx)
+}
