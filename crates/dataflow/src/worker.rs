@@ -11,7 +11,7 @@ use differential_dataflow::operators::arrange::TraceAgent;
 use differential_dataflow::trace::cursor::cursor_list;
 use differential_dataflow::trace::implementations::KeySpine;
 use differential_dataflow::trace::{Cursor, TraceReader};
-use rampart_plan::Plan;
+use rampart_plan::{Plan, Retention};
 use rampart_repr::Row;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::operator::Operator;
@@ -21,7 +21,7 @@ use timely::worker::Worker;
 use crate::capture::{SinkWriter, StoreRegistry, ViewStore};
 use crate::command::{Command, FeedProgress, PeekReply, PeekRequest, SourceBatch, ViewSpec};
 use crate::render::watermark::safe_watermark;
-use crate::render::{render, ImportedView, RenderContext, Rendered, Retention, Rows};
+use crate::render::{render, ImportedView, RenderContext, Rendered, Rows};
 use crate::{now_ms, Diff, Time};
 
 type Trace = TraceAgent<KeySpine<Row, Time, Diff>>;
@@ -258,10 +258,7 @@ fn apply(
 /// The retention of a view whose plan is `plan` (a `Retain` at its root).
 fn retention_of(plan: &Plan) -> Option<Retention> {
     match plan {
-        Plan::Retain { column, keep_us, .. } => Some(Retention {
-            column: *column,
-            keep_us: *keep_us,
-        }),
+        Plan::Retain { retention, .. } => Some(*retention),
         _ => None,
     }
 }

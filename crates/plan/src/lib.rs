@@ -139,10 +139,8 @@ pub enum Plan {
     Retain {
         /// Input.
         input: Box<Plan>,
-        /// The event-time column (it follows a source watermark).
-        column: usize,
-        /// How long, in event time (microseconds), a row stays.
-        keep_us: i64,
+        /// Which column, and for how long.
+        retention: Retention,
     },
     /// Concatenates inputs with the same columns (`UNION ALL`).
     Union {
@@ -203,6 +201,26 @@ pub enum Plan {
         /// Schema of the input.
         input_schema: DFSchemaRef,
     },
+}
+
+/// A view's retention: which column holds its event time, and for how long (microseconds
+/// of event time) rows stay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// The event-time column (it follows a source watermark).
+    pub column: usize,
+    /// How long a row stays after its event time, in microseconds.
+    pub keep_us: i64,
+}
+
+impl Retention {
+    /// When `row` leaves the view (`None`: a NULL or non-timestamp event time, never).
+    pub fn expires(&self, row: &Row) -> Option<i64> {
+        match row.get(self.column) {
+            Some(rampart_repr::Datum::Timestamp(v)) => Some(v.saturating_add(self.keep_us)),
+            _ => None,
+        }
+    }
 }
 
 /// A plan ready to render, with its output columns.
@@ -390,10 +408,11 @@ impl Plan {
                 "{pad}TemporalFilter rows retract when now() >= {} (state: one pending retraction per row)",
                 bound.expires_at
             ),
-            Plan::Retain { column, keep_us, .. } => writeln!(
+            Plan::Retain { retention, .. } => writeln!(
                 out,
-                "{pad}Retain rows until the watermark passes column {column} + {} s (state: each row until it expires; views without retention that read this one do not see the expiry)",
-                *keep_us as f64 / 1e6
+                "{pad}Retain rows until the watermark passes column {} + {} s (state: each row until it expires; views without retention that read this one do not see the expiry)",
+                retention.column,
+                retention.keep_us as f64 / 1e6
             ),
             Plan::Union { inputs } => writeln!(out, "{pad}Union ({} inputs)", inputs.len()),
             Plan::Join {

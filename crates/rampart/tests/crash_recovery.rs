@@ -623,13 +623,6 @@ fn seed_events(per_kind: u64) -> Vec<Vec<String>> {
     .collect()
 }
 
-/// Every row of `view`, sorted (a multiset, compared as a whole).
-async fn view_rows(client: &Client, view: &str) -> Vec<Vec<String>> {
-    let mut out = rows(client, &format!("SELECT * FROM {view}")).await;
-    out.sort();
-    out
-}
-
 /// Waits until `view` holds the same rows on both servers (each replays at its own pace),
 /// or fails showing how they differ.
 async fn assert_same_view(crashed: &Client, reference: &Client, view: &str) {
@@ -638,7 +631,9 @@ async fn assert_same_view(crashed: &Client, reference: &Client, view: &str) {
         let count = format!("SELECT count(*) FROM {view}");
         let (a, b) = (rows(crashed, &count).await, rows(reference, &count).await);
         if a == b {
-            let (a, b) = (view_rows(crashed, view).await, view_rows(reference, view).await);
+            // `rows` sorts: each side is a multiset, compared as a whole.
+            let all = format!("SELECT * FROM {view}");
+            let (a, b) = (rows(crashed, &all).await, rows(reference, &all).await);
             if a == b {
                 eprintln!("{view}: {} rows, the same in both runs", a.len());
                 return;

@@ -263,8 +263,10 @@ impl State {
         Ok(ViewPlan {
             plan: Arc::new(Plan::Retain {
                 input: Box::new((*plan.plan).clone()),
-                column,
-                keep_us: retention.keep_us,
+                retention: rampart_plan::Retention {
+                    column,
+                    keep_us: retention.keep_us,
+                },
             }),
             desc: plan.desc,
         })
@@ -274,7 +276,11 @@ impl State {
     /// keeps rows for less time: rows leave this view when they leave that one, and that
     /// expiry is not recognised as such by views without a retention reading this one.
     fn retention_chain(&self, name: &str, plan: &ViewPlan) -> (Option<i64>, Vec<String>) {
-        let Plan::Retain { keep_us, .. } = plan.plan.as_ref() else {
+        let Plan::Retain {
+            retention: rampart_plan::Retention { keep_us, .. },
+            ..
+        } = plan.plan.as_ref()
+        else {
             return (None, vec![]);
         };
         let notices = plan

@@ -19,14 +19,13 @@ use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::trace::implementations::KeySpine;
 use differential_dataflow::VecCollection;
 use rampart_plan::event_time::{expr_lag, plan_lags, Lags};
-use rampart_plan::Plan;
+use rampart_plan::{Plan, Retention};
 use rampart_repr::{ErrorLog, Row};
 use timely::dataflow::Scope;
 
 use crate::{Diff, Time};
 
 pub use map_filter::{map_rows, validate};
-pub use retain::Retention;
 use watermark::{min_watermark, Watermark};
 
 /// A collection of rows in a dataflow scope.
@@ -159,7 +158,7 @@ pub fn render<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rendered<'s>, 
                 temporal::render_temporal_filter(i.rows.clone(), &bound.expires_at, input_schema, ctx)?,
             )
         }
-        Plan::Retain { input, column, keep_us } => {
+        Plan::Retain { input, retention } => {
             let i = render(input, ctx)?;
             let Some(watermark) = &i.watermark else {
                 return Err(format!(
@@ -167,11 +166,7 @@ pub fn render<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rendered<'s>, 
                     ctx.view
                 ));
             };
-            let retention = Retention {
-                column: *column,
-                keep_us: *keep_us,
-            };
-            same(&i, retain::render_retain(i.rows.clone(), watermark, retention))
+            same(&i, retain::render_retain(i.rows.clone(), watermark, *retention))
         }
         Plan::Union { inputs } => {
             let mut rendered = Vec::new();

@@ -29,32 +29,13 @@
 use std::collections::BTreeMap;
 
 use differential_dataflow::consolidation::consolidate;
-use rampart_repr::{Datum, Row};
+use rampart_plan::Retention;
+use rampart_repr::Row;
 use timely::dataflow::channels::pact::Pipeline;
 
 use super::watermark::{broadcast_watermark, in_time_order, Watermark};
 use super::Rows;
 use crate::Diff;
-
-/// A view's retention: which column holds its event time, and for how long (microseconds
-/// of event time) rows stay.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retention {
-    /// The event-time column.
-    pub column: usize,
-    /// How long a row stays after its event time, in microseconds.
-    pub keep_us: i64,
-}
-
-impl Retention {
-    /// When `row` leaves the view (`None`: a NULL or non-timestamp event time, never).
-    fn expires(&self, row: &Row) -> Option<i64> {
-        match row.get(self.column) {
-            Some(Datum::Timestamp(v)) => Some(v.saturating_add(self.keep_us)),
-            _ => None,
-        }
-    }
-}
 
 /// Keeps `input`'s rows until `watermark` passes their expiry, then retracts them.
 pub(super) fn render_retain<'s>(input: Rows<'s>, watermark: &Watermark<'s>, retention: Retention) -> Rows<'s> {
