@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use rampart_repr::Row;
+use rampart_repr::{Positions, Row};
 
 use crate::{Diff, Time};
 
@@ -94,6 +94,10 @@ impl StoreRegistry {
     }
 }
 
+/// What a readback found at a sink's destination ([`SinkWriter::delivered_since`]): the
+/// changes its messages carried, and the output positions after them.
+pub type Delivered = (Vec<(Row, Diff)>, Positions);
+
 /// Receives a sink's changes: complete, consolidated updates in time order, per worker.
 pub trait SinkWriter: Send + Sync {
     /// Writes the changes of one or more completed times. `updates` is sorted by time.
@@ -133,5 +137,22 @@ pub trait SinkWriter: Send + Sync {
     /// Cuts the output back to `len` bytes (see [`SinkWriter::output_len`]).
     fn cut_back(&self, _len: u64) -> Result<(), String> {
         Ok(())
+    }
+
+    /// For sinks that count acknowledged writes and can read their destination back
+    /// (Kafka): where the output stood right after write number `write` (see
+    /// [`SinkWriter::acknowledged_writes`]), recorded with the changes of the writes up to
+    /// it. `None` (the default): the destination cannot be read back.
+    fn output_positions(&self, _write: u64) -> Option<Positions> {
+        None
+    }
+
+    /// After a restart, for sinks with [`SinkWriter::output_positions`]: the changes carried
+    /// by every message that reached the destination after `recorded` (the output positions
+    /// of the sink's last record), as they were written, and the output positions after
+    /// them. The sink continues after them. These are the writes that were delivered but
+    /// not yet acknowledged (or not yet recorded) when the server stopped.
+    fn delivered_since(&self, recorded: &Positions) -> Result<Delivered, String> {
+        Ok((Vec::new(), recorded.clone()))
     }
 }

@@ -14,7 +14,7 @@ mod row_predicate;
 mod test_rows;
 mod worker;
 
-pub use capture::{SinkWriter, StoreRegistry, ViewStore};
+pub use capture::{Delivered, SinkWriter, StoreRegistry, ViewStore};
 pub use command::{Command, FeedProgress, PeekReply, PeekRequest, SourceBatch, SourceFeed, ViewSpec};
 pub use engine::Engine;
 

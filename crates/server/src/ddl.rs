@@ -528,7 +528,7 @@ impl State {
         let output_len = resume.as_ref().and_then(|r| r.checkpoint.output_len);
         let writer: Arc<dyn rampart_dataflow::SinkWriter> = match &target {
             SinkTarget::Kafka { .. } => Arc::new(
-                rampart_connectors::kafka_sink::KafkaSink::open(&target, plan.desc.clone(), sink_format)
+                rampart_connectors::kafka_sink::KafkaSink::open(name, &target, plan.desc.clone(), sink_format)
                     .map_err(PlanError::invalid)?,
             ),
             _ => Arc::new(

@@ -16,6 +16,12 @@
 //! changes it had not emitted yet, each once. Output written after the last record (a
 //! file's tail) was cut back when the sink was opened, so it is emitted again exactly once.
 //!
+//! A sink whose destination can be read back (Kafka, see [`SinkWriter::output_positions`])
+//! records where its output stood with every record. After a restart it reads the
+//! destination back from there (on its own thread) and counts what reached it after the
+//! last record as emitted before it emits the difference, so changes delivered but not yet
+//! acknowledged when the server died are not sent again.
+//!
 //! Columns computed from the emission time (`NOW()` in the sink's query) differ every time
 //! a row is evaluated, so the sink keeps its record of what it emitted, and compares the
 //! rebuilt output, with those columns blanked: an alert emitted before the crash is not sent
@@ -30,7 +36,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rampart_dataflow::{now_ms, Diff, FeedProgress, SinkWriter, Time};
+use rampart_dataflow::{now_ms, Delivered, Diff, FeedProgress, SinkWriter, Time};
 use rampart_repr::{Positions, Row};
 
 use crate::sink_state::{apply, SinkCheckpoint, SinkStateLog};
@@ -78,6 +84,61 @@ struct State {
     unacknowledged: VecDeque<Unacknowledged>,
 }
 
+/// Reading back what reached a destination after the sink's last record
+/// ([`SinkWriter::delivered_since`]), on its own thread: it waits for the broker.
+struct Readback {
+    /// The output positions of the sink's last record.
+    from: Positions,
+    /// The readback's answer, once it is in.
+    answer: std::sync::mpsc::Receiver<Result<Delivered, String>>,
+    /// After a failed readback: when to try again.
+    retry_at: Option<Instant>,
+}
+
+impl Readback {
+    fn start(name: &str, inner: &Arc<dyn SinkWriter>, from: Positions) -> Readback {
+        let (tx, answer) = std::sync::mpsc::channel();
+        let (inner, from_) = (inner.clone(), from.clone());
+        let spawned = std::thread::Builder::new()
+            .name(format!("sink-readback-{name}"))
+            .spawn(move || {
+                let _ = tx.send(inner.delivered_since(&from_));
+            });
+        if let Err(e) = spawned {
+            // The receiver then reports a disconnected channel: a failed readback, retried.
+            tracing::error!(sink = name, "cannot start reading the sink's destination back: {e}");
+        }
+        Readback {
+            from,
+            answer,
+            retry_at: None,
+        }
+    }
+
+    /// The readback's answer once it is in; a failure is logged and retried later.
+    fn poll(&mut self, name: &str, inner: &Arc<dyn SinkWriter>) -> Option<Delivered> {
+        if let Some(at) = self.retry_at {
+            if Instant::now() < at {
+                return None;
+            }
+            *self = Readback::start(name, inner, self.from.clone());
+        }
+        let failure = match self.answer.try_recv() {
+            Ok(Ok(delivered)) => return Some(delivered),
+            Ok(Err(e)) => e,
+            Err(std::sync::mpsc::TryRecvError::Empty) => return None,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => "the readback thread stopped".into(),
+        };
+        tracing::warn!(
+            sink = name,
+            "cannot read back what reached the sink's destination before it stopped: {failure}; the sink emits nothing until it can, retrying in {}s",
+            RETRY_AFTER.as_secs()
+        );
+        self.retry_at = Some(Instant::now() + RETRY_AFTER);
+        None
+    }
+}
+
 /// A restarted sink waiting for its inputs to replay.
 struct Resume {
     /// Positions the inputs must reach.
@@ -88,6 +149,9 @@ struct Resume {
     produced: HashMap<Row, Row>,
     /// When the inputs were seen to reach the target (wall-clock ms).
     caught_up_at: Option<Time>,
+    /// For destinations that can be read back: what reached it after the last record,
+    /// counted as emitted before the difference is emitted.
+    readback: Option<Readback>,
     since: Instant,
     warned: bool,
 }
@@ -107,24 +171,37 @@ impl ResumableSink {
         emit_time_columns: Vec<usize>,
     ) -> Self {
         let mut log = log;
-        if checkpoint.output_len.is_none() && checkpoint.emitted.is_empty() {
-            // A first record holding the output's length before anything is written, so a
-            // failed or interrupted first write is cut back too.
-            if let Some(len) = inner.output_len() {
-                if let Err(e) = log.append(vec![], Some(len), BTreeMap::new()).and_then(|_| log.sync()) {
+        let mut checkpoint = checkpoint;
+        let fresh = checkpoint.emitted.is_empty() && checkpoint.upstream.is_empty();
+        // A restart of a sink whose destination can be read back: what reached the
+        // destination after the last record must count as emitted.
+        let readback_from = checkpoint.output_positions.clone();
+        if fresh && checkpoint.output_len.is_none() && readback_from.is_none() {
+            // A first record holding where the output stands before anything is written,
+            // so a failed or interrupted first write is cut back (files) or read back
+            // (Kafka) too.
+            let (len, positions) = (inner.output_len(), inner.output_positions(0));
+            if len.is_some() || positions.is_some() {
+                if let Err(e) = log
+                    .append_at(vec![], len, positions.clone(), BTreeMap::new())
+                    .and_then(|_| log.sync())
+                {
                     tracing::error!(
                         sink = name,
                         "cannot record the sink's start: {}",
                         crate::describe_io(&e)
                     );
                 }
+                checkpoint.output_positions = positions;
             }
         }
-        let resume = (!checkpoint.emitted.is_empty() || !checkpoint.upstream.is_empty()).then(|| Resume {
+        let restarted = !fresh || readback_from.is_some();
+        let resume = restarted.then(|| Resume {
             target: checkpoint.upstream.clone(),
             rebuilt: HashMap::new(),
             produced: HashMap::new(),
             caught_up_at: None,
+            readback: readback_from.map(|from| Readback::start(name, &inner, from)),
             since: Instant::now(),
             warned: false,
         });
@@ -256,7 +333,8 @@ impl ResumableSink {
                 upstream.entry(id.clone()).or_default().merge(p);
             }
         }
-        if let Err(e) = st.log.append(changes, None, upstream) {
+        let positions = self.inner.output_positions(acknowledged);
+        if let Err(e) = st.log.append_at(changes, None, positions.clone(), upstream) {
             self.stall(
                 st,
                 format!("cannot record the sink's progress: {}", crate::describe_io(&e)),
@@ -264,8 +342,31 @@ impl ResumableSink {
             );
             return false;
         }
+        if positions.is_some() {
+            st.checkpoint.output_positions = positions;
+        }
         st.dirty = true;
         true
+    }
+
+    /// Counts what a readback found at the destination (written after the last record) as
+    /// emitted, and records it.
+    fn count_delivered(&self, st: &mut State, delivered: Vec<(Row, Diff)>, positions: Positions) -> Result<(), String> {
+        let changes: Vec<(Row, Diff)> = delivered
+            .into_iter()
+            .map(|(row, d)| (self.recorded(&row).unwrap_or(row), d))
+            .collect();
+        tracing::info!(
+            sink = %self.name,
+            changes = changes.len(),
+            "counted what reached the destination after the sink's last record"
+        );
+        apply(&mut st.checkpoint.emitted, changes.iter().map(|(r, d)| (r, *d)));
+        st.checkpoint.output_positions = Some(positions.clone());
+        st.log
+            .append_at(changes, None, Some(positions), BTreeMap::new())
+            .and_then(|_| st.log.sync())
+            .map_err(|e| format!("cannot record the sink's progress: {}", crate::describe_io(&e)))
     }
 
     /// What the log holds: the checkpoint without the batches still unacknowledged.
@@ -295,6 +396,7 @@ impl ResumableSink {
             rebuilt: st.checkpoint.emitted.clone(),
             produced: self.originals(st.unacknowledged.iter().flat_map(|u| u.written.iter()).chain(&written)),
             caught_up_at: Some(0),
+            readback: None,
             since: Instant::now(),
             warned: true,
         });
@@ -314,10 +416,13 @@ impl ResumableSink {
         if let Some(len) = cp.output_len {
             self.inner.cut_back(len)?;
         }
+        // Unacknowledged batches are not in the log: the difference emitted next sends
+        // again those that did not reach the destination.
+        if let (Some(from), Some(r)) = (cp.output_positions.clone(), st.resume.as_mut()) {
+            r.readback = Some(Readback::start(&self.name, &self.inner, from));
+        }
         st.log = log;
         st.checkpoint = cp;
-        // Unacknowledged batches are not in the log: the difference emitted next sends
-        // them again.
         st.unacknowledged.clear();
         Ok(())
     }
@@ -413,7 +518,26 @@ impl SinkWriter for ResumableSink {
                 }
             }
             if r.caught_up_at.is_some_and(|t| upper > t) {
+                let delivered = match r.readback.as_mut() {
+                    Some(rb) => match rb.poll(&self.name, &self.inner) {
+                        Some(found) => Some(found),
+                        None => return,
+                    },
+                    None => None,
+                };
                 let r = st.resume.take().expect("resuming");
+                if let Some((changes, positions)) = delivered {
+                    if let Err(why) = self.count_delivered(&mut st, changes, positions) {
+                        // Retried from the log: the readback is repeated then, and the
+                        // rebuilt collection kept.
+                        self.stall(&mut st, why, vec![]);
+                        if let Some(stalled) = st.resume.as_mut() {
+                            stalled.rebuilt = r.rebuilt;
+                            stalled.produced = r.produced;
+                        }
+                        return;
+                    }
+                }
                 let mut diff: Vec<(Row, Time, Diff)> = Vec::new();
                 for (row, d) in &r.rebuilt {
                     let had = st.checkpoint.emitted.get(row).copied().unwrap_or(0);
@@ -699,6 +823,123 @@ mod tests {
         fn take_error(&self) -> Option<String> {
             self.error.lock().unwrap().take()
         }
+    }
+
+    /// A destination that queues, acknowledges on demand, and can be read back: every
+    /// change written is one message, numbered in order (shared across "restarts").
+    #[derive(Default)]
+    struct Readable {
+        messages: Arc<Mutex<Vec<(Row, Diff)>>>,
+        /// Messages in each write, in order.
+        write_sizes: Mutex<Vec<u64>>,
+        acked: std::sync::atomic::AtomicU64,
+        /// The first message number of this incarnation (after a readback).
+        first_seq: std::sync::atomic::AtomicU64,
+    }
+
+    impl SinkWriter for Readable {
+        fn write(&self, updates: &[(Row, Time, Diff)]) {
+            self.messages
+                .lock()
+                .unwrap()
+                .extend(updates.iter().map(|(r, _, d)| (r.clone(), *d)));
+            self.write_sizes.lock().unwrap().push(updates.len() as u64);
+        }
+        fn acknowledged_writes(&self) -> Option<u64> {
+            Some(self.acked.load(std::sync::atomic::Ordering::SeqCst))
+        }
+        fn output_positions(&self, write: u64) -> Option<Positions> {
+            let sizes = self.write_sizes.lock().unwrap();
+            let seq = self.first_seq.load(std::sync::atomic::Ordering::SeqCst)
+                + sizes.iter().take(write as usize).sum::<u64>();
+            let mut p = Positions::default();
+            p.advance("seq", seq);
+            Some(p)
+        }
+        fn delivered_since(&self, recorded: &Positions) -> Result<Delivered, String> {
+            let from = recorded.0.get("seq").copied().unwrap_or(0) as usize;
+            let messages = self.messages.lock().unwrap();
+            let mut p = Positions::default();
+            p.advance("seq", messages.len() as u64);
+            self.first_seq
+                .store(messages.len() as u64, std::sync::atomic::Ordering::SeqCst);
+            Ok((messages[from.min(messages.len())..].to_vec(), p))
+        }
+    }
+
+    #[test]
+    fn a_restarted_sink_counts_what_reached_the_destination_after_its_last_record() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.log");
+        let feed = FeedProgress::default();
+        let open = |out: &Arc<Readable>, feed: &FeedProgress| {
+            let (log, cp) = SinkStateLog::open(&path).unwrap();
+            ResumableSink::new(
+                "s",
+                out.clone(),
+                log,
+                cp,
+                vec![("v/src".into(), feed.clone())],
+                Duration::ZERO,
+                vec![],
+            )
+        };
+        SinkStateLog::create(&path).unwrap();
+        let first = Arc::new(Readable::default());
+        let sink = open(&first, &feed);
+        assert_eq!(
+            SinkStateLog::open(&path)
+                .unwrap()
+                .1
+                .output_positions
+                .and_then(|p| p.0.get("seq").copied()),
+            Some(0),
+            "a new sink records where its output starts"
+        );
+        feed.ingested(0, &at(10));
+        sink.write(&[(row("a"), 1, 1)]);
+        feed.ingested(1, &at(20));
+        sink.write(&[(row("b"), 2, 1)]);
+        first.acked.store(1, SeqCst);
+        sink.progress(3);
+        // Killed after the destination got both batches but before the second was logged.
+        std::mem::forget(sink);
+        let (_, cp) = SinkStateLog::open(&path).unwrap();
+        assert_eq!(cp.emitted, [(row("a"), 1)].into());
+        assert_eq!(cp.output_positions.as_ref().and_then(|p| p.0.get("seq")), Some(&1));
+
+        let second = Arc::new(Readable {
+            messages: first.messages.clone(),
+            ..Default::default()
+        });
+        let feed = FeedProgress::default();
+        let sink = open(&second, &feed);
+        assert!(sink.resuming());
+        feed.ingested(0, &at(10));
+        feed.ingested(1, &at(20));
+        sink.write(&[(row("a"), 1, 1), (row("b"), 2, 1), (row("c"), 3, 1)]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while sink.resuming() {
+            assert!(Instant::now() < deadline, "the readback never finished");
+            std::thread::sleep(Duration::from_millis(5));
+            sink.progress(now_ms() + 1);
+        }
+        assert_eq!(
+            *second.messages.lock().unwrap(),
+            vec![(row("a"), 1), (row("b"), 1), (row("c"), 1)],
+            "b reached the destination before the kill: only c is sent after it"
+        );
+        second.acked.store(1, SeqCst);
+        sink.progress(now_ms() + 2);
+        drop(sink);
+        let (_, cp) = SinkStateLog::open(&path).unwrap();
+        assert_eq!(cp.emitted, [(row("a"), 1), (row("b"), 1), (row("c"), 1)].into());
+        assert_eq!(
+            cp.output_positions.as_ref().and_then(|p| p.0.get("seq")),
+            Some(&3),
+            "numbering continues after what was found"
+        );
     }
 
     #[test]

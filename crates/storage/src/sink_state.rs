@@ -17,6 +17,9 @@ struct SinkRecord {
     changes: Vec<(Row, Diff)>,
     output_len: Option<u64>,
     upstream: BTreeMap<String, Positions>,
+    /// Where a destination that can be read back stood (absent in logs of other sinks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    output_positions: Option<Positions>,
 }
 
 /// A sink's state as of its last record.
@@ -26,6 +29,10 @@ pub struct SinkCheckpoint {
     pub emitted: HashMap<Row, Diff>,
     /// The sink's output length then, for outputs that can be cut back (files).
     pub output_len: Option<u64>,
+    /// Where the output stood then, for destinations that can be read back (Kafka: the
+    /// next message number and, per partition, an offset at or before the first message
+    /// not covered by the log).
+    pub output_positions: Option<Positions>,
     /// For each feed upstream of the sink (`view/source`), positions its reader had
     /// reached, at least as far as the input `emitted` reflects.
     pub upstream: BTreeMap<String, Positions>,
@@ -65,6 +72,9 @@ impl SinkStateLog {
             if r.output_len.is_some() {
                 cp.output_len = r.output_len;
             }
+            if r.output_positions.is_some() {
+                cp.output_positions = r.output_positions;
+            }
             for (feed, p) in r.upstream {
                 cp.upstream.entry(feed).or_default().merge(&p);
             }
@@ -85,10 +95,23 @@ impl SinkStateLog {
         output_len: Option<u64>,
         upstream: BTreeMap<String, Positions>,
     ) -> io::Result<()> {
+        self.append_at(changes, output_len, None, upstream)
+    }
+
+    /// Appends a record that also says where the output stood (see
+    /// [`SinkCheckpoint::output_positions`]).
+    pub fn append_at(
+        &mut self,
+        changes: Vec<(Row, Diff)>,
+        output_len: Option<u64>,
+        output_positions: Option<Positions>,
+        upstream: BTreeMap<String, Positions>,
+    ) -> io::Result<()> {
         let r = SinkRecord {
             changes,
             output_len,
             upstream,
+            output_positions,
         };
         self.log
             .append(&serde_json::to_vec(&r).expect("sink records serialize"))?;
@@ -114,6 +137,7 @@ impl SinkStateLog {
             changes,
             output_len: cp.output_len,
             upstream: cp.upstream.clone(),
+            output_positions: cp.output_positions.clone(),
         };
         let path = self.log.path().to_path_buf();
         self.log = RecordLog::replace(&path, &[serde_json::to_vec(&r).expect("sink records serialize")])?;
@@ -162,8 +186,12 @@ mod tests {
         log.append(vec![(row("a"), 1), (row("b"), 1)], Some(20), pos(5))
             .unwrap();
         log.append(vec![(row("a"), -1)], Some(30), pos(9)).unwrap();
+        let mut out = Positions::default();
+        out.advance("seq", 7);
+        log.append_at(vec![], None, Some(out.clone()), BTreeMap::new()).unwrap();
         drop(log);
         let (mut log, cp) = SinkStateLog::open(&path).unwrap();
+        assert_eq!(cp.output_positions.as_ref(), Some(&out));
         assert_eq!(cp.emitted, HashMap::from([(row("b"), 1)]));
         assert_eq!(cp.output_len, Some(30));
         assert_eq!(cp.upstream, pos(9));
@@ -173,5 +201,6 @@ mod tests {
         assert_eq!(again.emitted, cp.emitted);
         assert_eq!(again.output_len, Some(30));
         assert_eq!(again.upstream, pos(9));
+        assert_eq!(again.output_positions, Some(out));
     }
 }
