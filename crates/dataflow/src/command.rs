@@ -139,6 +139,10 @@ pub struct ViewSpec {
     pub late: ErrorLog,
     /// Event-time lags of the objects the plan reads (see `rampart_plan::event_time`).
     pub lags: BTreeMap<String, rampart_plan::event_time::Lags>,
+    /// Built while the server restores its catalog: the views it reads are replaying
+    /// their inputs from the start, so what they hold at the import is replay, not a
+    /// snapshot to start from.
+    pub restoring: bool,
 }
 
 /// A command to the workers.

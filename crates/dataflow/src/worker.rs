@@ -302,6 +302,13 @@ fn build_view(
                 let Some(trace) = o.trace.as_mut() else {
                     return Err(format!("relation {dep} is not available to the dataflow"));
                 };
+                let snapshot_upper = if spec.restoring {
+                    Time::MIN
+                } else {
+                    let mut upper = timely::progress::Antichain::new();
+                    differential_dataflow::trace::TraceReader::read_upper(trace, &mut upper);
+                    upper.first().copied().unwrap_or(Time::MAX)
+                };
                 let arranged = trace.import(scope);
                 let watermark = o
                     .watermark
@@ -313,6 +320,7 @@ fn build_view(
                         arranged,
                         watermark,
                         retention: o.retention,
+                        snapshot_upper,
                     },
                 );
             } else {

@@ -14,7 +14,8 @@
 //!    rate for PROBE_SECONDS, and every 250 ms a brute-force burst of 11 failed logins from a
 //!    fresh IP. The latency of a burst is from producing its 11th failure (the one that
 //!    crosses the threshold) to consuming its alert from the `siem.alerts.high` topic.
-//!    Prints p50 / p99 / max and peak RSS. `RAMPART_BENCH_RATE=N` sets the probe's rate.
+//!    Prints p50 / p99 / max and peak RSS. `RAMPART_BENCH_RATE=N` sets the probe's rate;
+//!    `RAMPART_BENCH_SINK_OPTIONS` adds options to the alert sink.
 
 #[path = "../../server/tests/broker/mod.rs"]
 mod broker;
@@ -141,9 +142,14 @@ fn pipeline_sql(dir: &std::path::Path, bootstrap: &str) -> String {
         dir.join("alerts.jsonl").display()
     );
     assert!(sql.contains(&file_sink), "the pipeline's alert sink writes to a file");
+    // `RAMPART_BENCH_SINK_OPTIONS` adds options to the alert sink (for example
+    // `properties.enable.idempotence = 'false'`).
+    let extra = std::env::var("RAMPART_BENCH_SINK_OPTIONS")
+        .map(|o| format!(", {o}"))
+        .unwrap_or_default();
     sql = sql.replace(
         &file_sink,
-        &format!("WITH (connector = 'kafka', topic = '{ALERTS}', properties.bootstrap.server = '{bootstrap}')"),
+        &format!("WITH (connector = 'kafka', topic = '{ALERTS}', properties.bootstrap.server = '{bootstrap}'{extra})"),
     );
     sql.push_str("\nCREATE MATERIALIZED VIEW bench_progress AS SELECT COUNT(*) AS n FROM enriched_events;\n");
     sql

@@ -274,14 +274,33 @@ impl State {
 
     /// A retained view's retention, and a NOTICE for each retained view it reads that
     /// keeps rows for less time: rows leave this view when they leave that one, and that
-    /// expiry is not recognised as such by views without a retention reading this one.
+    /// expiry is not recognised as such by views without a retention reading this one. For
+    /// a view without a retention (not while restoring): a NOTICE for each retained view it
+    /// reads, since it is rebuilt differently after a restart.
     fn retention_chain(&self, name: &str, plan: &ViewPlan) -> (Option<i64>, Vec<String>) {
         let Plan::Retain {
             retention: rampart_plan::Retention { keep_us, .. },
             ..
         } = plan.plan.as_ref()
         else {
-            return (None, vec![]);
+            // A view without a retention keeps what it derives from a retained view, but
+            // starts from that view's current rows: after a restart it is rebuilt from the
+            // full replay, rows that expired before it was created included.
+            if self.restoring.is_some() {
+                return (None, vec![]);
+            }
+            let notices = plan
+                .plan
+                .dependencies()
+                .into_iter()
+                .filter(|dep| self.catalog.get(dep).is_some_and(|e| e.retention_us.is_some()))
+                .map(|dep| {
+                    format!(
+                        "{name} reads {dep}, which has a retention: {name} starts from the rows {dep} holds now and keeps what it derives from them; after a restart it is rebuilt from the whole replay of {dep}'s inputs, so it then also holds what it derives from rows that had left {dep} before {name} was created"
+                    )
+                })
+                .collect();
+            return (None, notices);
         };
         let notices = plan
             .plan
@@ -424,6 +443,7 @@ impl State {
             errors: self.errors.clone(),
             late: self.late.clone(),
             lags,
+            restoring: self.restoring.is_some(),
         };
         self.register_schema(&name, plan.desc.arrow_schema())?;
         self.engine.broadcast(Command::CreateView(Box::new(spec)));
@@ -567,6 +587,7 @@ impl State {
             errors: self.errors.clone(),
             late: self.late.clone(),
             lags,
+            restoring: self.restoring.is_some(),
         };
         self.engine.broadcast(Command::CreateView(Box::new(spec)));
         self.catalog.insert(CatalogEntry {

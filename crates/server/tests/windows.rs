@@ -522,6 +522,28 @@ async fn retention_expires_rows_with_the_watermark() {
         notice.contains("longer keeps rows for 60 s but reads recent, which keeps them for 20 s"),
         "{notice}"
     );
+    // A view without a retention created now over `recent` is told it starts from
+    // `recent`'s current rows (and is rebuilt from the whole replay after a restart).
+    notice_client
+        .batch_execute("CREATE MATERIALIZED VIEW later_count AS SELECT u, COUNT(*) AS n FROM recent GROUP BY u")
+        .await
+        .unwrap();
+    let notice = tokio::time::timeout(Duration::from_secs(10), notices.recv())
+        .await
+        .expect("a notice")
+        .expect("a notice");
+    assert!(
+        notice.contains(
+            "later_count reads recent, which has a retention: later_count starts from the rows recent holds now"
+        ),
+        "{notice}"
+    );
+    wait_for(
+        &client,
+        "SELECT u, n FROM later_count",
+        &[vec!["c".into(), "25".into()]],
+    )
+    .await;
 
     // EXPLAIN shows the retention and its state.
     let plan = rows(

@@ -53,6 +53,9 @@ pub struct ImportedView<'s> {
     pub watermark: Option<Watermark<'s>>,
     /// Its retention, when it has one.
     pub retention: Option<Retention>,
+    /// The arrangement's upper when it was imported: updates before it are the view's
+    /// contents then (a snapshot), later ones its changes.
+    pub snapshot_upper: Time,
 }
 
 /// What rendering needs besides the plan.
@@ -247,7 +250,9 @@ pub fn render<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rendered<'s>, 
 /// rendered has none.
 fn without_expiry<'s>(view: &ImportedView<'s>, rows: Rows<'s>, ctx: &RenderContext<'s>) -> Rows<'s> {
     match (&view.retention, &view.watermark) {
-        (Some(retention), Some(watermark)) if !ctx.retained => retain::drop_expiry(rows, watermark, *retention),
+        (Some(retention), Some(watermark)) if !ctx.retained => {
+            retain::drop_expiry(rows, watermark, *retention, view.snapshot_upper)
+        }
         _ => rows,
     }
 }

@@ -35,7 +35,7 @@ use timely::dataflow::channels::pact::Pipeline;
 
 use super::watermark::{broadcast_watermark, in_time_order, Watermark};
 use super::Rows;
-use crate::Diff;
+use crate::{Diff, Time};
 
 /// Keeps `input`'s rows until `watermark` passes their expiry, then retracts them.
 pub(super) fn render_retain<'s>(input: Rows<'s>, watermark: &Watermark<'s>, retention: Retention) -> Rows<'s> {
@@ -78,7 +78,12 @@ pub(super) fn render_retain<'s>(input: Rows<'s>, watermark: &Watermark<'s>, rete
 
 /// `input` (rows read from a view with `retention`, whose watermark is `watermark`)
 /// without the retractions by which that view's rows expire.
-pub(super) fn drop_expiry<'s>(input: Rows<'s>, watermark: &Watermark<'s>, retention: Retention) -> Rows<'s> {
+pub(super) fn drop_expiry<'s>(
+    input: Rows<'s>,
+    watermark: &Watermark<'s>,
+    retention: Retention,
+    snapshot_upper: Time,
+) -> Rows<'s> {
     // As in `render_retain`: the watermark as of the last time stepped. Expiry comes one
     // millisecond after the step that passed the row, so it is at or below this.
     let mut current = i64::MIN;
@@ -92,7 +97,11 @@ pub(super) fn drop_expiry<'s>(input: Rows<'s>, watermark: &Watermark<'s>, retent
             out.extend(
                 updates
                     .into_iter()
-                    .filter(|(row, d)| *d > 0 || retention.expires(row).is_none_or(|e| e > before))
+                    // The imported snapshot passes whole: rows that had expired before the
+                    // import cancel out, so the view starts from the retained view's rows.
+                    .filter(|(row, d)| {
+                        t < snapshot_upper || *d > 0 || retention.expires(row).is_none_or(|e| e > before)
+                    })
                     .map(|(row, d)| (row, t, d)),
             );
             current = current.max(w.unwrap_or(i64::MIN));
