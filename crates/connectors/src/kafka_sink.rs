@@ -58,6 +58,11 @@ const READBACK_TIMEOUT: Duration = Duration::from_secs(120);
 /// (some brokers report a high watermark below their last message).
 const READBACK_IDLE: Duration = Duration::from_millis(500);
 
+/// Write starts kept for [`DeliveryLog::positions_after`]. The resumable sink asks about
+/// the last acknowledged write and everything before it is dropped then; this bounds the
+/// map of a sink that nobody asks (no data directory).
+const MAX_WRITE_STARTS: usize = 100_000;
+
 /// Message header: the name of the sink that wrote the message.
 pub const SINK_HEADER: &str = "rampart-sink";
 /// Message header: the message's number in the sink's output (decimal).
@@ -116,6 +121,10 @@ impl DeliveryLog {
         let first_seq = a.next_seq;
         let start = (first_seq, a.delivered_end.clone());
         a.starts.insert(write, start);
+        if a.starts.len() > MAX_WRITE_STARTS {
+            // Nobody asks (a sink without a data directory): keep the map bounded.
+            a.starts.pop_first();
+        }
         a.next_seq += messages as u64;
         (write, first_seq)
     }
