@@ -825,6 +825,20 @@ mod tests {
         }
     }
 
+    /// A sink named `s` over `out`, resumed from the log at `path`, fed by `feed`.
+    fn reopen(path: &std::path::Path, out: Arc<dyn SinkWriter>, feed: &FeedProgress) -> ResumableSink {
+        let (log, cp) = SinkStateLog::open(path).unwrap();
+        ResumableSink::new(
+            "s",
+            out,
+            log,
+            cp,
+            vec![("v/src".into(), feed.clone())],
+            Duration::ZERO,
+            vec![],
+        )
+    }
+
     /// A destination that queues, acknowledges on demand, and can be read back: every
     /// change written is one message, numbered in order (shared across "restarts").
     #[derive(Default)]
@@ -873,18 +887,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.log");
         let feed = FeedProgress::default();
-        let open = |out: &Arc<Readable>, feed: &FeedProgress| {
-            let (log, cp) = SinkStateLog::open(&path).unwrap();
-            ResumableSink::new(
-                "s",
-                out.clone(),
-                log,
-                cp,
-                vec![("v/src".into(), feed.clone())],
-                Duration::ZERO,
-                vec![],
-            )
-        };
+        let open = |out: &Arc<Readable>, feed: &FeedProgress| reopen(&path, out.clone(), feed);
         SinkStateLog::create(&path).unwrap();
         let first = Arc::new(Readable::default());
         let sink = open(&first, &feed);
@@ -949,18 +952,7 @@ mod tests {
         let path = dir.path().join("s.log");
         let feed = FeedProgress::default();
         let out = Arc::new(Queued::default());
-        let open = |out: &Arc<Queued>, feed: &FeedProgress| {
-            let (log, cp) = SinkStateLog::open(&path).unwrap();
-            ResumableSink::new(
-                "s",
-                out.clone(),
-                log,
-                cp,
-                vec![("v/src".into(), feed.clone())],
-                Duration::ZERO,
-                vec![],
-            )
-        };
+        let open = |out: &Arc<Queued>, feed: &FeedProgress| reopen(&path, out.clone(), feed);
         SinkStateLog::create(&path).unwrap();
         let sink = open(&out, &feed);
         feed.ingested(0, &at(10));
