@@ -44,7 +44,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Map, Value};
 
-use crate::kafka_source::client_config;
+use crate::kafka_source::{assign_config, client_config};
 use crate::sink::{row_to_json, SinkFormat, SinkTarget};
 
 /// How long `sync` (and dropping the sink) waits for the broker to acknowledge the messages
@@ -459,16 +459,7 @@ fn read_back(
     recorded: &Positions,
 ) -> Result<Delivered, String> {
     let from_seq = recorded.0.get(SEQ_POSITION).copied().unwrap_or(0);
-    let mut cfg = client_config(properties);
-    // librdkafka needs a group id to `assign`; no group is joined and nothing committed.
-    if !properties.contains_key("group.id") {
-        cfg.set("group.id", format!("rampart-readback-{name}-{}", std::process::id()));
-    }
-    cfg.set("enable.auto.commit", "false");
-    if !properties.contains_key("fetch.wait.max.ms") {
-        cfg.set("fetch.wait.max.ms", "10");
-    }
-    let consumer: BaseConsumer = cfg
+    let consumer: BaseConsumer = assign_config(properties, &format!("readback-{name}"))
         .create()
         .map_err(|e| format!("cannot create a Kafka consumer to read topic '{topic}' back: {e}"))?;
     let metadata = consumer

@@ -114,6 +114,23 @@ pub(crate) fn client_config(props: &BTreeMap<String, String>) -> ClientConfig {
     cfg
 }
 
+/// Configuration of a consumer that `assign`s partitions itself and never commits: the
+/// user's `props`, a group id `rampart-{name}-{pid}` unless one is given (librdkafka needs
+/// one to `assign`; no group is joined, so any unique id does), and fetches that wait at
+/// most 10 ms for new messages unless `fetch.wait.max.ms` says otherwise (librdkafka's
+/// 500 ms default, which brokers that do not answer early add to every alert's latency).
+pub(crate) fn assign_config(props: &BTreeMap<String, String>, name: &str) -> ClientConfig {
+    let mut cfg = client_config(props);
+    cfg.set("enable.auto.commit", "false");
+    if !props.contains_key("fetch.wait.max.ms") {
+        cfg.set("fetch.wait.max.ms", "10");
+    }
+    if !props.contains_key("group.id") {
+        cfg.set("group.id", format!("rampart-{name}-{}", std::process::id()));
+    }
+    cfg
+}
+
 /// What one Kafka source reader is doing, for status views and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KafkaReaderStatus {
@@ -223,21 +240,10 @@ pub(crate) fn spawn(
     ctx: SourceContext,
     out: BatchSender,
 ) -> Result<(), String> {
-    let mut cfg = client_config(&props);
-    // Offsets are Rampart's own: never commit, never store.
-    cfg.set("enable.auto.commit", "false");
+    let mut cfg = assign_config(&props, &ctx.name);
+    // Offsets are Rampart's own: never store them either.
     cfg.set("enable.auto.offset.store", "false");
     cfg.set("enable.partition.eof", "false");
-    // A fetch waits at most this long for new messages (librdkafka's default is 500 ms,
-    // which brokers that do not answer early add to every alert's latency).
-    if !props.contains_key("fetch.wait.max.ms") {
-        cfg.set("fetch.wait.max.ms", "10");
-    }
-    // librdkafka needs a group id to `assign` partitions; no group is joined and nothing
-    // is committed, so any unique id does.
-    if !props.contains_key("group.id") {
-        cfg.set("group.id", format!("rampart-{}-{}", ctx.name, std::process::id()));
-    }
     let consumer: BaseConsumer = cfg
         .create()
         .map_err(|e| format!("cannot create the Kafka consumer for topic '{topic}': {e}"))?;

@@ -11,7 +11,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use common::{append_lines, connect, connect_with_notices, exec_all, rows, server, ts, wait_for, Row};
+use common::{append_lines, connect, connect_with_notices, exec_all, next_notice, rows, server, ts, wait_for, Row};
 use serde_json::json;
 
 /// The event-time origin of these tests: 2026-11-22 10:00:00 UTC.
@@ -514,10 +514,7 @@ async fn retention_expires_rows_with_the_watermark() {
         .batch_execute("CREATE MATERIALIZED VIEW longer WITH (retention = '1 minute') AS SELECT u, t FROM recent")
         .await
         .unwrap();
-    let notice = tokio::time::timeout(Duration::from_secs(10), notices.recv())
-        .await
-        .expect("a notice")
-        .expect("a notice");
+    let notice = next_notice(&mut notices).await;
     assert!(
         notice.contains("longer keeps rows for 60 s but reads recent, which keeps them for 20 s"),
         "{notice}"
@@ -528,10 +525,7 @@ async fn retention_expires_rows_with_the_watermark() {
         .batch_execute("CREATE MATERIALIZED VIEW later_count AS SELECT u, COUNT(*) AS n FROM recent GROUP BY u")
         .await
         .unwrap();
-    let notice = tokio::time::timeout(Duration::from_secs(10), notices.recv())
-        .await
-        .expect("a notice")
-        .expect("a notice");
+    let notice = next_notice(&mut notices).await;
     assert!(
         notice.contains(
             "later_count reads recent, which has a retention: later_count starts from the rows recent holds now"

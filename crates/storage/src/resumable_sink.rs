@@ -614,6 +614,26 @@ mod tests {
         }
     }
 
+    /// A sink named `s` over `out` with `log` and its checkpoint, fed by `feed` (feed id
+    /// `v/src`), syncing at every progress.
+    fn sink_over(
+        log: SinkStateLog,
+        cp: SinkCheckpoint,
+        out: Arc<dyn SinkWriter>,
+        feed: &FeedProgress,
+        emit_time_columns: Vec<usize>,
+    ) -> ResumableSink {
+        ResumableSink::new(
+            "s",
+            out,
+            log,
+            cp,
+            vec![("v/src".into(), feed.clone())],
+            Duration::ZERO,
+            emit_time_columns,
+        )
+    }
+
     fn row(s: &str) -> Row {
         vec![Datum::Str(s.into())]
     }
@@ -630,13 +650,11 @@ mod tests {
         let path = dir.path().join("s.log");
         let feed = FeedProgress::default();
         let first = Arc::new(Collect::default());
-        let sink = ResumableSink::new(
-            "s",
-            first.clone(),
+        let sink = sink_over(
             SinkStateLog::create(&path).unwrap(),
             SinkCheckpoint::default(),
-            vec![("v/src".into(), feed.clone())],
-            Duration::ZERO,
+            first.clone(),
+            &feed,
             vec![],
         );
         assert!(!sink.resuming());
@@ -649,15 +667,7 @@ mod tests {
         let (log, cp) = SinkStateLog::open(&path).unwrap();
         let feed = FeedProgress::default();
         let second = Arc::new(Collect::default());
-        let sink = ResumableSink::new(
-            "s",
-            second.clone(),
-            log,
-            cp,
-            vec![("v/src".into(), feed.clone())],
-            Duration::ZERO,
-            vec![],
-        );
+        let sink = sink_over(log, cp, second.clone(), &feed, vec![]);
         assert!(sink.resuming());
         // Batch 1 arrives before batch 0: it counts only once batch 0 is in.
         feed.ingested(1, &at(12));
@@ -690,17 +700,7 @@ mod tests {
         let path = dir.path().join("s.log");
         let feed = FeedProgress::default();
         let first = Arc::new(Collect::default());
-        let open = |log, cp, out: Arc<Collect>, feed: &FeedProgress| {
-            ResumableSink::new(
-                "s",
-                out,
-                log,
-                cp,
-                vec![("v/src".into(), feed.clone())],
-                Duration::ZERO,
-                vec![1],
-            )
-        };
+        let open = |log, cp, out: Arc<Collect>, feed: &FeedProgress| sink_over(log, cp, out, feed, vec![1]);
         let sink = open(
             SinkStateLog::create(&path).unwrap(),
             SinkCheckpoint::default(),
@@ -828,15 +828,7 @@ mod tests {
     /// A sink named `s` over `out`, resumed from the log at `path`, fed by `feed`.
     fn reopen(path: &std::path::Path, out: Arc<dyn SinkWriter>, feed: &FeedProgress) -> ResumableSink {
         let (log, cp) = SinkStateLog::open(path).unwrap();
-        ResumableSink::new(
-            "s",
-            out,
-            log,
-            cp,
-            vec![("v/src".into(), feed.clone())],
-            Duration::ZERO,
-            vec![],
-        )
+        sink_over(log, cp, out, feed, vec![])
     }
 
     /// A destination that queues, acknowledges on demand, and can be read back: every

@@ -182,6 +182,14 @@ pub fn psql(port: u16, sql: &str) -> std::process::Output {
         .expect("run psql")
 }
 
+/// The next NOTICE from a [`connect_with_notices`] channel (waits up to 10 s).
+pub async fn next_notice(notices: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
+    tokio::time::timeout(std::time::Duration::from_secs(10), notices.recv())
+        .await
+        .expect("a notice within 10 s")
+        .expect("the connection is open")
+}
+
 /// Connects a client whose NOTICE messages are forwarded to the returned channel.
 pub async fn connect_with_notices(handle: &ServerHandle) -> (Client, tokio::sync::mpsc::UnboundedReceiver<String>) {
     let conn_str = format!("host=127.0.0.1 port={} user=root dbname=dev", handle.addr.port());
