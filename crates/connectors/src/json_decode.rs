@@ -90,7 +90,7 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
                 }
             }
         }
-        Ok(row)
+        Ok(Row::new(row))
     }
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _seq: A) -> Result<Row, A::Error> {
@@ -325,7 +325,7 @@ mod tests {
             .decode(r#"{"event_time":"2024-01-01T00:00:01Z","USER_ID":"alice","port":22,"extra":1}"#)
             .unwrap();
         assert_eq!(
-            row,
+            row.to_vec(),
             vec![
                 Datum::Timestamp(1_704_067_201_000_000),
                 Datum::str("alice"),

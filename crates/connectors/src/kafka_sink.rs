@@ -733,7 +733,7 @@ mod tests {
 
     #[test]
     fn upsert_update_at_one_time_is_one_value() {
-        let row = |k: &str, n: i64| vec![Datum::Str(k.into()), Datum::Int(n)];
+        let row = |k: &str, n: i64| rampart_repr::row![Datum::Str(k.into()), Datum::Int(n)];
         let sink_encode = |updates: &[(Row, Time, Diff)]| {
             // Encoding needs no broker; build the struct around a producer that is never used.
             let producer: ThreadedProducer<DeliveryLog> =

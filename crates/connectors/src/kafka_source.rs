@@ -333,10 +333,13 @@ impl Reader {
                                     continue;
                                 }
                                 match decoder.decode(text) {
-                                    Ok(mut row) => {
-                                        for m in &self.include {
-                                            row.push(meta_datum(*m, &msg));
-                                        }
+                                    Ok(row) => {
+                                        let row = if self.include.is_empty() {
+                                            row
+                                        } else {
+                                            let meta = self.include.iter().map(|m| meta_datum(*m, &msg));
+                                            row.iter().cloned().chain(meta).collect()
+                                        };
                                         if late.admit(&row, &location(), Some(offset), text) {
                                             batch.push(row);
                                             self.out.set_watermark(late.watermark());

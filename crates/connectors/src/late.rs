@@ -100,7 +100,7 @@ mod tests {
             late.clone(),
             "auth",
         );
-        let at = |s: i64| vec![Datum::Timestamp(s * 1_000_000)];
+        let at = |s: i64| rampart_repr::row![Datum::Timestamp(s * 1_000_000)];
         assert!(f.admit(&at(100), "a", Some(1), "{}"));
         assert!(f.admit(&at(96), "a", Some(2), "{}"), "within the 5 s delay");
         assert!(
@@ -112,7 +112,7 @@ mod tests {
             f.admit(&at(50), "b", Some(1), "{}"),
             "another stream has its own watermark"
         );
-        assert!(f.admit(&vec![Datum::Null], "a", Some(5), "{}"));
+        assert!(f.admit(&rampart_repr::row![Datum::Null], "a", Some(5), "{}"));
         assert_eq!(
             f.watermark(),
             Some(45_000_000),

@@ -187,14 +187,16 @@ impl Evaluator {
         let mut out: Vec<Row> = Vec::with_capacity(n);
         for row in rows {
             let mut next = computed.iter_mut();
-            let mut o = Vec::with_capacity(self.direct.len());
-            for d in &self.direct {
-                match d {
-                    Some(r) => o.push(r.eval(row)),
-                    None => o.push(next.next().and_then(Iterator::next).unwrap_or(Datum::Null)),
-                }
-            }
-            out.push(o);
+            // Built from an iterator of known length: one allocation per row.
+            out.push(
+                self.direct
+                    .iter()
+                    .map(|d| match d {
+                        Some(r) => r.eval(row),
+                        None => next.next().and_then(Iterator::next).unwrap_or(Datum::Null),
+                    })
+                    .collect(),
+            );
         }
         Ok(out)
     }
@@ -317,13 +319,13 @@ mod tests {
 
     fn rows() -> Vec<Row> {
         vec![
-            vec![
+            rampart_repr::row![
                 Datum::Int(1),
                 Datum::Str("x".into()),
                 Datum::Int(10),
                 Datum::Str("p".into()),
             ],
-            vec![Datum::Int(2), Datum::Null, Datum::Null, Datum::Str("q".into())],
+            rampart_repr::row![Datum::Int(2), Datum::Null, Datum::Null, Datum::Str("q".into())],
         ]
     }
 
@@ -335,13 +337,13 @@ mod tests {
         assert_eq!(
             out,
             vec![
-                vec![
+                rampart_repr::row![
                     Datum::Str("x".into()),
                     Datum::Int(11),
                     Datum::Str("p".into()),
                     Datum::Bool(false)
                 ],
-                vec![Datum::Null, Datum::Null, Datum::Str("q".into()), Datum::Bool(true)],
+                rampart_repr::row![Datum::Null, Datum::Null, Datum::Str("q".into()), Datum::Bool(true)],
             ]
         );
         // The same expressions through Arrow as columns agree.

@@ -160,7 +160,7 @@ mod tests {
     }
 
     /// Every combination of a few values, NULL included.
-    fn rows() -> Vec<Vec<Datum>> {
+    fn rows() -> Vec<rampart_repr::Row> {
         let strs = [Datum::Null, Datum::str("a"), Datum::str("")];
         let ints = [Datum::Null, Datum::Int(-12), Datum::Int(0), Datum::Int(443)];
         every_combination(&[&strs, &strs, &ints, &ints, &[Datum::Null]])

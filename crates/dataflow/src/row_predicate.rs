@@ -235,7 +235,7 @@ mod tests {
     }
 
     /// Every combination of a few values, NULL included.
-    fn rows() -> Vec<Vec<Datum>> {
+    fn rows() -> Vec<rampart_repr::Row> {
         let strs = [Datum::Null, Datum::str("a"), Datum::str("b"), Datum::str("")];
         let ints = [Datum::Null, Datum::Int(-1), Datum::Int(5)];
         let bools = [Datum::Null, Datum::Bool(false), Datum::Bool(true)];

@@ -15,15 +15,9 @@ pub(crate) fn nullable_schema(columns: &[(&str, DataType)]) -> DFSchemaRef {
 
 /// Every row whose `i`-th datum is one of `columns[i]` (the first column varies slowest).
 pub(crate) fn every_combination(columns: &[&[Datum]]) -> Vec<Row> {
-    columns.iter().fold(vec![Vec::new()], |rows, values| {
+    columns.iter().fold(vec![Row::default()], |rows, values| {
         rows.iter()
-            .flat_map(|row| {
-                values.iter().map(move |v| {
-                    let mut r = row.clone();
-                    r.push(v.clone());
-                    r
-                })
-            })
+            .flat_map(|row| values.iter().map(move |v| row.iter().chain([v]).cloned().collect()))
             .collect()
     })
 }

@@ -23,7 +23,8 @@ use datafusion::arrow::datatypes::{
 use datafusion::arrow::error::ArrowError;
 use ordered_float::OrderedFloat;
 
-use crate::datum::{Datum, Row};
+use crate::datum::Datum;
+use crate::Row;
 
 /// Something read like a row: its `i`-th datum (NULL past its end).
 pub trait RowRef {
@@ -174,21 +175,21 @@ fn natural_type(d: &Datum) -> DataType {
 /// Converts every row of a record batch to a [`Row`].
 pub fn batch_to_rows(batch: &RecordBatch) -> Result<Vec<Row>, ArrowError> {
     let n = batch.num_rows();
-    let mut rows: Vec<Row> = (0..n).map(|_| Vec::with_capacity(batch.num_columns())).collect();
+    let mut rows: Vec<Vec<Datum>> = (0..n).map(|_| Vec::with_capacity(batch.num_columns())).collect();
     for col in batch.columns() {
         append_column(col, &mut rows)?;
     }
-    Ok(rows)
+    Ok(rows.into_iter().map(Row::new).collect())
 }
 
 /// Converts one Arrow array to datums, one per row.
 pub fn array_to_datums(col: &ArrayRef) -> Result<Vec<Datum>, ArrowError> {
-    let mut rows: Vec<Row> = (0..col.len()).map(|_| Vec::with_capacity(1)).collect();
+    let mut rows: Vec<Vec<Datum>> = (0..col.len()).map(|_| Vec::with_capacity(1)).collect();
     append_column(col, &mut rows)?;
     Ok(rows.into_iter().map(|mut r| r.pop().unwrap_or(Datum::Null)).collect())
 }
 
-fn append_column(col: &ArrayRef, rows: &mut [Row]) -> Result<(), ArrowError> {
+fn append_column(col: &ArrayRef, rows: &mut [Vec<Datum>]) -> Result<(), ArrowError> {
     macro_rules! prim {
         ($t:ty, $f:expr) => {{
             let a = col.as_primitive::<$t>();
@@ -320,14 +321,14 @@ mod tests {
             ("e".to_string(), ColumnType::Bool),
         ]);
         let rows = vec![
-            vec![
+            crate::row![
                 Datum::Int(1),
                 Datum::str("x"),
                 Datum::Timestamp(1_700_000_000_000_000),
                 Datum::Float(OrderedFloat(1.5)),
                 Datum::Bool(true),
             ],
-            vec![Datum::Null, Datum::Null, Datum::Null, Datum::Null, Datum::Null],
+            crate::row![Datum::Null, Datum::Null, Datum::Null, Datum::Null, Datum::Null],
         ];
         let batch = rows_to_batch(rows.iter(), &desc.arrow_schema()).unwrap();
         assert_eq!(batch_to_rows(&batch).unwrap(), rows);
@@ -336,7 +337,7 @@ mod tests {
     #[test]
     fn wrong_type_is_an_error_naming_the_column() {
         let desc = RelationDesc::new([("a".to_string(), ColumnType::Int64)]);
-        let rows = [vec![Datum::str("nope")]];
+        let rows = [crate::row![Datum::str("nope")]];
         let err = rows_to_batch(rows.iter(), &desc.arrow_schema()).unwrap_err();
         assert!(err.to_string().contains("column a"), "{err}");
     }

@@ -1,4 +1,4 @@
-//! [`Datum`]: one value of any SQL type Rampart supports, and [`Row`], a tuple of them.
+//! [`Datum`]: one value of any SQL type Rampart supports.
 
 use std::fmt;
 
@@ -91,9 +91,6 @@ impl fmt::Display for Datum {
         }
     }
 }
-
-/// A tuple of datums: one row of a relation, in column order.
-pub type Row = Vec<Datum>;
 
 #[cfg(test)]
 mod tests {

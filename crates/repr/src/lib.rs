@@ -6,10 +6,12 @@ pub mod arrow_convert;
 pub mod datum;
 pub mod error_log;
 pub mod positions;
+pub mod row;
 pub mod types;
 
 pub use arrow_convert::{batch_to_rows, rows_to_batch, rows_to_batch_projected, JoinedRow, RowRef};
-pub use datum::{Datum, Row};
+pub use datum::Datum;
 pub use error_log::{ErrorLog, ErrorRecord};
 pub use positions::Positions;
+pub use row::{Row, RowIntoIter};
 pub use types::{Column, ColumnType, RelationDesc};

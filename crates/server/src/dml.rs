@@ -103,7 +103,7 @@ impl State {
                 for (i, d) in r.into_iter().enumerate() {
                     row[targets[i]] = d;
                 }
-                out.push(row);
+                out.push(Row::new(row));
             }
         }
         Ok(out)

@@ -1140,8 +1140,8 @@ async fn kafka_sink_reads_back_what_it_delivered_after_its_last_record() {
             },
         ],
     };
-    let row = |u: &str, n: i64| vec![Datum::Str(u.into()), Datum::Int(n)];
-    let sorted = |mut c: Vec<(Vec<Datum>, isize)>| {
+    let row = |u: &str, n: i64| rampart_repr::row![Datum::Str(u.into()), Datum::Int(n)];
+    let sorted = |mut c: Vec<(rampart_repr::Row, isize)>| {
         c.sort();
         c
     };
@@ -1169,7 +1169,7 @@ async fn kafka_sink_reads_back_what_it_delivered_after_its_last_record() {
 
     let second = open();
     let (found, positions) = second.delivered_since(&after_batch1).expect("readback");
-    let changes = |b: &[(Vec<Datum>, u64, isize)]| b.iter().map(|(r, _, d)| (r.clone(), *d)).collect::<Vec<_>>();
+    let changes = |b: &[(rampart_repr::Row, u64, isize)]| b.iter().map(|(r, _, d)| (r.clone(), *d)).collect::<Vec<_>>();
     assert_eq!(
         sorted(found),
         sorted(changes(&batch2)),

@@ -180,12 +180,16 @@ impl Lowerer {
             LogicalPlan::Values(v) => {
                 let mut rows = Vec::new();
                 for r in &v.values {
-                    rows.push(r.iter().map(eval_constant).collect::<Result<Vec<_>, _>>()?);
+                    rows.push(r.iter().map(eval_constant).collect::<Result<rampart_repr::Row, _>>()?);
                 }
                 Plan::Constant { rows }
             }
             LogicalPlan::EmptyRelation(e) => Plan::Constant {
-                rows: if e.produce_one_row { vec![vec![]] } else { vec![] },
+                rows: if e.produce_one_row {
+                    vec![rampart_repr::Row::default()]
+                } else {
+                    vec![]
+                },
             },
             other => {
                 return Err(PlanError::unsupported(format!(

@@ -253,13 +253,14 @@ impl ResumableSink {
         if self.emit_time_columns.is_empty() {
             return None;
         }
-        let mut r = row.clone();
-        for i in &self.emit_time_columns {
-            if let Some(d) = r.get_mut(*i) {
-                *d = rampart_repr::Datum::Null;
+        let blanked = row.iter().enumerate().map(|(i, d)| {
+            if self.emit_time_columns.contains(&i) {
+                rampart_repr::Datum::Null
+            } else {
+                d.clone()
             }
-        }
-        Some(r)
+        });
+        Some(blanked.collect())
     }
 
     /// Emits `changes` and records them. If the output or the log fails, the sink stalls.
@@ -635,7 +636,7 @@ mod tests {
     }
 
     fn row(s: &str) -> Row {
-        vec![Datum::Str(s.into())]
+        rampart_repr::row![Datum::Str(s.into())]
     }
 
     fn at(p: u64) -> Positions {
@@ -691,7 +692,7 @@ mod tests {
 
     /// An alert with the time it was emitted (`NOW()` in the sink query, column 1).
     fn alert(s: &str, emitted_at: i64) -> Row {
-        vec![Datum::Str(s.into()), Datum::Timestamp(emitted_at)]
+        rampart_repr::row![Datum::Str(s.into()), Datum::Timestamp(emitted_at)]
     }
 
     #[test]

@@ -176,7 +176,7 @@ mod tests {
     fn checkpoint_accumulates_records_and_survives_compaction() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.log");
-        let row = |s: &str| vec![Datum::Str(s.into())];
+        let row = |s: &str| rampart_repr::row![Datum::Str(s.into())];
         let pos = |n: u64| {
             let mut p = Positions::default();
             p.advance("f", n);

@@ -81,7 +81,7 @@ mod tests {
     fn changes_consolidate_across_reopens() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.log");
-        let row = |i: i64, s: &str| vec![Datum::Int(i), Datum::Str(s.into()), Datum::Timestamp(i * 1000)];
+        let row = |i: i64, s: &str| rampart_repr::row![Datum::Int(i), Datum::Str(s.into()), Datum::Timestamp(i * 1000)];
         let mut log = TableLog::create(&path).unwrap();
         log.append(&[(row(1, "a"), 1), (row(2, "b"), 1)]).unwrap();
         log.append(&[(row(1, "a"), -1), (row(3, "c"), 2)]).unwrap();

@@ -193,11 +193,11 @@ pub(super) fn render_interval_join<'s>(
                     };
                     cands.extend(other.probe(key, from, to).map(|(r, dr)| (i, r, *dr)));
                 }
-                let pair = |i: usize, r: &'_ Row| -> (Row, Row) {
+                let pair = |i: usize, r: &'_ Row| -> Row {
                     if side == 0 {
-                        (live[i].2.clone(), r.clone())
+                        super::joined(&live[i].2, r)
                     } else {
-                        (r.clone(), live[i].2.clone())
+                        super::joined(r, &live[i].2)
                     }
                 };
                 let keep: Vec<bool> = match &eval {
@@ -223,8 +223,7 @@ pub(super) fn render_interval_join<'s>(
                 };
                 for ((i, r, dr), k) in cands.iter().zip(keep) {
                     if k {
-                        let (l, rr) = pair(*i, r);
-                        out.push((l.into_iter().chain(rr).collect(), t, live[*i].3 * dr));
+                        out.push((pair(*i, r), t, live[*i].3 * dr));
                     }
                 }
                 drop(cands);
@@ -280,13 +279,13 @@ mod tests {
     #[test]
     fn side_state_probes_by_time_and_drops_old_rows() {
         let mut s = SideState::new();
-        let k = vec![Datum::Int(1)];
+        let k = rampart_repr::row![Datum::Int(1)];
         for t in [10, 20, 30] {
-            s.apply(&k, t, vec![Datum::Int(t)], 1);
+            s.apply(&k, t, rampart_repr::row![Datum::Int(t)], 1);
         }
         let hits: Vec<i64> = s.probe(&k, 15, 30).map(|(r, _)| r[0].as_int().unwrap()).collect();
         assert_eq!(hits, vec![20, 30]);
-        s.apply(&k, 20, vec![Datum::Int(20)], -1);
+        s.apply(&k, 20, rampart_repr::row![Datum::Int(20)], -1);
         assert_eq!(s.probe(&k, 0, 100).count(), 2);
         s.drop_below(25);
         assert_eq!(s.probe(&k, 0, 100).count(), 1);

@@ -36,7 +36,7 @@ pub(super) fn keyed<'s>(
     let no_keys = keys.is_empty();
     Ok(map_rows(input, "JoinKey", move |data, out| {
         if no_keys {
-            out.extend(data.drain(..).map(|(r, t, d)| ((Vec::new(), r), t, d)));
+            out.extend(data.drain(..).map(|(r, t, d)| ((Row::default(), r), t, d)));
             return;
         }
         let rows: Vec<&Row> = data.iter().map(|(r, _, _)| r).collect();
@@ -125,22 +125,22 @@ pub(super) fn render_join<'s>(
                 .into_collection()
         }
     };
-    let mut result = pairs.clone().map(|(l, r)| l.into_iter().chain(r).collect::<Row>());
+    let mut result = pairs.clone().map(|(l, r)| super::joined(&l, &r));
     if matches!(kind, JoinKind::Left | JoinKind::Full) {
         let matched = pairs.clone().map(|(l, _)| l).distinct();
-        let unmatched = left_rows.map(|r| (r, ())).antijoin(matched).map(move |(l, ())| {
-            l.into_iter()
-                .chain(std::iter::repeat_n(Datum::Null, right_width))
-                .collect::<Row>()
-        });
+        let unmatched = left_rows
+            .map(|r| (r, ()))
+            .antijoin(matched)
+            .map(move |(l, ())| super::padded(&l, right_width));
         result = result.concat(unmatched);
     }
     if matches!(kind, JoinKind::Right | JoinKind::Full) {
         let matched = pairs.map(|(_, r)| r).distinct();
-        let unmatched = right_rows
-            .map(|r| (r, ()))
-            .antijoin(matched)
-            .map(move |(r, ())| std::iter::repeat_n(Datum::Null, left_width).chain(r).collect::<Row>());
+        let unmatched = right_rows.map(|r| (r, ())).antijoin(matched).map(move |(r, ())| {
+            std::iter::repeat_n(Datum::Null, left_width)
+                .chain(r.iter().cloned())
+                .collect::<Row>()
+        });
         result = result.concat(unmatched);
     }
     Ok(result)

@@ -72,8 +72,8 @@ pub(super) fn render_range_join<'s>(
         let rows: Vec<&Row> = data.iter().map(|(r, _, _)| r).collect();
         let vals = eval_isolating(&rows, |rs| probe.eval_rows(rs.iter().copied()), &errors, &view);
         for ((row, t, d), v) in data.drain(..).zip(vals) {
-            if let Some(mut v) = v {
-                out.push(((0u8, v.swap_remove(0), Datum::Null, row), t, d));
+            if let Some(v) = v {
+                out.push(((0u8, v.first().cloned().unwrap_or(Datum::Null), Datum::Null, row), t, d));
             }
         }
     });
@@ -83,9 +83,9 @@ pub(super) fn render_range_join<'s>(
         let rows: Vec<&Row> = data.iter().map(|(r, _, _)| r).collect();
         let vals = eval_isolating(&rows, |rs| bounds.eval_rows(rs.iter().copied()), &errors, &view);
         for ((row, t, d), v) in data.drain(..).zip(vals) {
-            if let Some(mut v) = v {
-                let high = v.pop().unwrap_or(Datum::Null);
-                let low = v.pop().unwrap_or(Datum::Null);
+            if let Some(v) = v {
+                let low = v.first().cloned().unwrap_or(Datum::Null);
+                let high = v.get(1).cloned().unwrap_or(Datum::Null);
                 out.push(((1u8, low, high, row), t, d));
             }
         }
@@ -200,10 +200,11 @@ mod tests {
     fn covering_finds_every_range_holding_a_value() {
         let mut ranges: Ranges = BTreeMap::new();
         for (lo, hi, name) in [(0, 9, "a"), (10, 19, "b"), (5, 15, "overlap")] {
-            ranges
-                .entry(Datum::Int(lo))
-                .or_default()
-                .push((Datum::Int(hi), vec![Datum::Str(name.into())], 1));
+            ranges.entry(Datum::Int(lo)).or_default().push((
+                Datum::Int(hi),
+                rampart_repr::row![Datum::Str(name.into())],
+                1,
+            ));
         }
         let names = |v: i64| -> Vec<String> {
             let v = Datum::Int(v);

@@ -53,7 +53,7 @@ pub(super) fn render_reduce<'s>(
         let rows: Vec<&Row> = data.iter().map(|(r, _, _)| r).collect();
         let evaluated = eval_isolating(&rows, |rs| eval.eval_rows(rs.iter().copied()), &errors, &view);
         for ((_, t, d), e) in data.drain(..).zip(evaluated) {
-            let Some(mut e) = e else { continue };
+            let Some(e) = e else { continue };
             let vals: Row = layout
                 .iter()
                 .map(|(arg, filter)| {
@@ -61,20 +61,19 @@ pub(super) fn render_reduce<'s>(
                     match (passes, arg) {
                         (false, _) => Datum::Null,
                         (true, None) => Datum::Bool(true),
-                        (true, Some(i)) => std::mem::take(&mut e[*i]),
+                        (true, Some(i)) => e[*i].clone(),
                     }
                 })
                 .collect();
-            e.truncate(nkeys);
-            out.push(((e, vals), t, d));
+            out.push(((e[..nkeys].iter().cloned().collect(), vals), t, d));
         }
     });
     // An aggregate without GROUP BY has one row even over no input (COUNT 0, the others
     // NULL): its single group always holds one constant row of NULLs, which no aggregate
     // counts, so the group never empties.
     let keyed = if group_exprs.is_empty() {
-        let nulls: Row = vec![Datum::Null; aggregates.len()];
-        keyed.concat(super::constant(ctx, vec![nulls]).map(|r| (Vec::new(), r)))
+        let nulls: Row = vec![Datum::Null; aggregates.len()].into();
+        keyed.concat(super::constant(ctx, vec![nulls]).map(|r| (Row::default(), r)))
     } else {
         keyed
     };
@@ -93,7 +92,7 @@ pub(super) fn render_reduce<'s>(
         let row: Row = aggs.iter().enumerate().map(|(i, a)| compute(a, i, input)).collect();
         output.push((row, 1));
     });
-    Ok(reduced.map(|(k, v)| k.into_iter().chain(v).collect()))
+    Ok(reduced.map(|(k, v)| super::joined(&k, &v)))
 }
 
 /// One aggregate's value over a group's consolidated inputs (datum `i` of each row).

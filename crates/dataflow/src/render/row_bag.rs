@@ -63,7 +63,7 @@ mod tests {
     fn multiplicities_sum_and_empty_bags_are_seen() {
         let mut bag = RowBag::default();
         for i in 0..100 {
-            bag.update(vec![Datum::Int(i % 10)], 1);
+            bag.update(rampart_repr::row![Datum::Int(i % 10)], 1);
         }
         let total = |bag: &RowBag, v: i64| -> Diff {
             bag.rows
@@ -75,7 +75,7 @@ mod tests {
         assert_eq!(total(&bag, 3), 10);
         assert!(bag.rows.len() < 100, "consolidated along the way");
         for i in 0..100 {
-            bag.update(vec![Datum::Int(i % 10)], -1);
+            bag.update(rampart_repr::row![Datum::Int(i % 10)], -1);
         }
         for v in 0..10 {
             assert_eq!(total(&bag, v), 0);
@@ -85,11 +85,11 @@ mod tests {
     #[test]
     fn a_short_list_is_seen_empty_when_its_rows_are_retracted() {
         let mut bag = RowBag::default();
-        bag.update(vec![Datum::Int(1)], 1);
-        bag.update(vec![Datum::Int(2)], 1);
-        bag.update(vec![Datum::Int(1)], -1);
+        bag.update(rampart_repr::row![Datum::Int(1)], 1);
+        bag.update(rampart_repr::row![Datum::Int(2)], 1);
+        bag.update(rampart_repr::row![Datum::Int(1)], -1);
         assert!(!bag.is_empty());
-        bag.update(vec![Datum::Int(2)], -1);
+        bag.update(rampart_repr::row![Datum::Int(2)], -1);
         assert!(bag.is_empty(), "{:?}", bag.rows);
     }
 }

@@ -34,9 +34,9 @@ pub(super) fn render_window<'s>(
         let rows: Vec<&Row> = data.iter().map(|(r, _, _)| r).collect();
         let evaluated = eval_isolating(&rows, |rs| eval.eval_rows(rs.iter().copied()), &errors, &view);
         for ((row, t, d), e) in data.drain(..).zip(evaluated) {
-            let Some(mut e) = e else { continue };
-            let sort = e.split_off(nparts);
-            out.push(((e, (sort, row)), t, d));
+            let Some(e) = e else { continue };
+            let (parts, sort) = e.split_at(nparts.min(e.len()));
+            out.push(((Row::from(parts), (Row::from(sort), row)), t, d));
         }
     });
     let order: Vec<(bool, bool)> = order_by.iter().map(|s| (s.asc, s.nulls_first)).collect();
@@ -58,14 +58,14 @@ pub(super) fn render_window<'s>(
                         rank = n as i64 + 1;
                         dense += 1;
                     }
-                    let mut out = r.1.clone();
-                    for f in &funcs {
-                        out.push(Datum::Int(match f {
+                    let ranks = funcs.iter().map(|f| {
+                        Datum::Int(match f {
                             RankFunc::RowNumber => n as i64 + 1,
                             RankFunc::Rank => rank,
                             RankFunc::DenseRank => dense,
-                        }));
-                    }
+                        })
+                    });
+                    let out: Row = r.1.iter().cloned().chain(ranks).collect();
                     output.push((out, 1));
                 }
             },
