@@ -13,7 +13,9 @@
 //! side (about the interval's length of rows, plus the watermark delay); without
 //! watermarks, every row.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::HashMap;
 
 use datafusion::common::DFSchemaRef;
 use datafusion::logical_expr::Expr;

@@ -16,7 +16,9 @@
 //!
 //! State: every left row and every right row, by key.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt};
 
 use differential_dataflow::{AsCollection, Hashable, VecCollection};
 use rampart_repr::{Datum, Row};

@@ -15,7 +15,9 @@
 //! State: per open group, its distinct aggregate inputs with multiplicities (and, without
 //! EOWC, the result last emitted). Nothing is kept for closed groups.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt};
 
 use differential_dataflow::Hashable;
 use rampart_plan::Aggregate;
