@@ -27,6 +27,7 @@ use super::map_filter::eval_isolating;
 use super::watermark::{broadcast_watermark, in_time_order, Watermark};
 use super::Rows;
 use crate::eval::Evaluator;
+use crate::row_predicate::RowPredicate;
 use crate::{Diff, Time};
 
 /// The time interval of the join (see `rampart_plan::event_time::JoinInterval`).
@@ -106,6 +107,21 @@ impl SideState {
     }
 }
 
+/// A change of side `side` (0 = left) and a row of the other side, read as the joined row.
+fn as_joined<'r>(side: usize, mine: &'r Row, other: &'r Row) -> JoinedRow<'r> {
+    if side == 0 {
+        JoinedRow {
+            left: mine,
+            right: other,
+        }
+    } else {
+        JoinedRow {
+            left: other,
+            right: mine,
+        }
+    }
+}
+
 /// A side's change: (key, (0 = left | 1 = right, row)).
 type SideUpdate = ((Row, (u8, Row)), Time, Diff);
 
@@ -132,6 +148,14 @@ pub(super) fn render_interval_join<'s>(
     let eval = residual
         .map(|r| Evaluator::new(std::slice::from_ref(r), joined_schema))
         .transpose()?;
+    // A residual that evaluates on rows whole (`a.geo_region <> b.geo_region`) is tested
+    // on each candidate pair as it is probed; only the others are collected and evaluated
+    // as a batch.
+    let residual_on_rows: Option<RowPredicate> = eval
+        .as_ref()
+        .and_then(Evaluator::row_conjuncts)
+        .filter(|(_, complete)| *complete)
+        .map(|(p, _)| p.clone());
     let scope = left.scope();
     let tagged = left
         .map(|(k, r)| (k, (0u8, r)))
@@ -184,17 +208,6 @@ pub(super) fn render_interval_join<'s>(
                     }
                     live.push((key, time, row, d));
                 }
-                // Candidate pairs (change, other row) within the interval, tested
-                // without building the joined rows; only matches are built.
-                let mut cands: Vec<(usize, &Row, Diff)> = Vec::new();
-                for (i, (key, time, _, _)) in live.iter().enumerate() {
-                    let (from, to) = if side == 0 {
-                        (time.saturating_add(interval.lo), time.saturating_add(interval.hi))
-                    } else {
-                        (time.saturating_sub(interval.hi), time.saturating_sub(interval.lo))
-                    };
-                    cands.extend(other.probe(key, from, to).map(|(r, dr)| (i, r, *dr)));
-                }
                 let pair = |i: usize, r: &'_ Row| -> Row {
                     if side == 0 {
                         super::joined(&live[i].2, r)
@@ -202,30 +215,42 @@ pub(super) fn render_interval_join<'s>(
                         super::joined(r, &live[i].2)
                     }
                 };
-                let keep: Vec<bool> = match &eval {
-                    None => vec![true; cands.len()],
-                    Some(eval) => {
-                        let joined: Vec<JoinedRow<'_>> = cands
-                            .iter()
-                            .map(|(i, r, _)| {
-                                let mine = &live[*i].2;
-                                if side == 0 {
-                                    JoinedRow { left: mine, right: r }
-                                } else {
-                                    JoinedRow { left: r, right: mine }
+                // Candidate pairs (change, other row) within the interval, tested
+                // without building the joined rows; only matches are built.
+                let mut cands: Vec<(usize, &Row, Diff)> = Vec::new();
+                for (i, (key, time, _, d)) in live.iter().enumerate() {
+                    let (from, to) = if side == 0 {
+                        (time.saturating_add(interval.lo), time.saturating_add(interval.hi))
+                    } else {
+                        (time.saturating_sub(interval.hi), time.saturating_sub(interval.lo))
+                    };
+                    let probed = other.probe(key, from, to);
+                    match (&eval, &residual_on_rows) {
+                        (None, _) => out.extend(probed.map(|(r, dr)| (pair(i, r), t, d * dr))),
+                        (Some(_), Some(p)) => {
+                            for (r, dr) in probed {
+                                if p.eval(&as_joined(side, &live[i].2, r)) == Some(true) {
+                                    out.push((pair(i, r), t, d * dr));
                                 }
-                            })
-                            .collect();
+                            }
+                        }
+                        (Some(_), None) => cands.extend(probed.map(|(r, dr)| (i, r, *dr))),
+                    }
+                }
+                if let (Some(eval), None) = (&eval, &residual_on_rows) {
+                    let keep: Vec<bool> = {
+                        let joined: Vec<JoinedRow<'_>> =
+                            cands.iter().map(|(i, r, _)| as_joined(side, &live[*i].2, r)).collect();
                         let refs: Vec<&JoinedRow<'_>> = joined.iter().collect();
                         eval_isolating(&refs, |rs| eval.eval_predicate(rs.iter().copied()), &errors, &view)
                             .into_iter()
                             .map(|k| k == Some(true))
                             .collect()
-                    }
-                };
-                for ((i, r, dr), k) in cands.iter().zip(keep) {
-                    if k {
-                        out.push((pair(*i, r), t, live[*i].3 * dr));
+                    };
+                    for ((i, r, dr), k) in cands.iter().zip(keep) {
+                        if k {
+                            out.push((pair(*i, r), t, live[*i].3 * dr));
+                        }
                     }
                 }
                 drop(cands);
