@@ -23,16 +23,6 @@ impl Row {
     pub fn new(datums: Vec<Datum>) -> Row {
         Row(datums.into())
     }
-
-    /// The datums as a vector, to build a changed row from.
-    pub fn to_vec(&self) -> Vec<Datum> {
-        self.0.to_vec()
-    }
-
-    /// The datums.
-    pub fn datums(&self) -> &[Datum] {
-        &self.0
-    }
 }
 
 impl Default for Row {
@@ -143,7 +133,7 @@ mod tests {
     fn clones_share_the_datums() {
         let a = Row::new(vec![Datum::Int(1), Datum::str("x")]);
         let b = a.clone();
-        assert!(std::ptr::eq(a.datums().as_ptr(), b.datums().as_ptr()));
+        assert!(std::ptr::eq(a.as_ptr(), b.as_ptr()));
         assert_eq!(a, b);
     }
 
@@ -168,7 +158,7 @@ mod tests {
         assert!(a < b);
         assert!(Row::new(vec![Datum::Int(1)]) < a, "a prefix sorts first");
         let h = RandomState::new();
-        assert_eq!(h.hash_one(&a), h.hash_one(a.datums()));
+        assert_eq!(h.hash_one(&a), h.hash_one(&a[..]));
         let by_value: Vec<Datum> = a.clone().into_iter().collect();
         assert_eq!(by_value, a.to_vec());
     }
