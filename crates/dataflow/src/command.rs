@@ -143,7 +143,19 @@ pub struct ViewSpec {
     /// their inputs from the start, so what they hold at the import is replay, not a
     /// snapshot to start from.
     pub restoring: bool,
+    /// While restoring, the expiry floor recorded for each retained view the plan reads
+    /// (see [`ExpiryFloors`]).
+    pub expiry_floors: BTreeMap<String, i64>,
+    /// When not restoring, where the dataflow reports the expiry floor of each retained
+    /// view it reads, for the catalog.
+    pub floor_report: ExpiryFloors,
 }
+
+/// Per retained view a view without retention reads: the highest watermark whose expiries
+/// were already inside the rows it imported at creation. Rows expiring at or below it had
+/// left that view before the new one started; recorded in the catalog, it lets a restore
+/// (which replays from the start) drop exactly those rows again.
+pub type ExpiryFloors = Arc<parking_lot::Mutex<BTreeMap<String, i64>>>;
 
 /// A command to the workers.
 #[derive(Clone)]

@@ -15,7 +15,7 @@ mod test_rows;
 mod worker;
 
 pub use capture::{Delivered, SinkWriter, StoreRegistry, ViewStore};
-pub use command::{Command, FeedProgress, PeekReply, PeekRequest, SourceBatch, SourceFeed, ViewSpec};
+pub use command::{Command, ExpiryFloors, FeedProgress, PeekReply, PeekRequest, SourceBatch, SourceFeed, ViewSpec};
 pub use engine::Engine;
 
 /// Processing time: milliseconds since the Unix epoch. Every update in the dataflow is

@@ -21,7 +21,7 @@ use timely::worker::Worker;
 use crate::capture::{SinkWriter, StoreRegistry, ViewStore};
 use crate::command::{Command, FeedProgress, PeekReply, PeekRequest, SourceBatch, ViewSpec};
 use crate::render::watermark::safe_watermark;
-use crate::render::{render, ImportedView, RenderContext, Rendered, Rows};
+use crate::render::{render, ExpiryCut, ImportedView, RenderContext, Rendered, Rows};
 use crate::{now_ms, Diff, Time};
 
 type Trace = TraceAgent<KeySpine<Row, Time, Diff>>;
@@ -314,6 +314,14 @@ fn build_view(
                     .watermark
                     .as_mut()
                     .map(|w| w.import(scope).as_collection(|k: &i64, _v: &()| *k));
+                let expiry = match spec.expiry_floors.get(&dep) {
+                    Some(floor) => ExpiryCut::Floor(*floor),
+                    None if spec.restoring => ExpiryCut::Replay,
+                    None => ExpiryCut::Snapshot {
+                        report: spec.floor_report.clone(),
+                        view: dep.clone(),
+                    },
+                };
                 imported.insert(
                     dep,
                     ImportedView {
@@ -321,6 +329,7 @@ fn build_view(
                         watermark,
                         retention: o.retention,
                         snapshot_upper,
+                        expiry,
                     },
                 );
             } else {

@@ -43,6 +43,8 @@ pub(crate) struct State {
     pub(crate) restoring: Option<i64>,
     /// While restoring a source: the start positions fixed at its creation.
     pub(crate) restoring_positions: Option<rampart_repr::Positions>,
+    /// While restoring a view: the expiry floors recorded for it.
+    pub(crate) restoring_floors: std::collections::BTreeMap<String, i64>,
     /// After a restore, until queries have seen it: a time (ms) by which the restored
     /// table contents are in the arrangements. Queries (and DELETE's read of the rows to
     /// delete) wait for it, so the first statements after a restart do not read a table
@@ -100,6 +102,7 @@ impl Coordinator {
                 storage,
                 restoring: None,
                 restoring_positions: None,
+                restoring_floors: Default::default(),
                 restored_tables_ms: Default::default(),
             }),
         })

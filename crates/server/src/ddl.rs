@@ -284,8 +284,8 @@ impl State {
         } = plan.plan.as_ref()
         else {
             // A view without a retention keeps what it derives from a retained view, but
-            // starts from that view's current rows: after a restart it is rebuilt from the
-            // full replay, rows that expired before it was created included.
+            // starts from that view's current rows (after a restart too: see the expiry
+            // floors recorded in `create_view`).
             if self.restoring.is_some() {
                 return (None, vec![]);
             }
@@ -296,7 +296,7 @@ impl State {
                 .filter(|dep| self.catalog.get(dep).is_some_and(|e| e.retention_us.is_some()))
                 .map(|dep| {
                     format!(
-                        "{name} reads {dep}, which has a retention: {name} starts from the rows {dep} holds now and keeps what it derives from them; after a restart it is rebuilt from the whole replay of {dep}'s inputs, so it then also holds what it derives from rows that had left {dep} before {name} was created"
+                        "{name} reads {dep}, which has a retention: {name} starts from the rows {dep} holds now and keeps what it derives from them, also after they leave {dep}"
                     )
                 })
                 .collect();
@@ -432,6 +432,7 @@ impl State {
         self.persist_created(&name, sql, created_ms)?;
         let upstream = self.upstream_feeds(&name, &feeds, &plan);
         let store = ViewStore::new(self.engine.workers(), self.engine.registry());
+        let floor_report = rampart_dataflow::ExpiryFloors::default();
         let spec = ViewSpec {
             name: name.clone(),
             plan: plan.plan.clone(),
@@ -444,11 +445,13 @@ impl State {
             late: self.late.clone(),
             lags,
             restoring: self.restoring.is_some(),
+            expiry_floors: self.restoring_floors.clone(),
+            floor_report: floor_report.clone(),
         };
         self.register_schema(&name, plan.desc.arrow_schema())?;
         self.engine.broadcast(Command::CreateView(Box::new(spec)));
         self.catalog.insert(CatalogEntry {
-            name,
+            name: name.clone(),
             kind,
             desc: plan.desc.clone(),
             sql: sql.to_string(),
@@ -468,6 +471,19 @@ impl State {
         } else {
             self.catch_up().await
         };
+        // Once caught up, the view has seen the whole snapshot it imported: its floors
+        // are final. (Lagging views record none, and restore as before floors existed.)
+        let floors = floor_report.lock().clone();
+        if self.restoring.is_none() && notices.is_empty() && !floors.is_empty() {
+            // The view exists either way; without the record a restart rebuilds it as
+            // before floors were recorded.
+            if let Err(e) = self.persist_expiry_floors(&name, &floors) {
+                notices.push(format!(
+                    "{}; after a restart {name} will also hold what it derives from rows that had expired before it was created",
+                    e.message
+                ));
+            }
+        }
         notices.extend(retention_notices);
         Ok(Executed {
             notices,
@@ -588,6 +604,8 @@ impl State {
             late: self.late.clone(),
             lags,
             restoring: self.restoring.is_some(),
+            expiry_floors: Default::default(),
+            floor_report: Default::default(),
         };
         self.engine.broadcast(Command::CreateView(Box::new(spec)));
         self.catalog.insert(CatalogEntry {

@@ -70,8 +70,24 @@ impl State {
                 sql: sql.to_string(),
                 created_ms,
                 start_positions,
+                expiry_floors: Default::default(),
             })
             .map_err(|e| io_error(&format!("cannot record {name} in the catalog"), e))
+    }
+
+    /// Records the expiry floors a new view reported (see `rampart_dataflow::ExpiryFloors`).
+    pub(crate) fn persist_expiry_floors(
+        &mut self,
+        name: &str,
+        floors: &std::collections::BTreeMap<String, i64>,
+    ) -> Result<(), PlanError> {
+        let Some(storage) = self.storage.as_mut() else {
+            return Ok(());
+        };
+        storage
+            .catalog
+            .expiry_floors(name, floors)
+            .map_err(|e| io_error(&format!("cannot record the expiry floors of {name} in the catalog"), e))
     }
 
     /// Records that an object is gone and deletes its table or sink log.
@@ -176,6 +192,7 @@ impl Coordinator {
         for object in objects {
             state.restoring = Some(object.created_ms);
             state.restoring_positions = object.start_positions.clone();
+            state.restoring_floors = object.expiry_floors.clone();
             let result = match rampart_sql::parse_statements(&object.sql) {
                 Ok(stmts) if stmts.len() == 1 => state.execute_one(&stmts[0]).await.map(|_| ()),
                 Ok(_) => Err(PlanError::invalid("stored statement is not a single statement")),
@@ -190,6 +207,7 @@ impl Coordinator {
         }
         state.restoring = None;
         state.restoring_positions = None;
+        state.restoring_floors.clear();
         state
             .restored_tables_ms
             .store(now_ms() as i64 + 1, std::sync::atomic::Ordering::Release);

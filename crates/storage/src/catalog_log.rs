@@ -23,13 +23,24 @@ pub struct StoredObject {
     /// `latest` mode: the file sizes then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_positions: Option<Positions>,
+    /// For a view without retention over retained views: per retained view, the
+    /// watermark whose expiries were inside what it imported at creation (see
+    /// `rampart_dataflow::ExpiryFloors`), recorded once the view has caught up.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub expiry_floors: BTreeMap<String, i64>,
 }
 
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum CatalogRecord {
     Create(StoredObject),
-    Drop { name: String },
+    Drop {
+        name: String,
+    },
+    ExpiryFloors {
+        name: String,
+        floors: BTreeMap<String, i64>,
+    },
 }
 
 /// The durable list of live objects: a log of creates and drops, each synced before the
@@ -59,6 +70,11 @@ impl CatalogLog {
                     dropped += 1;
                     live.remove(&name);
                 }
+                CatalogRecord::ExpiryFloors { name, floors } => {
+                    if let Some((_, o)) = live.get_mut(&name) {
+                        o.expiry_floors = floors;
+                    }
+                }
             }
         }
         let mut objects: Vec<(usize, StoredObject)> = live.into_values().collect();
@@ -79,6 +95,15 @@ impl CatalogLog {
     /// Durably records a new object.
     pub fn created(&mut self, object: &StoredObject) -> io::Result<()> {
         self.log.append(&encode(&CatalogRecord::Create(object.clone())))?;
+        self.log.sync()
+    }
+
+    /// Durably records a view's expiry floors (after its CREATE).
+    pub fn expiry_floors(&mut self, name: &str, floors: &BTreeMap<String, i64>) -> io::Result<()> {
+        self.log.append(&encode(&CatalogRecord::ExpiryFloors {
+            name: name.to_string(),
+            floors: floors.clone(),
+        }))?;
         self.log.sync()
     }
 
@@ -104,6 +129,7 @@ mod tests {
             sql: format!("CREATE TABLE {name} (a INT)"),
             created_ms: ms,
             start_positions: None,
+            expiry_floors: BTreeMap::new(),
         }
     }
 
@@ -125,5 +151,30 @@ mod tests {
         // Compacted on open: the same objects after a second reopen.
         let (_, again) = CatalogLog::open(&path).unwrap();
         assert_eq!(again, objects);
+    }
+
+    #[test]
+    fn expiry_floors_join_their_object_and_survive_compaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.log");
+        let (mut log, _) = CatalogLog::open(&path).unwrap();
+        log.created(&obj("recent", 1)).unwrap();
+        log.created(&obj("later", 2)).unwrap();
+        let floors = BTreeMap::from([("recent".to_string(), 35_000_000)]);
+        log.expiry_floors("later", &floors).unwrap();
+        log.expiry_floors("gone", &floors).unwrap(); // an object not in the log: ignored
+        drop(log);
+        let (mut log, objects) = CatalogLog::open(&path).unwrap();
+        let mut later = obj("later", 2);
+        later.expiry_floors = floors;
+        assert_eq!(objects, vec![obj("recent", 1), later.clone()]);
+        // A drop compacts the log on the next open; the floors stay with their view.
+        log.created(&obj("x", 3)).unwrap();
+        log.dropped("x").unwrap();
+        drop(log);
+        let (_, compacted) = CatalogLog::open(&path).unwrap();
+        assert_eq!(compacted, vec![obj("recent", 1), later.clone()]);
+        let (_, again) = CatalogLog::open(&path).unwrap();
+        assert_eq!(again, vec![obj("recent", 1), later]);
     }
 }

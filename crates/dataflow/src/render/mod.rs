@@ -26,6 +26,7 @@ use timely::dataflow::Scope;
 use crate::{Diff, Time};
 
 pub use map_filter::{map_rows, validate};
+pub(crate) use retain::ExpiryCut;
 use watermark::{min_watermark, Watermark};
 
 /// A collection of rows in a dataflow scope.
@@ -56,6 +57,8 @@ pub struct ImportedView<'s> {
     /// The arrangement's upper when it was imported: updates before it are the view's
     /// contents then (a snapshot), later ones its changes.
     pub snapshot_upper: Time,
+    /// How expiry retractions of a retained view are told apart (see `retain::drop_expiry`).
+    pub(crate) expiry: retain::ExpiryCut,
 }
 
 /// What rendering needs besides the plan.
@@ -251,7 +254,7 @@ pub fn render<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rendered<'s>, 
 fn without_expiry<'s>(view: &ImportedView<'s>, rows: Rows<'s>, ctx: &RenderContext<'s>) -> Rows<'s> {
     match (&view.retention, &view.watermark) {
         (Some(retention), Some(watermark)) if !ctx.retained => {
-            retain::drop_expiry(rows, watermark, *retention, view.snapshot_upper)
+            retain::drop_expiry(rows, watermark, *retention, view.snapshot_upper, view.expiry.clone())
         }
         _ => rows,
     }

@@ -35,6 +35,7 @@ use timely::dataflow::channels::pact::Pipeline;
 
 use super::watermark::{broadcast_watermark, in_time_order, Watermark};
 use super::Rows;
+use crate::command::ExpiryFloors;
 use crate::{Diff, Time};
 
 /// Keeps `input`'s rows until `watermark` passes their expiry, then retracts them.
@@ -76,13 +77,34 @@ pub(super) fn render_retain<'s>(input: Rows<'s>, watermark: &Watermark<'s>, rete
     )
 }
 
+/// How a view without retention that reads a retained view tells which of that view's
+/// retractions are expiries it must not apply.
+#[derive(Clone)]
+pub(crate) enum ExpiryCut {
+    /// At creation: the imported snapshot passes whole (rows that had expired before the
+    /// import cancel out), later expiries are dropped. The highest watermark whose
+    /// expiries the snapshot already holds (the watermark as of 2 ms before the snapshot's
+    /// upper: expiry comes 1 ms after the watermark step) is reported under `view`, for the
+    /// catalog.
+    Snapshot { report: ExpiryFloors, view: String },
+    /// Restoring with that recorded floor: the replay holds every row again, so the expiry
+    /// of a row expiring at or below the floor (it had left before this view was created)
+    /// is applied, later expiries are dropped. The view comes back as it was.
+    Floor(i64),
+    /// Restoring without a recorded floor (a view created before floors were recorded, or
+    /// a crash between the CREATE and its floor record): every expiry is dropped, so the
+    /// view also keeps what it derives from rows that expired before it was created.
+    Replay,
+}
+
 /// `input` (rows read from a view with `retention`, whose watermark is `watermark`)
-/// without the retractions by which that view's rows expire.
+/// without the retractions by which that view's rows expire (see [`ExpiryCut`]).
 pub(super) fn drop_expiry<'s>(
     input: Rows<'s>,
     watermark: &Watermark<'s>,
     retention: Retention,
     snapshot_upper: Time,
+    cut: ExpiryCut,
 ) -> Rows<'s> {
     // As in `render_retain`: the watermark as of the last time stepped. Expiry comes one
     // millisecond after the step that passed the row, so it is at or below this.
@@ -94,16 +116,30 @@ pub(super) fn drop_expiry<'s>(
         "DropExpiry",
         move |t, updates: Vec<(Row, Diff)>, w, out| {
             let before = current;
+            let keep = |row: &Row, d: Diff| {
+                if d > 0 {
+                    return true;
+                }
+                let Some(e) = retention.expires(row) else { return true };
+                // A retraction of a row whose expiry is above the watermark is a change.
+                e > before
+                    || match &cut {
+                        ExpiryCut::Snapshot { .. } => t < snapshot_upper,
+                        ExpiryCut::Floor(floor) => e <= *floor,
+                        ExpiryCut::Replay => false,
+                    }
+            };
             out.extend(
                 updates
                     .into_iter()
-                    // The imported snapshot passes whole: rows that had expired before the
-                    // import cancel out, so the view starts from the retained view's rows.
-                    .filter(|(row, d)| {
-                        t < snapshot_upper || *d > 0 || retention.expires(row).is_none_or(|e| e > before)
-                    })
+                    .filter(|(row, d)| keep(row, *d))
                     .map(|(row, d)| (row, t, d)),
             );
+            if let (ExpiryCut::Snapshot { report, view }, Some(w)) = (&cut, w) {
+                if t.saturating_add(2) <= snapshot_upper {
+                    report.lock().insert(view.clone(), w);
+                }
+            }
             current = current.max(w.unwrap_or(i64::MIN));
         },
     )
