@@ -276,6 +276,9 @@ fn build_view(
         let mut inputs: HashMap<String, Rendered<'_>> = HashMap::new();
         let mut imported = HashMap::new();
         let mut sources = Vec::new();
+        // The latest upper of the arrangements imported (not while restoring): what a sink
+        // reads before it is their contents at creation, not changes.
+        let mut snapshot: Time = Time::MIN;
         for dep in spec.plan.dependencies() {
             if let Some(feed) = spec.sources.get(&dep) {
                 let (mut session, rows) = scope.new_collection::<Row, Diff>();
@@ -309,6 +312,10 @@ fn build_view(
                     differential_dataflow::trace::TraceReader::read_upper(trace, &mut upper);
                     upper.first().copied().unwrap_or(Time::MAX)
                 };
+                // A closed trace (upper empty, read as `Time::MAX`) has no snapshot to cut.
+                if snapshot_upper < Time::MAX {
+                    snapshot = snapshot.max(snapshot_upper);
+                }
                 let arranged = trace.import(scope);
                 let watermark = o
                     .watermark
@@ -348,7 +355,7 @@ fn build_view(
         };
         let Rendered { rows, watermark } = render(&spec.plan, &ctx)?;
         if let Some(sink) = &spec.sink {
-            capture_to_sink(rows.clone(), sink.clone(), index);
+            capture_to_sink(rows.clone(), sink.clone(), index, snapshot);
         }
         let arranged = spec.arrange.then(|| rows.clone().arrange_by_self());
         if let Some(store) = &spec.store {
@@ -448,32 +455,39 @@ fn read_trace(trace: &mut Trace, at: Time) -> Option<Vec<Row>> {
     Some(rows)
 }
 
-fn capture_to_sink(rows: Rows<'_>, sink: Arc<dyn SinkWriter>, index: usize) {
+/// Writes the changes of `rows` to `sink`. Updates before `snapshot` (the upper of the
+/// arrangements imported at creation) are the imported views' contents then: they are
+/// moved to one time and consolidated, so a row inserted and retracted before the sink was
+/// created (an expired row, a replaced version) is not written.
+fn capture_to_sink(rows: Rows<'_>, sink: Arc<dyn SinkWriter>, index: usize, snapshot: Time) {
+    use timely::dataflow::operators::vec::Map;
+    let rows = rows
+        .inner
+        .map(move |(r, t, d)| (r, t.max(snapshot.saturating_sub(1)), d));
     let mut pending: Vec<(Row, Time, Diff)> = Vec::new();
     let mut last_upper: Time = 0;
     // Every change goes to worker 0, so the versions of one row (which the view's
     // arrangement may have placed on different workers) are written in order.
     let to_worker_zero = Exchange::new(|_: &(Row, Time, Diff)| 0u64);
-    rows.inner
-        .sink(to_worker_zero, "CaptureSink", move |(input, frontier)| {
-            input.for_each(|_cap, data| pending.append(data));
-            let upper = frontier.frontier().first().copied().unwrap_or(Time::MAX);
-            if pending.iter().any(|(_, t, _)| *t < upper) {
-                let (mut ready, keep): (Vec<_>, Vec<_>) = pending.drain(..).partition(|(_, t, _)| *t < upper);
-                pending = keep;
-                differential_dataflow::consolidation::consolidate_updates(&mut ready);
-                // Within one time, retractions first: an update reaches the sink as the old
-                // version's delete followed by the new version.
-                ready.sort_by_key(|(_, t, d)| (*t, *d));
-                if !ready.is_empty() {
-                    sink.write(&ready);
-                }
+    rows.sink(to_worker_zero, "CaptureSink", move |(input, frontier)| {
+        input.for_each(|_cap, data| pending.append(data));
+        let upper = frontier.frontier().first().copied().unwrap_or(Time::MAX);
+        if pending.iter().any(|(_, t, _)| *t < upper) {
+            let (mut ready, keep): (Vec<_>, Vec<_>) = pending.drain(..).partition(|(_, t, _)| *t < upper);
+            pending = keep;
+            differential_dataflow::consolidation::consolidate_updates(&mut ready);
+            // Within one time, retractions first: an update reaches the sink as the old
+            // version's delete followed by the new version.
+            ready.sort_by_key(|(_, t, d)| (*t, *d));
+            if !ready.is_empty() {
+                sink.write(&ready);
             }
-            // Only worker 0 receives changes, so only it may report progress: another
-            // worker can see the frontier pass before worker 0 has written the changes.
-            if index == 0 && upper > last_upper {
-                last_upper = upper;
-                sink.progress(upper);
-            }
-        });
+        }
+        // Only worker 0 receives changes, so only it may report progress: another
+        // worker can see the frontier pass before worker 0 has written the changes.
+        if index == 0 && upper > last_upper {
+            last_upper = upper;
+            sink.progress(upper);
+        }
+    });
 }

@@ -468,8 +468,9 @@ async fn restart_keeps_latest_start_positions_and_drops() {
 /// A view without a retention created over a retained view starts from the rows that view
 /// holds then. A restart replays every source from the start, so the rebuilt view sees
 /// rows that had expired before it was created; the expiry floor recorded in the catalog
-/// at creation makes them leave again, and the view comes back as it was. (Expected rows
-/// by hand: `recent` keeps t + 20 s above the watermark, max t - 5 s.)
+/// at creation makes them leave again, and the view comes back as it was; a sink created
+/// then over the retained view does not emit them after the restart either. (Expected
+/// rows by hand: `recent` keeps t + 20 s above the watermark, max t - 5 s.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_view_created_over_a_retained_view_comes_back_the_same_after_a_restart() {
     let tmp = tempfile::tempdir().unwrap();
@@ -517,13 +518,37 @@ async fn a_view_created_over_a_retained_view_comes_back_the_same_after_a_restart
         &counts(&[("b", 1)]),
     )
     .await;
+    let out = dir.join("recent_out.jsonl");
     client
-        .batch_execute("CREATE MATERIALIZED VIEW later_count AS SELECT u, COUNT(*) AS n FROM recent GROUP BY u")
+        .batch_execute(&format!(
+            "CREATE MATERIALIZED VIEW later_count AS SELECT u, COUNT(*) AS n FROM recent GROUP BY u;
+             CREATE SINK recent_out FROM recent WITH (connector = 'file', path = '{}') FORMAT PLAIN ENCODE JSON;",
+            out.display()
+        ))
         .await
         .unwrap();
     append(&[("c", 50)]);
     let want = counts(&[("b", 1), ("c", 1)]);
     wait_rows(&client, "SELECT u, n FROM later_count", &want).await;
+    let users = || -> Vec<String> {
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        let mut us: Vec<String> = text
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["u"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        us.sort();
+        us
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while users() != ["b", "c"] {
+        assert!(Instant::now() < deadline, "sink wrote {:?}", users());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     drop(client);
 
     server.child.kill().unwrap();
@@ -540,6 +565,14 @@ async fn a_view_created_over_a_retained_view_comes_back_the_same_after_a_restart
     // Not a passing state of the replay: it stays so.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(rows(&client, "SELECT u, n FROM later_count").await, want);
+    // The sink carries on after its restart with d, and never emits a's rows.
+    append(&[("d", 55)]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !users().contains(&"d".to_string()) {
+        assert!(Instant::now() < deadline, "sink wrote {:?}", users());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(users(), ["b", "c", "d"]);
     drop(server);
 }
 

@@ -471,19 +471,8 @@ impl State {
         } else {
             self.catch_up().await
         };
-        // Once caught up, the view has seen the whole snapshot it imported: its floors
-        // are final. (Lagging views record none, and restore as before floors existed.)
-        let floors = floor_report.lock().clone();
-        if self.restoring.is_none() && notices.is_empty() && !floors.is_empty() {
-            // The view exists either way; without the record a restart rebuilds it as
-            // before floors were recorded.
-            if let Err(e) = self.persist_expiry_floors(&name, &floors) {
-                notices.push(format!(
-                    "{}; after a restart {name} will also hold what it derives from rows that had expired before it was created",
-                    e.message
-                ));
-            }
-        }
+        let caught_up = notices.is_empty();
+        notices.extend(self.record_expiry_floors(&name, &floor_report, caught_up));
         notices.extend(retention_notices);
         Ok(Executed {
             notices,
@@ -575,6 +564,7 @@ impl State {
         let created_ms = self.creation_ms();
         self.persist_created(name, sql, created_ms)?;
         let upstream = self.upstream_feeds(name, &feeds, &plan);
+        let floor_report = rampart_dataflow::ExpiryFloors::default();
         let emit_time_columns: Vec<usize> = rampart_plan::emit_time::emit_time_columns(&plan.plan)
             .iter()
             .enumerate()
@@ -604,8 +594,8 @@ impl State {
             late: self.late.clone(),
             lags,
             restoring: self.restoring.is_some(),
-            expiry_floors: Default::default(),
-            floor_report: Default::default(),
+            expiry_floors: self.restoring_floors.clone(),
+            floor_report: floor_report.clone(),
         };
         self.engine.broadcast(Command::CreateView(Box::new(spec)));
         self.catalog.insert(CatalogEntry {
@@ -623,6 +613,20 @@ impl State {
             seq: 0,
             retention_us: None,
         });
+        // A sink over a retained view records its expiry floors as a view does (so a
+        // restart does not emit rows that had expired before it was created): only then
+        // does its creation wait for the views to catch up.
+        let reads_retained = plan
+            .plan
+            .dependencies()
+            .iter()
+            .any(|d| self.catalog.get(d).is_some_and(|e| e.retention_us.is_some()));
+        if self.restoring.is_none() && reads_retained {
+            let lagging = self.catch_up().await;
+            let caught_up = lagging.is_empty();
+            notices.extend(lagging);
+            notices.extend(self.record_expiry_floors(name, &floor_report, caught_up));
+        }
         Ok(Executed {
             notices,
             ..Executed::command("CREATE_SINK")

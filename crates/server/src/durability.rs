@@ -75,19 +75,28 @@ impl State {
             .map_err(|e| io_error(&format!("cannot record {name} in the catalog"), e))
     }
 
-    /// Records the expiry floors a new view reported (see `rampart_dataflow::ExpiryFloors`).
-    pub(crate) fn persist_expiry_floors(
+    /// Records the expiry floors a new view or sink reported (see
+    /// `rampart_dataflow::ExpiryFloors`), once it has caught up: it has then seen the whole
+    /// snapshot it imported, so they are final. One that lagged, or whose record cannot be
+    /// written, restores as before floors existed (a NOTICE says so in the second case);
+    /// the object exists either way.
+    pub(crate) fn record_expiry_floors(
         &mut self,
         name: &str,
-        floors: &std::collections::BTreeMap<String, i64>,
-    ) -> Result<(), PlanError> {
-        let Some(storage) = self.storage.as_mut() else {
-            return Ok(());
-        };
-        storage
-            .catalog
-            .expiry_floors(name, floors)
-            .map_err(|e| io_error(&format!("cannot record the expiry floors of {name} in the catalog"), e))
+        report: &rampart_dataflow::ExpiryFloors,
+        caught_up: bool,
+    ) -> Option<String> {
+        let floors = report.lock().clone();
+        if self.restoring.is_some() || !caught_up || floors.is_empty() {
+            return None;
+        }
+        let storage = self.storage.as_mut()?;
+        let e = storage.catalog.expiry_floors(name, &floors).err()?;
+        let e = io_error(&format!("cannot record the expiry floors of {name} in the catalog"), e);
+        Some(format!(
+            "{}; after a restart {name} will also hold what it derives from rows that had expired before it was created",
+            e.message
+        ))
     }
 
     /// Records that an object is gone and deletes its table or sink log.
