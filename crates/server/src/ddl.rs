@@ -272,11 +272,19 @@ impl State {
         })
     }
 
+    /// The objects `plan` reads that are materialized views with a retention.
+    fn retained_dependencies(&self, plan: &Plan) -> Vec<String> {
+        plan.dependencies()
+            .into_iter()
+            .filter(|dep| self.catalog.get(dep).is_some_and(|e| e.retention_us.is_some()))
+            .collect()
+    }
+
     /// A retained view's retention, and a NOTICE for each retained view it reads that
     /// keeps rows for less time: rows leave this view when they leave that one, and that
     /// expiry is not recognised as such by views without a retention reading this one. For
     /// a view without a retention (not while restoring): a NOTICE for each retained view it
-    /// reads, since it is rebuilt differently after a restart.
+    /// reads, saying it starts from that view's current rows and keeps them.
     fn retention_chain(&self, name: &str, plan: &ViewPlan) -> (Option<i64>, Vec<String>) {
         let Plan::Retain {
             retention: rampart_plan::Retention { keep_us, .. },
@@ -289,11 +297,9 @@ impl State {
             if self.restoring.is_some() {
                 return (None, vec![]);
             }
-            let notices = plan
-                .plan
-                .dependencies()
+            let notices = self
+                .retained_dependencies(&plan.plan)
                 .into_iter()
-                .filter(|dep| self.catalog.get(dep).is_some_and(|e| e.retention_us.is_some()))
                 .map(|dep| {
                     format!(
                         "{name} reads {dep}, which has a retention: {name} starts from the rows {dep} holds now and keeps what it derives from them, also after they leave {dep}"
@@ -616,12 +622,7 @@ impl State {
         // A sink over a retained view records its expiry floors as a view does (so a
         // restart does not emit rows that had expired before it was created): only then
         // does its creation wait for the views to catch up.
-        let reads_retained = plan
-            .plan
-            .dependencies()
-            .iter()
-            .any(|d| self.catalog.get(d).is_some_and(|e| e.retention_us.is_some()));
-        if self.restoring.is_none() && reads_retained {
+        if self.restoring.is_none() && !self.retained_dependencies(&plan.plan).is_empty() {
             let lagging = self.catch_up().await;
             let caught_up = lagging.is_empty();
             notices.extend(lagging);
