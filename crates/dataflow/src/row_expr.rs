@@ -20,7 +20,7 @@ use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext
 use datafusion::logical_expr::{Cast, Expr, ExprSchemable};
 use datafusion::physical_expr::create_physical_expr;
 use rampart_repr::arrow_convert::array_to_datums;
-use rampart_repr::{Datum, RowRef};
+use rampart_repr::{Datum, RowRef, Str};
 
 use crate::row_predicate::RowPredicate;
 
@@ -118,7 +118,14 @@ impl RowExpr {
         .ok()?;
         let array = physical.evaluate(&batch).and_then(|v| v.into_array(1)).ok()?;
         let mut datums = array_to_datums(&array).ok()?;
-        (datums.len() == 1).then(|| RowExpr::Constant(datums.swap_remove(0)))
+        (datums.len() == 1).then(|| {
+            // Every row the expression builds carries this value: a string constant that
+            // counts no references costs those rows nothing to copy or drop.
+            RowExpr::Constant(match datums.swap_remove(0) {
+                Datum::Str(s) => Datum::Str(Str::shared_forever(&s)),
+                d => d,
+            })
+        })
     }
 
     /// The expression's value on `row`.

@@ -2,15 +2,16 @@
 
 use std::fmt;
 
-use arcstr::ArcStr;
-
 use ordered_float::OrderedFloat;
 use serde::{Deserialize, Serialize};
 
+use crate::text::Str;
+
 /// One SQL value. Ordered and hashable so that rows can be keys of differential
 /// dataflow arrangements; `Null` sorts first. 16 bytes: every payload fits in 8 (strings
-/// are thin reference-counted pointers, the rare interval is boxed), so a row of n columns
-/// is 16n bytes, which rows held in several arrangements pay for in each.
+/// are inline or thin reference-counted pointers, the rare interval is boxed), so a row of n columns
+/// is 16n bytes, which rows held in several arrangements pay for in each. Strings of up to
+/// 14 bytes are held inline ([`Str`]).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
 pub enum Datum {
     /// SQL NULL.
@@ -22,8 +23,8 @@ pub enum Datum {
     Int(i64),
     /// DOUBLE PRECISION / REAL / NUMERIC (approximated).
     Float(OrderedFloat<f64>),
-    /// VARCHAR / TEXT (clones share the string).
-    Str(ArcStr),
+    /// VARCHAR / TEXT (short ones inline, clones of long ones share the string).
+    Str(Str),
     /// TIMESTAMP or TIMESTAMPTZ: microseconds since the Unix epoch, UTC.
     Timestamp(i64),
     /// INTERVAL as (months, days, nanoseconds), as Arrow's month-day-nano interval.
@@ -35,7 +36,7 @@ pub enum Datum {
 impl Datum {
     /// A string datum.
     pub fn str(s: &str) -> Datum {
-        Datum::Str(ArcStr::from(s))
+        Datum::Str(Str::new(s))
     }
 
     /// An interval datum of `months`, `days` and `nanos`.

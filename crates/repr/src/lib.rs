@@ -7,6 +7,7 @@ pub mod datum;
 pub mod error_log;
 pub mod positions;
 pub mod row;
+pub mod text;
 pub mod types;
 
 pub use arrow_convert::{batch_to_rows, rows_to_batch, rows_to_batch_projected, JoinedRow, RowRef};
@@ -14,4 +15,5 @@ pub use datum::Datum;
 pub use error_log::{ErrorLog, ErrorRecord};
 pub use positions::Positions;
 pub use row::{Row, RowIntoIter};
+pub use text::Str;
 pub use types::{Column, ColumnType, RelationDesc};
