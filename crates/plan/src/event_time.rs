@@ -21,6 +21,7 @@
 
 use std::collections::BTreeMap;
 
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
 
@@ -279,6 +280,74 @@ pub fn join_interval(
     found.into_iter().next()
 }
 
+/// What of a join's residual the interval join must still test once it probes only the
+/// pairs inside `interval`: the residual without its conjuncts that bound the interval's
+/// two columns against each other. Those are implied: `interval` is the tightest of them
+/// all, and the probe covers exactly its pairs (NULL times match nothing, as the conjunct
+/// would not). Only conjuncts between plain timestamp columns, shifted by whole
+/// microseconds, are left out; `None` when nothing remains.
+pub fn residual_beyond_interval(
+    residual: Option<&Expr>,
+    schema: &DFSchema,
+    interval: &JoinInterval,
+    left_width: usize,
+) -> Option<Expr> {
+    let pair = [interval.left_col, left_width + interval.right_col];
+    let implied = |conj: &Expr| {
+        let Expr::BinaryExpr(BinaryExpr { left, op, right }) = conj else {
+            return false;
+        };
+        if !matches!(op, Operator::Gt | Operator::GtEq | Operator::Lt | Operator::LtEq) {
+            return false;
+        }
+        let timestamp_column = |e: &Expr| match exact_shifted_column(e, schema) {
+            Some((i, _))
+                if matches!(
+                    schema.field(i).data_type(),
+                    DataType::Timestamp(TimeUnit::Microsecond, _)
+                ) =>
+            {
+                Some(i)
+            }
+            _ => None,
+        };
+        match (timestamp_column(left), timestamp_column(right)) {
+            (Some(a), Some(b)) => (a == pair[0] && b == pair[1]) || (a == pair[1] && b == pair[0]),
+            _ => false,
+        }
+    };
+    conjuncts(residual?)
+        .into_iter()
+        .filter(|c| !implied(c))
+        .cloned()
+        .reduce(Expr::and)
+}
+
+/// `col`, `col + INTERVAL`, `col - INTERVAL` with an interval of whole microseconds and no
+/// months, and no cast: the column's index and the shift.
+fn exact_shifted_column(e: &Expr, schema: &DFSchema) -> Option<(usize, i64)> {
+    match e {
+        Expr::Column(c) => schema.index_of_column(c).ok().map(|i| (i, 0)),
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            let whole = match right.as_ref() {
+                Expr::Literal(ScalarValue::IntervalMonthDayNano(Some(v)), _) => {
+                    v.months == 0 && v.nanoseconds % 1_000 == 0
+                }
+                Expr::Literal(ScalarValue::IntervalDayTime(Some(_)), _) => true,
+                _ => false,
+            };
+            let shift = interval_micros(right).filter(|_| whole)?;
+            let (i, s) = exact_shifted_column(left, schema)?;
+            match op {
+                Operator::Plus => Some((i, s.checked_add(shift)?)),
+                Operator::Minus => Some((i, s.checked_sub(shift)?)),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
 fn conjuncts(e: &Expr) -> Vec<&Expr> {
     match e {
         Expr::BinaryExpr(BinaryExpr {
@@ -400,6 +469,35 @@ mod tests {
         );
         assert_eq!(expr_lag(&(col("t") - minutes(1)), &s, &lags), Some(60_000_000));
         assert_eq!(expr_lag(&(col("t") * lit(2)), &s, &lags), None);
+    }
+
+    #[test]
+    fn an_interval_join_tests_only_the_residual_its_interval_does_not_imply() {
+        let s = schema();
+        let lags = vec![Some(0), None, Some(0)];
+        let other = col("u").not_eq(lit("x"));
+        let cond = other
+            .clone()
+            .and(col("t2").gt(col("t")))
+            .and(col("t2").lt(col("t") + minutes(30)));
+        let bounds = time_bounds(Some(&cond), &s, &lags);
+        // Columns 0 and 1 are the left side (t, u), column 2 the right (t2).
+        let interval = join_interval(&bounds, 2, &vec![Some(0), None], &vec![Some(0)]).unwrap();
+        assert_eq!((interval.lo, interval.hi), (1, 1_800_000_000 - 1));
+        assert_eq!(
+            residual_beyond_interval(Some(&cond), &s, &interval, 2),
+            Some(other.clone())
+        );
+        let only_time = col("t2").gt(col("t")).and(col("t2").lt(col("t") + minutes(30)));
+        assert_eq!(residual_beyond_interval(Some(&only_time), &s, &interval, 2), None);
+        // A bound by an interval with months stays.
+        let months = lit(ScalarValue::new_interval_mdn(1, 0, 0));
+        let kept = col("t2").lt(col("t") + months);
+        let cond = other.and(kept.clone());
+        assert_eq!(
+            residual_beyond_interval(Some(&cond), &s, &interval, 2),
+            Some(cond.clone())
+        );
     }
 
     #[test]

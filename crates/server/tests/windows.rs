@@ -245,6 +245,12 @@ async fn interval_join_matches_every_pair_within_its_interval() {
             t,
         ));
     }
+    // The interval's edges: logins at the same instant pair with nothing (b.t > a.t), nor
+    // does one exactly 30 s later (b.t < a.t + 30 s); one 1 ms inside does.
+    let edge = clock_ms + 1_000;
+    for (c, t) in [("DE", edge), ("FR", edge), ("FR", edge + 29_999), ("US", edge + 30_000)] {
+        events.push(("edge".to_string(), c.to_string(), t));
+    }
     let lines: Vec<String> = events
         .iter()
         .map(|(u, c, t)| json!({"u": u, "country": c, "t": ts(base + chrono::Duration::milliseconds(*t))}).to_string())

@@ -291,6 +291,13 @@ fn render_interval<'s>(
         (Some(wl), Some(wr)) => min_watermark(ctx.scope, vec![wl.clone(), wr.clone()]),
         _ => None,
     };
+    // The probe covers the interval exactly: only the rest of the residual is tested.
+    let residual = rampart_plan::event_time::residual_beyond_interval(
+        residual.as_ref(),
+        joined_schema,
+        &interval,
+        left_schema.fields().len(),
+    );
     interval_join::render_interval_join(
         lk,
         rk,
