@@ -246,21 +246,32 @@ async fn interval_join_matches_every_pair_within_its_interval() {
         ));
     }
     // The interval's edges: logins at the same instant pair with nothing (b.t > a.t), nor
-    // does one exactly 30 s later (b.t < a.t + 30 s); one 1 ms inside does.
+    // does one exactly 30 s later (b.t < a.t + 30 s); one 1 ms inside does. A login
+    // without a country ("" here, NULL in the source) pairs with nothing.
     let edge = clock_ms + 1_000;
-    for (c, t) in [("DE", edge), ("FR", edge), ("FR", edge + 29_999), ("US", edge + 30_000)] {
+    for (c, t) in [
+        ("DE", edge),
+        ("FR", edge),
+        ("", edge + 10_000),
+        ("FR", edge + 29_999),
+        ("US", edge + 30_000),
+    ] {
         events.push(("edge".to_string(), c.to_string(), t));
     }
     let lines: Vec<String> = events
         .iter()
-        .map(|(u, c, t)| json!({"u": u, "country": c, "t": ts(base + chrono::Duration::milliseconds(*t))}).to_string())
+        .map(|(u, c, t)| {
+            let country = Some(c).filter(|c| !c.is_empty());
+            json!({"u": u, "country": country, "t": ts(base + chrono::Duration::milliseconds(*t))}).to_string()
+        })
         .collect();
     append_lines(&path, &lines);
     // Expected by brute force over every pair.
     let mut expected: Vec<Row> = Vec::new();
     for a in &events {
         for b in &events {
-            if a.0 == b.0 && a.1 != b.1 && b.2 > a.2 && b.2 < a.2 + 30_000 {
+            let countries_differ = !a.1.is_empty() && !b.1.is_empty() && a.1 != b.1;
+            if a.0 == b.0 && countries_differ && b.2 > a.2 && b.2 < a.2 + 30_000 {
                 expected.push(vec![
                     a.0.clone(),
                     a.1.clone(),

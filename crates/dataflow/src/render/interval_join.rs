@@ -17,7 +17,8 @@ use std::collections::BTreeMap;
 
 use foldhash::HashMap;
 
-use datafusion::common::DFSchemaRef;
+use datafusion::common::{DFSchema, DFSchemaRef};
+use datafusion::logical_expr::utils::{conjunction, split_conjunction};
 use datafusion::logical_expr::Expr;
 use differential_dataflow::{Hashable, VecCollection};
 use rampart_repr::{Datum, ErrorLog, JoinedRow, Row};
@@ -27,7 +28,7 @@ use super::map_filter::eval_isolating;
 use super::watermark::{broadcast_watermark, in_time_order, Watermark};
 use super::Rows;
 use crate::eval::Evaluator;
-use crate::row_predicate::RowPredicate;
+use crate::row_predicate::{Cmp, Operand, RowPredicate};
 use crate::{Diff, Time};
 
 /// The time interval of the join (see `rampart_plan::event_time::JoinInterval`).
@@ -49,10 +50,13 @@ fn right_cutoff(i: &Interval, w: i64) -> i64 {
     }
 }
 
+/// A kept row: its [`Differ`] value (NULL without one), the row, its multiplicity.
+type Kept = (Datum, Row, Diff);
+
 /// One side's rows: per join key, per event time, the rows and their multiplicities.
 #[derive(Default)]
 struct SideState {
-    rows: HashMap<Row, BTreeMap<i64, Vec<(Row, Diff)>>>,
+    rows: HashMap<Row, BTreeMap<i64, Vec<Kept>>>,
     /// Event time → keys holding rows at that time, to drop old rows.
     by_time: BTreeMap<i64, Vec<Row>>,
     /// Rows below this time have been dropped.
@@ -67,20 +71,20 @@ impl SideState {
         }
     }
 
-    fn apply(&mut self, key: &Row, time: i64, row: Row, diff: Diff) {
+    fn apply(&mut self, key: &Row, time: i64, value: Datum, row: Row, diff: Diff) {
         let per_key = self.rows.entry(key.clone()).or_default();
         let at = per_key.entry(time).or_insert_with(|| {
             self.by_time.entry(time).or_default().push(key.clone());
             Vec::new()
         });
-        match at.iter_mut().find(|(r, _)| *r == row) {
-            Some((_, d)) => *d += diff,
-            None => at.push((row, diff)),
+        match at.iter_mut().find(|(_, r, _)| *r == row) {
+            Some((_, _, d)) => *d += diff,
+            None => at.push((value, row, diff)),
         }
-        at.retain(|(_, d)| *d != 0);
+        at.retain(|(_, _, d)| *d != 0);
     }
 
-    fn probe<'a>(&'a self, key: &Row, from: i64, to: i64) -> impl Iterator<Item = &'a (Row, Diff)> + 'a {
+    fn probe<'a>(&'a self, key: &Row, from: i64, to: i64) -> impl Iterator<Item = &'a Kept> + 'a {
         self.rows
             .get(key)
             .filter(|_| from <= to)
@@ -122,6 +126,61 @@ fn as_joined<'r>(side: usize, mine: &'r Row, other: &'r Row) -> JoinedRow<'r> {
     }
 }
 
+/// A residual conjunct `left.x <> right.y` over string, integer or boolean columns: each
+/// side keeps its column's value beside the row, and a probe compares those values before
+/// anything else (most candidate pairs of impossible travel are logins from the same
+/// region), instead of evaluating the conjunct on every candidate pair.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Differ {
+    /// The column in left rows.
+    left: usize,
+    /// The column in right rows.
+    right: usize,
+}
+
+impl Differ {
+    /// The first `left.x <> right.y` conjunct of `residual` (over `left_width` left
+    /// columns), and the residual without it.
+    fn split(residual: Option<&Expr>, schema: &DFSchema, left_width: usize) -> (Option<Differ>, Option<Expr>) {
+        let Some(residual) = residual else { return (None, None) };
+        let conjuncts = split_conjunction(residual);
+        let found = conjuncts
+            .iter()
+            .enumerate()
+            .find_map(|(n, c)| match RowPredicate::compile(c, schema)? {
+                RowPredicate::Compare(Cmp::NotEq, Operand::Column(a), Operand::Column(b)) => {
+                    let (l, r) = (a.min(b), a.max(b));
+                    (l < left_width && r >= left_width).then(|| {
+                        (
+                            n,
+                            Differ {
+                                left: l,
+                                right: r - left_width,
+                            },
+                        )
+                    })
+                }
+                _ => None,
+            });
+        match found {
+            Some((n, differ)) => {
+                let rest = conjuncts
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != n)
+                    .map(|(_, c)| (*c).clone());
+                (Some(differ), conjunction(rest))
+            }
+            None => (None, Some(residual.clone())),
+        }
+    }
+
+    /// Whether values `a` and `b` satisfy `<>` (NULL satisfies nothing).
+    fn passes(a: &Datum, b: &Datum) -> bool {
+        !a.is_null() && !b.is_null() && a != b
+    }
+}
+
 /// A side's change: (key, (0 = left | 1 = right, row)).
 type SideUpdate = ((Row, (u8, Row)), Time, Diff);
 
@@ -140,12 +199,16 @@ pub(super) fn render_interval_join<'s>(
     interval: Interval,
     residual: Option<&Expr>,
     joined_schema: &DFSchemaRef,
+    right_width: usize,
     errors: ErrorLog,
     late: ErrorLog,
     view: String,
     skip_late_retractions: bool,
 ) -> Result<Rows<'s>, String> {
+    let left_width = joined_schema.fields().len() - right_width;
+    let (differ, residual) = Differ::split(residual, joined_schema, left_width);
     let eval = residual
+        .as_ref()
         .map(|r| Evaluator::new(std::slice::from_ref(r), joined_schema))
         .transpose()?;
     // A residual that evaluates on rows whole (`a.geo_region <> b.geo_region`) is tested
@@ -177,10 +240,10 @@ pub(super) fn render_interval_join<'s>(
             // Left changes against the right rows before this time, then right
             // changes against the left rows including this time's.
             for (side, changes) in [(0usize, lefts), (1usize, rights)] {
-                let col = if side == 0 {
-                    interval.left_col
+                let (col, differ_col) = if side == 0 {
+                    (interval.left_col, differ.map(|d| d.left))
                 } else {
-                    interval.right_col
+                    (interval.right_col, differ.map(|d| d.right))
                 };
                 let (first, second) = sides.split_at_mut(1);
                 let (mine, other) = if side == 0 {
@@ -188,7 +251,7 @@ pub(super) fn render_interval_join<'s>(
                 } else {
                     (&mut second[0], &first[0])
                 };
-                let mut live: Vec<(Row, i64, Row, Diff)> = Vec::with_capacity(changes.len());
+                let mut live: Vec<(Row, i64, Row, Diff, Datum)> = Vec::with_capacity(changes.len());
                 for ((key, (_, row)), d) in changes {
                     let Some(Datum::Timestamp(time)) = row.get(col).cloned() else {
                         continue; // a NULL time satisfies no interval
@@ -206,7 +269,8 @@ pub(super) fn render_interval_join<'s>(
                         );
                         continue;
                     }
-                    live.push((key, time, row, d));
+                    let value = differ_col.and_then(|c| row.get(c).cloned()).unwrap_or(Datum::Null);
+                    live.push((key, time, row, d, value));
                 }
                 let pair = |i: usize, r: &'_ Row| -> Row {
                     if side == 0 {
@@ -218,13 +282,19 @@ pub(super) fn render_interval_join<'s>(
                 // Candidate pairs (change, other row) within the interval, tested
                 // without building the joined rows; only matches are built.
                 let mut cands: Vec<(usize, &Row, Diff)> = Vec::new();
-                for (i, (key, time, _, d)) in live.iter().enumerate() {
+                for (i, (key, time, _, d, value)) in live.iter().enumerate() {
                     let (from, to) = if side == 0 {
                         (time.saturating_add(interval.lo), time.saturating_add(interval.hi))
                     } else {
                         (time.saturating_sub(interval.hi), time.saturating_sub(interval.lo))
                     };
-                    let probed = other.probe(key, from, to);
+                    if differ.is_some() && value.is_null() {
+                        continue; // NULL <> anything is not true
+                    }
+                    let probed = other
+                        .probe(key, from, to)
+                        .filter(|(v, _, _)| differ.is_none() || Differ::passes(value, v))
+                        .map(|(_, r, dr)| (r, dr));
                     match (&eval, &residual_on_rows) {
                         (None, _) => out.extend(probed.map(|(r, dr)| (pair(i, r), t, d * dr))),
                         (Some(_), Some(p)) => {
@@ -254,8 +324,8 @@ pub(super) fn render_interval_join<'s>(
                     }
                 }
                 drop(cands);
-                for (key, time, row, d) in live {
-                    mine.apply(&key, time, row, d);
+                for (key, time, row, d, value) in live {
+                    mine.apply(&key, time, value, row, d);
                 }
             }
             if let Some(w) = w {
@@ -304,15 +374,36 @@ mod tests {
     }
 
     #[test]
+    fn a_cross_side_inequality_is_split_off_the_residual() {
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        use datafusion::logical_expr::{col, lit};
+        // Left (lu, lr), right (ru, rr).
+        let fields = ["lu", "lr", "ru", "rr"].map(|n| Field::new(n, DataType::Utf8, true));
+        let schema = DFSchema::try_from(Schema::new(fields.to_vec())).unwrap();
+        let other = col("lu").eq(lit("x"));
+        let residual = other.clone().and(col("rr").not_eq(col("lr")));
+        let (differ, rest) = Differ::split(Some(&residual), &schema, 2);
+        assert_eq!(differ, Some(Differ { left: 1, right: 1 }));
+        assert_eq!(rest, Some(other.clone()));
+        // Both columns on one side: not a cross-side inequality.
+        let same_side = col("lu").not_eq(col("lr"));
+        let (differ, rest) = Differ::split(Some(&same_side), &schema, 2);
+        assert_eq!((differ, rest), (None, Some(same_side)));
+        assert!(Differ::passes(&Datum::str("EU"), &Datum::str("US")));
+        assert!(!Differ::passes(&Datum::str("EU"), &Datum::str("EU")));
+        assert!(!Differ::passes(&Datum::Null, &Datum::str("EU")));
+    }
+
+    #[test]
     fn side_state_probes_by_time_and_drops_old_rows() {
         let mut s = SideState::new();
         let k = rampart_repr::row![Datum::Int(1)];
         for t in [10, 20, 30] {
-            s.apply(&k, t, rampart_repr::row![Datum::Int(t)], 1);
+            s.apply(&k, t, Datum::Null, rampart_repr::row![Datum::Int(t)], 1);
         }
-        let hits: Vec<i64> = s.probe(&k, 15, 30).map(|(r, _)| r[0].as_int().unwrap()).collect();
+        let hits: Vec<i64> = s.probe(&k, 15, 30).map(|(_, r, _)| r[0].as_int().unwrap()).collect();
         assert_eq!(hits, vec![20, 30]);
-        s.apply(&k, 20, rampart_repr::row![Datum::Int(20)], -1);
+        s.apply(&k, 20, Datum::Null, rampart_repr::row![Datum::Int(20)], -1);
         assert_eq!(s.probe(&k, 0, 100).count(), 2);
         s.drop_below(25);
         assert_eq!(s.probe(&k, 0, 100).count(), 1);

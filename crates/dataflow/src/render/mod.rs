@@ -305,6 +305,7 @@ fn render_interval<'s>(
         interval,
         residual.as_ref(),
         joined_schema,
+        right_schema.fields().len(),
         ctx.errors.clone(),
         ctx.late.clone(),
         ctx.view.clone(),
