@@ -148,6 +148,12 @@ impl Evaluator {
         self.exprs.is_empty()
     }
 
+    /// The row-level form of every expression, when each has one (then a row of their
+    /// values can be built from any [`RowRef`] without Arrow).
+    pub(crate) fn row_exprs(&self) -> Option<Vec<RowExpr>> {
+        self.direct.iter().cloned().collect()
+    }
+
     /// Evaluates every expression on every row: one output column per expression.
     pub fn eval_columns<'a, R: RowRef + 'a>(
         &self,

@@ -23,6 +23,7 @@ use rampart_plan::{Plan, Retention};
 use rampart_repr::{ErrorLog, Row};
 use timely::dataflow::Scope;
 
+use crate::eval::Evaluator;
 use crate::{Diff, Time};
 
 pub use map_filter::{map_rows, validate};
@@ -127,6 +128,16 @@ pub fn render<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rendered<'s>, 
             exprs,
             input_schema,
         } => {
+            // A projection of a range join's output whose every expression runs on rows
+            // is built by the join itself, from the pair: no joined row in between.
+            if let (Some(spec), Plan::Join { left, right, .. }) = (input.range_join(), input.as_ref()) {
+                if let Some(project) = Evaluator::new(exprs, input_schema)?.row_exprs() {
+                    let (l, r) = (render(left, ctx)?, render(right, ctx)?);
+                    let rows =
+                        range_join::render_range_join(input, spec, l.rows.clone(), r.rows.clone(), Some(project), ctx)?;
+                    return Ok(combine(ctx, vec![l, r], |_| rows));
+                }
+            }
             let i = render(input, ctx)?;
             same(&i, map_filter::render_map(i.rows.clone(), exprs, input_schema, ctx)?)
         }
@@ -186,7 +197,7 @@ pub fn render<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rendered<'s>, 
         Plan::Join { left, right, .. } => {
             let (l, r) = (render(left, ctx)?, render(right, ctx)?);
             let rows = if let Some(spec) = plan.range_join() {
-                range_join::render_range_join(plan, spec, l.rows.clone(), r.rows.clone(), ctx)?
+                range_join::render_range_join(plan, spec, l.rows.clone(), r.rows.clone(), None, ctx)?
             } else if let Some(interval) = interval_of(plan, ctx) {
                 render_interval(plan, &l, &r, interval, ctx)?
             } else {

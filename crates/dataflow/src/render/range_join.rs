@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use differential_dataflow::{AsCollection, Hashable};
 use rampart_plan::Plan;
-use rampart_repr::{Datum, Row};
+use rampart_repr::{Datum, JoinedRow, Row};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::operator::Operator;
@@ -28,6 +28,7 @@ use super::row_bag::RowBag;
 use super::watermark::{downgrade, lower_of, pop_complete};
 use super::{joined, padded, RenderContext, Rows};
 use crate::eval::Evaluator;
+use crate::row_expr::RowExpr;
 use crate::{Diff, Time};
 
 pub(super) use rampart_plan::RangeJoin as RangeSpec;
@@ -50,11 +51,45 @@ type PendingAt = (Vec<(Datum, Row, Diff)>, Vec<(Datum, Datum, Row, Diff)>);
 /// A row or range change: (0 = row with its probe value | 1 = range with low and high).
 type Change = ((u8, Datum, Datum, Row), Time, Diff);
 
+/// How the join builds an output row from a row and a matching range (or none).
+struct OutputRow {
+    /// The projection right above the join, when it runs on rows: the output row is
+    /// built from the pair directly. `None`: the joined row itself.
+    project: Option<Vec<RowExpr>>,
+    /// The range side of an unmatched row of a left join: NULLs.
+    nulls: Row,
+}
+
+impl OutputRow {
+    fn pair(&self, row: &Row, range: &Row) -> Row {
+        match &self.project {
+            Some(exprs) => {
+                let pair = JoinedRow {
+                    left: row,
+                    right: range,
+                };
+                exprs.iter().map(|e| e.eval(&pair)).collect()
+            }
+            None => joined(row, range),
+        }
+    }
+
+    fn pad(&self, row: &Row) -> Row {
+        match &self.project {
+            Some(_) => self.pair(row, &self.nulls),
+            None => padded(row, self.nulls.len()),
+        }
+    }
+}
+
+/// Renders the range join `plan`; with `project`, each output row is that projection of
+/// the joined row (see [`OutputRow`]).
 pub(super) fn render_range_join<'s>(
     plan: &Plan,
     spec: RangeSpec,
     left: Rows<'s>,
     right: Rows<'s>,
+    project: Option<Vec<RowExpr>>,
     ctx: &RenderContext<'s>,
 ) -> Result<Rows<'s>, String> {
     let Plan::Join {
@@ -105,8 +140,10 @@ pub(super) fn render_range_join<'s>(
                 let mut ranges: Ranges = BTreeMap::new();
                 // Rows by probe value (rows with a NULL value never match and are not kept).
                 let mut probes: BTreeMap<Datum, RowBag> = BTreeMap::new();
-                let pad = move |l: &Row| padded(l, right_width);
-                let pair = joined;
+                let shape = OutputRow {
+                    project,
+                    nulls: std::iter::repeat_n(Datum::Null, right_width).collect(),
+                };
                 move |(rows_in, rows_frontier), (ranges_in, ranges_frontier), output| {
                     rows_in.for_each(|_cap, batch| {
                         for ((_, v, _, row), t, d) in batch.drain(..) {
@@ -127,17 +164,17 @@ pub(super) fn render_range_join<'s>(
                         for (v, row, d) in row_changes {
                             if v.is_null() {
                                 if left_join {
-                                    out.push((pad(&row), t, d));
+                                    out.push((shape.pad(&row), t, d));
                                 }
                                 continue;
                             }
                             let mut matched = false;
                             for (r, dr) in covering(&ranges, &v) {
                                 matched = true;
-                                out.push((pair(&row, r), t, d * dr));
+                                out.push((shape.pair(&row, r), t, d * dr));
                             }
                             if !matched && left_join {
-                                out.push((pad(&row), t, d));
+                                out.push((shape.pad(&row), t, d));
                             }
                             let at = probes.entry(v.clone()).or_default();
                             at.update(row, d);
@@ -169,13 +206,13 @@ pub(super) fn render_range_join<'s>(
                                 ranges.remove(&low);
                             }
                             for ((v, row, n), was) in affected.into_iter().zip(before) {
-                                out.push((pair(&row, &range), t, d * n));
+                                out.push((shape.pair(&row, &range), t, d * n));
                                 if left_join {
                                     let now = covering(&ranges, &v).next().is_some();
                                     if was && !now {
-                                        out.push((pad(&row), t, n));
+                                        out.push((shape.pad(&row), t, n));
                                     } else if !was && now {
-                                        out.push((pad(&row), t, -n));
+                                        out.push((shape.pad(&row), t, -n));
                                     }
                                 }
                             }
