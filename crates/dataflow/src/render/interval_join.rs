@@ -50,13 +50,23 @@ fn right_cutoff(i: &Interval, w: i64) -> i64 {
     }
 }
 
-/// A kept row: its [`Differ`] value (NULL without one), the row, its multiplicity.
-type Kept = (Datum, Row, Diff);
+/// A kept row and its multiplicity.
+type Kept = (Row, Diff);
 
-/// One side's rows: per join key, per event time, the rows and their multiplicities.
+/// One key's rows whose [`Differ`] column holds one value (NULL, for every row, without a
+/// `Differ`), per event time.
+struct Bucket {
+    value: Datum,
+    by_time: BTreeMap<i64, Vec<Kept>>,
+}
+
+/// One side's rows: per join key, per [`Differ`] value, per event time, the rows and their
+/// multiplicities. A probe with a `Differ` skips the buckets its value does not pass against
+/// whole (most candidate pairs of impossible travel are logins from the same region), so it
+/// reads only rows that pass.
 #[derive(Default)]
 struct SideState {
-    rows: HashMap<Row, BTreeMap<i64, Vec<Kept>>>,
+    rows: HashMap<Row, Vec<Bucket>>,
     /// Event time → keys holding rows at that time, to drop old rows.
     by_time: BTreeMap<i64, Vec<Row>>,
     /// Rows below this time have been dropped.
@@ -72,24 +82,44 @@ impl SideState {
     }
 
     fn apply(&mut self, key: &Row, time: i64, value: Datum, row: Row, diff: Diff) {
-        let per_key = self.rows.entry(key.clone()).or_default();
-        let at = per_key.entry(time).or_insert_with(|| {
+        let buckets = self.rows.entry(key.clone()).or_default();
+        let n = match buckets.iter().position(|b| b.value == value) {
+            Some(n) => n,
+            None => {
+                buckets.push(Bucket {
+                    value,
+                    by_time: BTreeMap::new(),
+                });
+                buckets.len() - 1
+            }
+        };
+        let at = buckets[n].by_time.entry(time).or_insert_with(|| {
             self.by_time.entry(time).or_default().push(key.clone());
             Vec::new()
         });
-        match at.iter_mut().find(|(_, r, _)| *r == row) {
-            Some((_, _, d)) => *d += diff,
-            None => at.push((value, row, diff)),
+        match at.iter_mut().find(|(r, _)| *r == row) {
+            Some((_, d)) => *d += diff,
+            None => at.push((row, diff)),
         }
-        at.retain(|(_, _, d)| *d != 0);
+        at.retain(|(_, d)| *d != 0);
     }
 
-    fn probe<'a>(&'a self, key: &Row, from: i64, to: i64) -> impl Iterator<Item = &'a Kept> + 'a {
+    /// The rows of `key` with a time in `from..=to`; with `differ`, only those whose
+    /// [`Differ`] value passes against it.
+    fn probe<'a>(
+        &'a self,
+        key: &Row,
+        from: i64,
+        to: i64,
+        differ: Option<&'a Datum>,
+    ) -> impl Iterator<Item = &'a Kept> + 'a {
         self.rows
             .get(key)
             .filter(|_| from <= to)
             .into_iter()
-            .flat_map(move |m| m.range(from..=to).flat_map(|(_, v)| v.iter()))
+            .flatten()
+            .filter(move |b| differ.is_none_or(|v| Differ::passes(v, &b.value)))
+            .flat_map(move |b| b.by_time.range(from..=to).flat_map(|(_, v)| v.iter()))
     }
 
     fn drop_below(&mut self, cutoff: i64) {
@@ -100,10 +130,12 @@ impl SideState {
         let keep = self.by_time.split_off(&cutoff);
         let old = std::mem::replace(&mut self.by_time, keep);
         for key in old.into_values().flatten() {
-            if let Some(m) = self.rows.get_mut(&key) {
-                let keep = m.split_off(&cutoff);
-                *m = keep;
-                if m.is_empty() {
+            if let Some(buckets) = self.rows.get_mut(&key) {
+                for b in buckets.iter_mut() {
+                    b.by_time = b.by_time.split_off(&cutoff);
+                }
+                buckets.retain(|b| !b.by_time.is_empty());
+                if buckets.is_empty() {
                     self.rows.remove(&key);
                 }
             }
@@ -291,10 +323,7 @@ pub(super) fn render_interval_join<'s>(
                     if differ.is_some() && value.is_null() {
                         continue; // NULL <> anything is not true
                     }
-                    let probed = other
-                        .probe(key, from, to)
-                        .filter(|(v, _, _)| differ.is_none() || Differ::passes(value, v))
-                        .map(|(_, r, dr)| (r, dr));
+                    let probed = other.probe(key, from, to, differ.map(|_| value)).map(|(r, dr)| (r, dr));
                     match (&eval, &residual_on_rows) {
                         (None, _) => out.extend(probed.map(|(r, dr)| (pair(i, r), t, d * dr))),
                         (Some(_), Some(p)) => {
@@ -401,13 +430,38 @@ mod tests {
         for t in [10, 20, 30] {
             s.apply(&k, t, Datum::Null, rampart_repr::row![Datum::Int(t)], 1);
         }
-        let hits: Vec<i64> = s.probe(&k, 15, 30).map(|(_, r, _)| r[0].as_int().unwrap()).collect();
+        let hits: Vec<i64> = s.probe(&k, 15, 30, None).map(|(r, _)| r[0].as_int().unwrap()).collect();
         assert_eq!(hits, vec![20, 30]);
         s.apply(&k, 20, Datum::Null, rampart_repr::row![Datum::Int(20)], -1);
-        assert_eq!(s.probe(&k, 0, 100).count(), 2);
+        assert_eq!(s.probe(&k, 0, 100, None).count(), 2);
         s.drop_below(25);
-        assert_eq!(s.probe(&k, 0, 100).count(), 1);
+        assert_eq!(s.probe(&k, 0, 100, None).count(), 1);
         s.drop_below(31);
         assert!(s.rows.is_empty());
+    }
+
+    #[test]
+    fn a_probe_with_a_differ_reads_only_other_values_buckets() {
+        let mut s = SideState::new();
+        let k = rampart_repr::row![Datum::Int(1)];
+        for (t, region) in [(10, "EU"), (11, "US"), (12, "EU"), (13, "APAC")] {
+            s.apply(&k, t, Datum::str(region), rampart_repr::row![Datum::Int(t)], 1);
+        }
+        s.apply(&k, 14, Datum::Null, rampart_repr::row![Datum::Int(14)], 1);
+        let times = |s: &SideState, v: &Datum, from, to| -> Vec<i64> {
+            let mut t: Vec<i64> = s
+                .probe(&k, from, to, Some(v))
+                .map(|(r, _)| r[0].as_int().unwrap())
+                .collect();
+            t.sort();
+            t
+        };
+        assert_eq!(times(&s, &Datum::str("EU"), 0, 100), vec![11, 13], "NULL never differs");
+        assert_eq!(times(&s, &Datum::str("US"), 0, 11), vec![10]);
+        assert_eq!(times(&s, &Datum::Null, 0, 100), Vec::<i64>::new());
+        assert_eq!(s.probe(&k, 0, 100, None).count(), 5);
+        s.drop_below(12);
+        assert_eq!(times(&s, &Datum::str("US"), 0, 100), vec![12, 13]);
+        assert_eq!(s.rows[&k].len(), 3, "the US bucket is empty and gone");
     }
 }
