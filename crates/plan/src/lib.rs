@@ -4,9 +4,11 @@
 //! prints it with [`Plan::explain`].
 
 pub mod emit_time;
+mod enrich;
 pub mod event_time;
 mod range;
 
+pub use enrich::EnrichJoin;
 pub use range::RangeJoin;
 
 use std::fmt::Write as _;
@@ -428,6 +430,9 @@ impl Plan {
                 list(right_keys),
                 residual.as_ref().map(|r| format!(" residual {r}")).unwrap_or_default(),
                 match self.join_interval(inputs) {
+                    _ if self.enrich_join().is_some() => {
+                        "range join over a lookup join of its left input, run as one enrichment operator: state: every row of that input by key and by probe value, both tables on every worker".to_string()
+                    }
                     _ if self.range_join().is_some() => {
                         "range join: state: every left row by its probe value and every range by its low end (ranges on every worker)".to_string()
                     }

@@ -112,3 +112,172 @@ async fn range_left_join_matches_by_between_and_pads_the_rest() {
     .await;
     assert!(plan.iter().any(|l| l.contains("range join")), "{plan:?}");
 }
+
+/// An equi left join feeding a range join on a column of its left input (the seed's
+/// `enriched_events`) runs as one enrichment operator: it must give what the two joins give
+/// by the SQL semantics, written out by hand here, and follow changes to either table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrichment_join_follows_both_tables_and_its_input() {
+    let handle = common::server().await;
+    let client = common::connect(&handle).await;
+    // 10.0.0.0/8 = 167772160 ..= 184549375; 10.0.0.0/24 = 167772160 ..= 167772415;
+    // 192.168.0.0/16 = 3232235520 ..= 3232301055.
+    common::exec_all(
+        &client,
+        "CREATE TABLE ev (host VARCHAR, ip VARCHAR, n INT);
+         CREATE TABLE assets (host_id VARCHAR, tier VARCHAR);
+         CREATE TABLE geo (lo BIGINT, hi BIGINT, region VARCHAR);
+         INSERT INTO assets VALUES ('h1', 'tier_1'), ('h2', 'tier_2');
+         INSERT INTO geo VALUES (167772160, 184549375, 'internal'), (3232235520, 3232301055, 'lan');
+         INSERT INTO ev VALUES ('h1', '10.0.0.5', 1), ('h1', '10.0.0.5', 1), ('h2', '192.168.1.1', 2),
+                               ('h3', '10.1.2.3', 3), (NULL, '192.168.9.9', 4), ('h2', NULL, 5),
+                               ('h1', '8.8.8.8', 6);
+         CREATE MATERIALIZED VIEW enriched AS
+             SELECT ev.*, COALESCE(a.tier, 'unknown') AS tier, COALESCE(g.region, 'unknown') AS region
+             FROM ev LEFT JOIN assets a ON ev.host = a.host_id
+                     LEFT JOIN geo g ON inet_aton(ev.ip) BETWEEN g.lo AND g.hi;
+         CREATE MATERIALIZED VIEW enriched_wide AS
+             SELECT * FROM ev LEFT JOIN assets a ON ev.host = a.host_id
+                              LEFT JOIN geo g ON inet_aton(ev.ip) BETWEEN g.lo AND g.hi;
+         CREATE MATERIALIZED VIEW enriched_inner AS
+             SELECT ev.n, a.tier, g.region FROM ev LEFT JOIN assets a ON ev.host = a.host_id
+                                                   JOIN geo g ON inet_aton(ev.ip) BETWEEN g.lo AND g.hi;",
+    )
+    .await;
+    let plan = rows(
+        &client,
+        "EXPLAIN SELECT ev.n, a.tier, g.region FROM ev LEFT JOIN assets a ON ev.host = a.host_id
+                LEFT JOIN geo g ON inet_aton(ev.ip) BETWEEN g.lo AND g.hi",
+    )
+    .await;
+    assert!(plan.iter().any(|l| l.contains("enrichment operator")), "{plan:?}");
+    let q = "SELECT n, tier, region FROM enriched";
+    let wide = "SELECT n, host_id, tier, lo, region FROM enriched_wide";
+    let inner = "SELECT n, tier, region FROM enriched_inner";
+    // Duplicates stay duplicated; a NULL host or IP, an unknown host and an IP in no range
+    // are padded.
+    expect(
+        &client,
+        q,
+        &[
+            "1|tier_1|internal",
+            "1|tier_1|internal",
+            "2|tier_2|lan",
+            "3|unknown|internal",
+            "4|unknown|lan",
+            "5|tier_2|unknown",
+            "6|tier_1|unknown",
+        ],
+    )
+    .await;
+    expect(
+        &client,
+        wide,
+        &[
+            "1|h1|tier_1|167772160|internal",
+            "1|h1|tier_1|167772160|internal",
+            "2|h2|tier_2|3232235520|lan",
+            "3|-|-|167772160|internal",
+            "4|-|-|3232235520|lan",
+            "5|h2|tier_2|-|-",
+            "6|h1|tier_1|-|-",
+        ],
+    )
+    .await;
+    expect(
+        &client,
+        inner,
+        &[
+            "1|tier_1|internal",
+            "1|tier_1|internal",
+            "2|tier_2|lan",
+            "3|-|internal",
+            "4|-|lan",
+        ],
+    )
+    .await;
+
+    // Table changes: h3 appears, h1 changes tier, an overlapping range adds a second match
+    // for 10.0.0.5, the lan range goes.
+    common::exec_all(
+        &client,
+        "INSERT INTO assets VALUES ('h3', 'tier_3');
+         DELETE FROM assets WHERE host_id = 'h1';
+         INSERT INTO assets VALUES ('h1', 'tier_0');
+         INSERT INTO geo VALUES (167772160, 167772415, 'office');
+         DELETE FROM geo WHERE region = 'lan';",
+    )
+    .await;
+    expect(
+        &client,
+        q,
+        &[
+            "1|tier_0|internal",
+            "1|tier_0|internal",
+            "1|tier_0|office",
+            "1|tier_0|office",
+            "2|tier_2|unknown",
+            "3|tier_3|internal",
+            "4|unknown|unknown",
+            "5|tier_2|unknown",
+            "6|tier_0|unknown",
+        ],
+    )
+    .await;
+    expect(
+        &client,
+        inner,
+        &[
+            "1|tier_0|internal",
+            "1|tier_0|internal",
+            "1|tier_0|office",
+            "1|tier_0|office",
+            "3|tier_3|internal",
+        ],
+    )
+    .await;
+
+    // A second asset row for h2 doubles its matches; input deletes and inserts follow the
+    // tables as they now are.
+    common::exec_all(
+        &client,
+        "INSERT INTO assets VALUES ('h2', 'tier_2b');
+         DELETE FROM ev WHERE n = 1;
+         INSERT INTO ev VALUES ('h3', '192.168.1.1', 7), ('h1', '10.0.0.1', 8);",
+    )
+    .await;
+    expect(
+        &client,
+        q,
+        &[
+            "2|tier_2|unknown",
+            "2|tier_2b|unknown",
+            "3|tier_3|internal",
+            "4|unknown|unknown",
+            "5|tier_2|unknown",
+            "5|tier_2b|unknown",
+            "6|tier_0|unknown",
+            "7|tier_3|unknown",
+            "8|tier_0|internal",
+            "8|tier_0|office",
+        ],
+    )
+    .await;
+    // Emptying both tables pads every row.
+    common::exec_all(&client, "DELETE FROM assets; DELETE FROM geo;").await;
+    expect(
+        &client,
+        q,
+        &[
+            "2|unknown|unknown",
+            "3|unknown|unknown",
+            "4|unknown|unknown",
+            "5|unknown|unknown",
+            "6|unknown|unknown",
+            "7|unknown|unknown",
+            "8|unknown|unknown",
+        ],
+    )
+    .await;
+    expect(&client, inner, &[]).await;
+}

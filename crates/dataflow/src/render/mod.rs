@@ -1,5 +1,6 @@
 //! Renders a [`Plan`] into a differential collection of rows, one file per operator family.
 
+mod enrich_join;
 mod interval_join;
 mod join;
 mod lookup_join;
@@ -130,6 +131,11 @@ pub fn render<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rendered<'s>, 
         } => {
             // A projection of a range join's output whose every expression runs on rows
             // is built by the join itself, from the pair: no joined row in between.
+            if let Some(spec) = input.enrich_join() {
+                if let Some(project) = Evaluator::new(exprs, input_schema)?.row_exprs() {
+                    return render_enrich(&spec, Some(project), ctx);
+                }
+            }
             if let (Some(spec), Plan::Join { left, right, .. }) = (input.range_join(), input.as_ref()) {
                 if let Some(project) = Evaluator::new(exprs, input_schema)?.row_exprs() {
                     let (l, r) = (render(left, ctx)?, render(right, ctx)?);
@@ -193,6 +199,10 @@ pub fn render<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rendered<'s>, 
             combine(ctx, rendered, |rows| {
                 differential_dataflow::collection::concatenate(ctx.scope, rows)
             })
+        }
+        Plan::Join { .. } if plan.enrich_join().is_some() => {
+            let spec = plan.enrich_join().ok_or("not an enrichment join")?;
+            render_enrich(&spec, None, ctx)?
         }
         Plan::Join { left, right, .. } => {
             let (l, r) = (render(left, ctx)?, render(right, ctx)?);
@@ -322,6 +332,21 @@ fn render_interval<'s>(
         ctx.view.clone(),
         ctx.sees_expiry(),
     )
+}
+
+/// Renders an enrichment join (see [`enrich_join`]), its output projected by `project`.
+fn render_enrich<'s>(
+    spec: &enrich_join::EnrichJoin<'_>,
+    project: Option<Vec<crate::row_expr::RowExpr>>,
+    ctx: &RenderContext<'s>,
+) -> Result<Rendered<'s>, String> {
+    let (x, t1, t2) = (
+        render(spec.input, ctx)?,
+        render(spec.table, ctx)?,
+        render(spec.ranges, ctx)?,
+    );
+    let rows = enrich_join::render_enrich_join(spec, x.rows.clone(), t1.rows.clone(), t2.rows.clone(), project, ctx)?;
+    Ok(combine(ctx, vec![x, t1, t2], |_| rows))
 }
 
 /// Rows built from several inputs, watermarked by the lowest of their watermarks.

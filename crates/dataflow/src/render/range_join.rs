@@ -34,10 +34,10 @@ use crate::{Diff, Time};
 pub(super) use rampart_plan::RangeJoin as RangeSpec;
 
 /// Ranges by low end: (high, range row, multiplicity).
-type Ranges = BTreeMap<Datum, Vec<(Datum, Row, Diff)>>;
+pub(super) type Ranges = BTreeMap<Datum, Vec<(Datum, Row, Diff)>>;
 
 /// The range rows covering `v`.
-fn covering<'a>(ranges: &'a Ranges, v: &'a Datum) -> impl Iterator<Item = (&'a Row, Diff)> + 'a {
+pub(super) fn covering<'a>(ranges: &'a Ranges, v: &'a Datum) -> impl Iterator<Item = (&'a Row, Diff)> + 'a {
     ranges
         .range(..=v.clone())
         .flat_map(move |(_, rs)| rs.iter().filter(move |(high, _, _)| v <= high && !high.is_null()))

@@ -1,0 +1,341 @@
+//! Enrichment joins: `x LEFT JOIN t1 ON key(x) = key(t1) [LEFT] JOIN t2 ON probe(x)
+//! BETWEEN low(t2) AND high(t2)` (the seed's `enriched_events`: asset tier by host, region
+//! by IP range), as one operator instead of a lookup join feeding a range join.
+//!
+//! As two operators, the range join kept every row the lookup join built (the event with its
+//! asset columns, a new row per event) to answer later range changes. Here the operator
+//! keeps the rows of `x` themselves (shared with the arrangement they come from), each
+//! filed by its key and by its probe value, and both tables whole on every worker (they
+//! are broadcast, as a range join's ranges always were; reference tables are small). The
+//! rows of `x` are spread over the workers by row.
+//!
+//! At each time, in time order: a row change leaves as its outputs against the tables as
+//! they stand; then every row of `x` that a `t1` change touches (same key) leaves as its
+//! outputs retracted, the changes are applied, and its outputs are inserted again; then
+//! the same for `t2` changes (rows whose probe value lies in a changed range). A row's
+//! outputs are the product of its `t1` matches (NULLs if none) and its `t2` matches (NULLs
+//! if none and the range join is a left join; none at all if it is inner), each built
+//! directly as the projection right above the join when there is one.
+//!
+//! State: every row of `x` twice by reference (by key, by probe value), both tables.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use differential_dataflow::{AsCollection, Hashable};
+use foldhash::{HashMap, HashMapExt};
+use rampart_repr::{Datum, ErrorLog, Row, RowRef};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::operators::generic::operator::Operator;
+use timely::dataflow::operators::vec::Broadcast;
+use timely::dataflow::operators::Concat;
+
+use super::map_filter::{eval_isolating, map_rows};
+use super::range_join::{covering, Ranges};
+use super::row_bag::{update_exact, RowBag};
+use super::watermark::{downgrade, lower_of, pop_complete};
+use super::{RenderContext, Rows};
+use crate::eval::Evaluator;
+use crate::row_expr::RowExpr;
+use crate::{Diff, Time};
+
+pub(super) use rampart_plan::EnrichJoin;
+
+/// An input change: a row of `x` (with its key and probe value), of `t1` (with its key) or
+/// of `t2` (with its bounds).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+enum Change {
+    Row { key: Row, probe: Datum, row: Row },
+    Table { key: Row, row: Row },
+    Range { low: Datum, high: Datum, row: Row },
+}
+
+/// Changes waiting for their time: (rows, table rows, ranges).
+type PendingAt = (
+    Vec<(Row, Datum, Row, Diff)>,
+    Vec<(Row, Row, Diff)>,
+    Vec<(Datum, Datum, Row, Diff)>,
+);
+
+/// Three rows read as one: a row of `x`, its `t1` match and its `t2` match.
+struct Three<'a>(&'a Row, &'a Row, &'a Row);
+
+impl RowRef for Three<'_> {
+    fn datum(&self, i: usize) -> &Datum {
+        let (a, b) = (self.0.len(), self.1.len());
+        if i < a {
+            self.0.datum(i)
+        } else if i < a + b {
+            self.1.datum(i - a)
+        } else {
+            self.2.datum(i - a - b)
+        }
+    }
+}
+
+/// What the operator keeps and how it builds outputs.
+struct State {
+    /// `t1` rows by key.
+    table: HashMap<Row, Vec<(Row, Diff)>>,
+    /// `t2` rows by low end.
+    ranges: Ranges,
+    /// Rows of `x` by key (rows with a NULL in their key match no `t1` row: not kept).
+    by_key: HashMap<Row, RowBag>,
+    /// Rows of `x` by probe value (NULL: not kept).
+    by_probe: BTreeMap<Datum, RowBag>,
+    table_nulls: Row,
+    range_nulls: Row,
+    /// Whether `t2` is left-joined (unmatched rows padded) or inner-joined (dropped).
+    range_left: bool,
+    project: Option<Vec<RowExpr>>,
+}
+
+impl State {
+    /// The outputs of `row` (with `key` and `probe`) against the tables as they stand, each
+    /// with `d` times the multiplicities of its matches.
+    fn outputs(&self, row: &Row, key: &Row, probe: &Datum, d: Diff, t: Time, out: &mut Vec<(Row, Time, Diff)>) {
+        let table: &[(Row, Diff)] = match self.table.get(key) {
+            Some(rs) if !key.iter().any(Datum::is_null) && !rs.is_empty() => rs,
+            _ => &[],
+        };
+        let ranges: Vec<(&Row, Diff)> = if probe.is_null() {
+            Vec::new()
+        } else {
+            covering(&self.ranges, probe).collect()
+        };
+        let one = [(self.table_nulls.clone(), 1)];
+        let table = if table.is_empty() { &one[..] } else { table };
+        let ranges = match (ranges.is_empty(), self.range_left) {
+            (false, _) => ranges,
+            (true, true) => vec![(&self.range_nulls, 1)],
+            (true, false) => return,
+        };
+        for (a, da) in table {
+            for (g, dg) in &ranges {
+                out.push((self.build(row, a, g), t, d * da * dg));
+            }
+        }
+    }
+
+    fn build(&self, row: &Row, a: &Row, g: &Row) -> Row {
+        match &self.project {
+            Some(exprs) => {
+                let three = Three(row, a, g);
+                exprs.iter().map(|e| e.eval(&three)).collect()
+            }
+            None => row.iter().chain(a.iter()).chain(g.iter()).cloned().collect(),
+        }
+    }
+}
+
+/// Renders `spec` over the rendered `input`, `table` and `ranges`; with `project`, each
+/// output row is that projection of the joined row.
+pub(super) fn render_enrich_join<'s>(
+    spec: &EnrichJoin<'_>,
+    input: Rows<'s>,
+    table: Rows<'s>,
+    ranges: Rows<'s>,
+    project: Option<Vec<RowExpr>>,
+    ctx: &RenderContext<'s>,
+) -> Result<Rows<'s>, String> {
+    let key_width = spec.input_keys.len();
+    let mut input_exprs = spec.input_keys.to_vec();
+    input_exprs.push(spec.range.probe.clone());
+    // Keys and probe values of `x` rows: as they arrive, and again for the rows a table
+    // change touches.
+    let on_arrival = Evaluator::new(&input_exprs, spec.input_schema)?;
+    let on_change = Evaluator::new(&input_exprs, spec.input_schema)?;
+    let table_keys = Evaluator::new(spec.table_keys, spec.table_schema)?;
+    let bounds = Evaluator::new(&[spec.range.low.clone(), spec.range.high.clone()], spec.ranges_schema)?;
+    let (errors, view) = (ctx.errors.clone(), ctx.view.clone());
+    let split = move |v: Row| -> (Row, Datum) {
+        let key: Row = v.iter().take(key_width).cloned().collect();
+        (key, v.get(key_width).cloned().unwrap_or(Datum::Null))
+    };
+    let rows = map_rows(input, "EnrichKeys", move |data, out| {
+        let rows: Vec<&Row> = data.iter().map(|(r, _, _)| r).collect();
+        let vals = eval_isolating(&rows, |rs| on_arrival.eval_rows(rs.iter().copied()), &errors, &view);
+        for ((row, t, d), v) in data.drain(..).zip(vals) {
+            if let Some(v) = v {
+                let (key, probe) = split(v);
+                out.push((Change::Row { key, probe, row }, t, d));
+            }
+        }
+    });
+    let (errors, view) = (ctx.errors.clone(), ctx.view.clone());
+    let table = map_rows(table, "EnrichTableKeys", move |data, out| {
+        let rows: Vec<&Row> = data.iter().map(|(r, _, _)| r).collect();
+        let keys = eval_isolating(&rows, |rs| table_keys.eval_rows(rs.iter().copied()), &errors, &view);
+        for ((row, t, d), k) in data.drain(..).zip(keys) {
+            match k {
+                Some(key) if !key.iter().any(Datum::is_null) => out.push((Change::Table { key, row }, t, d)),
+                _ => {}
+            }
+        }
+    });
+    let (errors, view) = (ctx.errors.clone(), ctx.view.clone());
+    let ranges = map_rows(ranges, "EnrichRangeBounds", move |data, out| {
+        let rows: Vec<&Row> = data.iter().map(|(r, _, _)| r).collect();
+        let vals = eval_isolating(&rows, |rs| bounds.eval_rows(rs.iter().copied()), &errors, &view);
+        for ((row, t, d), v) in data.drain(..).zip(vals) {
+            let Some(v) = v else { continue };
+            let (low, high) = (v[0].clone(), v[1].clone());
+            // NULL BETWEEN bounds is never true: a range with a NULL bound covers nothing.
+            if !low.is_null() && !high.is_null() {
+                out.push((Change::Range { low, high, row }, t, d));
+            }
+        }
+    });
+    let tables = table.inner.concat(ranges.inner).broadcast();
+    let spread = Exchange::new(|(c, _, _): &(Change, Time, Diff)| match c {
+        Change::Row { row, .. } => row.hashed(),
+        _ => 0,
+    });
+    let mut state = State {
+        table: HashMap::new(),
+        ranges: BTreeMap::new(),
+        by_key: HashMap::new(),
+        by_probe: BTreeMap::new(),
+        table_nulls: std::iter::repeat_n(Datum::Null, spec.table_schema.fields().len()).collect(),
+        range_nulls: std::iter::repeat_n(Datum::Null, spec.ranges_schema.fields().len()).collect(),
+        range_left: spec.range.left,
+        project,
+    };
+    let (errors, view) = (ctx.errors.clone(), ctx.view.clone());
+    Ok(rows
+        .inner
+        .binary_frontier::<_, CapacityContainerBuilder<Vec<(Row, Time, Diff)>>, _, _, _, _>(
+            tables,
+            spread,
+            Pipeline,
+            "EnrichJoin",
+            move |cap, _info| {
+                let mut cap = Some(cap);
+                let mut pending: BTreeMap<Time, PendingAt> = BTreeMap::new();
+                move |(rows_in, rows_frontier), (tables_in, tables_frontier), output| {
+                    let mut file = |batch: &mut Vec<(Change, Time, Diff)>| {
+                        for (c, t, d) in batch.drain(..) {
+                            let at = pending.entry(t).or_default();
+                            match c {
+                                Change::Row { key, probe, row } => at.0.push((key, probe, row, d)),
+                                Change::Table { key, row } => at.1.push((key, row, d)),
+                                Change::Range { low, high, row } => at.2.push((low, high, row, d)),
+                            }
+                        }
+                    };
+                    rows_in.for_each(|_cap, batch| file(batch));
+                    tables_in.for_each(|_cap, batch| file(batch));
+                    let Some(held) = cap.as_mut() else { return };
+                    while let Some((t, (row_changes, table_changes, range_changes))) =
+                        pop_complete(&mut pending, rows_frontier, tables_frontier)
+                    {
+                        let mut out: Vec<(Row, Time, Diff)> = Vec::new();
+                        // Rows against the tables before this time ...
+                        for (key, probe, row, d) in row_changes {
+                            state.outputs(&row, &key, &probe, d, t, &mut out);
+                            if !probe.is_null() {
+                                let bag = state.by_probe.entry(probe.clone()).or_default();
+                                bag.update(row.clone(), d);
+                                if bag.is_empty() {
+                                    state.by_probe.remove(&probe);
+                                }
+                            }
+                            if !key.iter().any(Datum::is_null) {
+                                let bag = state.by_key.entry(key.clone()).or_default();
+                                bag.update(row, d);
+                                if bag.is_empty() {
+                                    state.by_key.remove(&key);
+                                }
+                            }
+                        }
+                        // ... then table changes against the rows, this time's included: the
+                        // rows they touch leave as retracted and return as they now match.
+                        if !table_changes.is_empty() {
+                            let keys: BTreeSet<&Row> = table_changes.iter().map(|(k, _, _)| k).collect();
+                            let touched: Vec<(Row, Diff)> = keys
+                                .iter()
+                                .filter_map(|k| state.by_key.get(*k))
+                                .flat_map(|bag| bag.rows.iter().cloned())
+                                .collect();
+                            let parts = parts_of(&touched, &on_change, &split, &errors, &view);
+                            for ((row, n), (key, probe)) in touched.iter().zip(&parts) {
+                                state.outputs(row, key, probe, -n, t, &mut out);
+                            }
+                            for (key, row, d) in table_changes {
+                                let rs = state.table.entry(key.clone()).or_default();
+                                update_exact(rs, row, d);
+                                if rs.is_empty() {
+                                    state.table.remove(&key);
+                                }
+                            }
+                            for ((row, n), (key, probe)) in touched.iter().zip(&parts) {
+                                state.outputs(row, key, probe, *n, t, &mut out);
+                            }
+                        }
+                        if !range_changes.is_empty() {
+                            let probes: BTreeSet<&Datum> = range_changes
+                                .iter()
+                                .flat_map(|(low, high, _, _)| {
+                                    let span = if high < low {
+                                        None
+                                    } else {
+                                        Some(state.by_probe.range(low..=high))
+                                    };
+                                    span.into_iter().flatten().map(|(v, _)| v)
+                                })
+                                .collect();
+                            let touched: Vec<(Row, Diff)> = probes
+                                .iter()
+                                .filter_map(|v| state.by_probe.get(*v))
+                                .flat_map(|bag| bag.rows.iter().cloned())
+                                .collect();
+                            let parts = parts_of(&touched, &on_change, &split, &errors, &view);
+                            for ((row, n), (key, probe)) in touched.iter().zip(&parts) {
+                                state.outputs(row, key, probe, -n, t, &mut out);
+                            }
+                            for (low, high, range, d) in range_changes {
+                                let at = state.ranges.entry(low.clone()).or_default();
+                                match at.iter_mut().find(|(h, r, _)| *h == high && *r == range) {
+                                    Some((_, _, n)) => *n += d,
+                                    None => at.push((high, range, d)),
+                                }
+                                at.retain(|(_, _, n)| *n != 0);
+                                if at.is_empty() {
+                                    state.ranges.remove(&low);
+                                }
+                            }
+                            for ((row, n), (key, probe)) in touched.iter().zip(&parts) {
+                                state.outputs(row, key, probe, *n, t, &mut out);
+                            }
+                        }
+                        if !out.is_empty() {
+                            let at = held.delayed(&t);
+                            output.session(&at).give_container(&mut out);
+                        }
+                    }
+                    downgrade(&mut cap, lower_of(rows_frontier, tables_frontier));
+                }
+            },
+        )
+        .as_collection())
+}
+
+/// The key and probe value of each kept row, evaluated again (they evaluated when the rows
+/// arrived, so an error now is not expected; a row that fails gets a NULL key and probe
+/// value, which match nothing, and the error is recorded).
+fn parts_of(
+    rows: &[(Row, Diff)],
+    eval: &Evaluator,
+    split: &impl Fn(Row) -> (Row, Datum),
+    errors: &ErrorLog,
+    view: &str,
+) -> Vec<(Row, Datum)> {
+    let refs: Vec<&Row> = rows.iter().map(|(r, _)| r).collect();
+    eval_isolating(&refs, |rs| eval.eval_rows(rs.iter().copied()), errors, view)
+        .into_iter()
+        .map(|v| match v {
+            Some(v) => split(v),
+            None => (std::iter::once(Datum::Null).collect(), Datum::Null),
+        })
+        .collect()
+}
