@@ -81,8 +81,9 @@ struct State {
     ranges: Ranges,
     /// Rows of `x` by key (rows with a NULL in their key match no `t1` row: not kept).
     by_key: HashMap<Row, RowBag>,
-    /// Rows of `x` by probe value (NULL: not kept).
-    by_probe: BTreeMap<Datum, RowBag>,
+    /// Rows of `x` by probe value (NULL: not kept). Hashed, not ordered: a row change
+    /// looks its value up, and a range change (rare) reads every value once.
+    by_probe: HashMap<Datum, RowBag>,
     table_nulls: Row,
     range_nulls: Row,
     /// Whether `t2` is left-joined (unmatched rows padded) or inner-joined (dropped).
@@ -195,7 +196,7 @@ pub(super) fn render_enrich_join<'s>(
         table: HashMap::new(),
         ranges: BTreeMap::new(),
         by_key: HashMap::new(),
-        by_probe: BTreeMap::new(),
+        by_probe: HashMap::new(),
         table_nulls: std::iter::repeat_n(Datum::Null, spec.table_schema.fields().len()).collect(),
         range_nulls: std::iter::repeat_n(Datum::Null, spec.ranges_schema.fields().len()).collect(),
         range_left: spec.range.left,
@@ -273,21 +274,12 @@ pub(super) fn render_enrich_join<'s>(
                             }
                         }
                         if !range_changes.is_empty() {
-                            let probes: BTreeSet<&Datum> = range_changes
+                            let changed = Spans::of(range_changes.iter().map(|(low, high, _, _)| (low, high)));
+                            let touched: Vec<(Row, Diff)> = state
+                                .by_probe
                                 .iter()
-                                .flat_map(|(low, high, _, _)| {
-                                    let span = if high < low {
-                                        None
-                                    } else {
-                                        Some(state.by_probe.range(low..=high))
-                                    };
-                                    span.into_iter().flatten().map(|(v, _)| v)
-                                })
-                                .collect();
-                            let touched: Vec<(Row, Diff)> = probes
-                                .iter()
-                                .filter_map(|v| state.by_probe.get(*v))
-                                .flat_map(|bag| bag.rows.iter().cloned())
+                                .filter(|(v, _)| changed.cover(v))
+                                .flat_map(|(_, bag)| bag.rows.iter().cloned())
                                 .collect();
                             let parts = parts_of(&touched, &on_change, &split, &errors, &view);
                             for ((row, n), (key, probe)) in touched.iter().zip(&parts) {
@@ -320,6 +312,39 @@ pub(super) fn render_enrich_join<'s>(
         .as_collection())
 }
 
+/// Some ranges, to ask whether any of them covers a value: sorted by low end, with the
+/// highest high end among each range and those before it.
+struct Spans<'a> {
+    lows: Vec<&'a Datum>,
+    max_high: Vec<&'a Datum>,
+}
+
+impl<'a> Spans<'a> {
+    fn of(ranges: impl Iterator<Item = (&'a Datum, &'a Datum)>) -> Self {
+        let mut sorted: Vec<(&Datum, &Datum)> = ranges.filter(|(low, high)| low <= high).collect();
+        sorted.sort();
+        let mut max_high: Vec<&Datum> = Vec::with_capacity(sorted.len());
+        for (_, high) in &sorted {
+            let m = match max_high.last() {
+                Some(m) if *m > *high => *m,
+                _ => *high,
+            };
+            max_high.push(m);
+        }
+        Spans {
+            lows: sorted.into_iter().map(|(low, _)| low).collect(),
+            max_high,
+        }
+    }
+
+    /// Whether some range has `low <= v <= high`: the highest high end among the ranges
+    /// starting at or below `v` reaches it.
+    fn cover(&self, v: &Datum) -> bool {
+        let n = self.lows.partition_point(|low| *low <= v);
+        n > 0 && self.max_high[n - 1] >= v
+    }
+}
+
 /// The key and probe value of each kept row, evaluated again (they evaluated when the rows
 /// arrived, so an error now is not expected; a row that fails gets a NULL key and probe
 /// value, which match nothing, and the error is recorded).
@@ -338,4 +363,21 @@ fn parts_of(
             None => (std::iter::once(Datum::Null).collect(), Datum::Null),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_cover_exactly_the_values_inside_some_range() {
+        let d = Datum::Int;
+        let bounds = [(d(10), d(20)), (d(0), d(5)), (d(12), d(14)), (d(30), d(29))];
+        let spans = Spans::of(bounds.iter().map(|(l, h)| (l, h)));
+        for v in -1..35 {
+            let inside = bounds.iter().any(|(l, h)| *l <= d(v) && d(v) <= *h);
+            assert_eq!(spans.cover(&d(v)), inside, "{v}");
+        }
+        assert!(!Spans::of(std::iter::empty()).cover(&d(1)));
+    }
 }
