@@ -13,7 +13,9 @@
 //! side (about the interval's length of rows, plus the watermark delay); without
 //! watermarks, every row.
 
-use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 
 use foldhash::HashMap;
 
@@ -50,35 +52,45 @@ fn right_cutoff(i: &Interval, w: i64) -> i64 {
     }
 }
 
-/// A kept row and its multiplicity.
-type Kept = (Row, Diff);
-
 /// One key's rows whose [`Differ`] column holds one value (NULL, for every row, without a
-/// `Differ`), per event time.
+/// `Differ`): each row under its event time, with its multiplicity (one map entry per row,
+/// no list per time).
 struct Bucket {
     value: Datum,
-    by_time: BTreeMap<i64, Vec<Kept>>,
+    rows: BTreeMap<(i64, Row), Diff>,
 }
 
-/// One side's rows: per join key, per [`Differ`] value, per event time, the rows and their
+/// One side's rows: per join key, per [`Differ`] value, by event time, the rows and their
 /// multiplicities. A probe with a `Differ` skips the buckets its value does not pass against
 /// whole (most candidate pairs of impossible travel are logins from the same region), so it
 /// reads only rows that pass.
-#[derive(Default)]
 struct SideState {
     rows: HashMap<Row, Vec<Bucket>>,
-    /// Event time → keys holding rows at that time, to drop old rows.
-    by_time: BTreeMap<i64, Vec<Row>>,
+    /// (event time, key) of every kept row, to drop old rows.
+    by_time: BTreeSet<(i64, Row)>,
     /// Rows below this time have been dropped.
     cutoff: i64,
+    /// The empty row, the lowest of all: `(t, lowest)` is the lowest entry at time `t`.
+    lowest: Row,
 }
 
 impl SideState {
     fn new() -> Self {
         SideState {
+            rows: HashMap::default(),
+            by_time: BTreeSet::new(),
             cutoff: i64::MIN,
-            ..Default::default()
+            lowest: Row::default(),
         }
+    }
+
+    /// The map range of times `from..=to`.
+    fn span(&self, from: i64, to: i64) -> (Bound<(i64, Row)>, Bound<(i64, Row)>) {
+        let end = match to.checked_add(1) {
+            Some(e) => Bound::Excluded((e, self.lowest.clone())),
+            None => Bound::Unbounded,
+        };
+        (Bound::Included((from, self.lowest.clone())), end)
     }
 
     fn apply(&mut self, key: &Row, time: i64, value: Datum, row: Row, diff: Diff) {
@@ -88,20 +100,26 @@ impl SideState {
             None => {
                 buckets.push(Bucket {
                     value,
-                    by_time: BTreeMap::new(),
+                    rows: BTreeMap::new(),
                 });
                 buckets.len() - 1
             }
         };
-        let at = buckets[n].by_time.entry(time).or_insert_with(|| {
-            self.by_time.entry(time).or_default().push(key.clone());
-            Vec::new()
-        });
-        match at.iter_mut().find(|(r, _)| *r == row) {
-            Some((_, d)) => *d += diff,
-            None => at.push((row, diff)),
+        let rows = &mut buckets[n].rows;
+        match rows.entry((time, row)) {
+            Entry::Occupied(mut e) => {
+                *e.get_mut() += diff;
+                if *e.get() == 0 {
+                    e.remove();
+                }
+            }
+            Entry::Vacant(e) => {
+                if diff != 0 {
+                    e.insert(diff);
+                    self.by_time.insert((time, key.clone()));
+                }
+            }
         }
-        at.retain(|(_, d)| *d != 0);
     }
 
     /// The rows of `key` with a time in `from..=to`; with `differ`, only those whose
@@ -112,14 +130,19 @@ impl SideState {
         from: i64,
         to: i64,
         differ: Option<&'a Datum>,
-    ) -> impl Iterator<Item = &'a Kept> + 'a {
+    ) -> impl Iterator<Item = (&'a Row, &'a Diff)> + 'a {
+        let span = (from <= to).then(|| self.span(from, to));
         self.rows
             .get(key)
-            .filter(|_| from <= to)
+            .filter(|_| span.is_some())
             .into_iter()
             .flatten()
             .filter(move |b| differ.is_none_or(|v| Differ::passes(v, &b.value)))
-            .flat_map(move |b| b.by_time.range(from..=to).flat_map(|(_, v)| v.iter()))
+            .flat_map(move |b| {
+                b.rows
+                    .range(span.clone().expect("checked above"))
+                    .map(|((_, r), d)| (r, d))
+            })
     }
 
     fn drop_below(&mut self, cutoff: i64) {
@@ -127,18 +150,24 @@ impl SideState {
             return;
         }
         self.cutoff = cutoff;
-        let keep = self.by_time.split_off(&cutoff);
+        let first_kept = (cutoff, self.lowest.clone());
+        let keep = self.by_time.split_off(&first_kept);
         let old = std::mem::replace(&mut self.by_time, keep);
-        for key in old.into_values().flatten() {
+        let mut last: Option<Row> = None;
+        for (_, key) in old {
+            if last.as_ref() == Some(&key) {
+                continue;
+            }
             if let Some(buckets) = self.rows.get_mut(&key) {
                 for b in buckets.iter_mut() {
-                    b.by_time = b.by_time.split_off(&cutoff);
+                    b.rows = b.rows.split_off(&first_kept);
                 }
-                buckets.retain(|b| !b.by_time.is_empty());
+                buckets.retain(|b| !b.rows.is_empty());
                 if buckets.is_empty() {
                     self.rows.remove(&key);
                 }
             }
+            last = Some(key);
         }
     }
 }
