@@ -52,6 +52,9 @@ fn right_cutoff(i: &Interval, w: i64) -> i64 {
     }
 }
 
+/// A range of (time, row) map entries.
+type TimeSpan = (Bound<(i64, Row)>, Bound<(i64, Row)>);
+
 /// One key's rows whose [`Differ`] column holds one value (NULL, for every row, without a
 /// `Differ`): each row under its event time, with its multiplicity (one map entry per row,
 /// no list per time).
@@ -85,7 +88,7 @@ impl SideState {
     }
 
     /// The map range of times `from..=to`.
-    fn span(&self, from: i64, to: i64) -> (Bound<(i64, Row)>, Bound<(i64, Row)>) {
+    fn span(&self, from: i64, to: i64) -> TimeSpan {
         let end = match to.checked_add(1) {
             Some(e) => Bound::Excluded((e, self.lowest.clone())),
             None => Bound::Unbounded,
@@ -352,7 +355,7 @@ pub(super) fn render_interval_join<'s>(
                     if differ.is_some() && value.is_null() {
                         continue; // NULL <> anything is not true
                     }
-                    let probed = other.probe(key, from, to, differ.map(|_| value)).map(|(r, dr)| (r, dr));
+                    let probed = other.probe(key, from, to, differ.map(|_| value));
                     match (&eval, &residual_on_rows) {
                         (None, _) => out.extend(probed.map(|(r, dr)| (pair(i, r), t, d * dr))),
                         (Some(_), Some(p)) => {
