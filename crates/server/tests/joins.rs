@@ -105,6 +105,20 @@ async fn range_left_join_matches_by_between_and_pads_the_rest() {
     common::exec_all(&client, "DELETE FROM geo WHERE region = 'office';").await;
     common::exec_all(&client, "DELETE FROM ev WHERE ip = '192.168.1.1';").await;
     expect(&client, q, &["10.0.0.5|unknown", "not-an-ip|unknown"]).await;
+    // A range with a NULL bound covers nothing (`x BETWEEN NULL AND h` is never true), for
+    // rows already there and rows that come later.
+    common::exec_all(
+        &client,
+        "INSERT INTO geo VALUES (NULL, 4000000000, 'null-low'), (0, NULL, 'null-high');
+         INSERT INTO ev VALUES ('10.9.9.9');",
+    )
+    .await;
+    expect(
+        &client,
+        q,
+        &["10.0.0.5|unknown", "10.9.9.9|unknown", "not-an-ip|unknown"],
+    )
+    .await;
     let plan = rows(
         &client,
         "EXPLAIN SELECT ev.ip FROM ev LEFT JOIN geo ON inet_aton(ev.ip) BETWEEN geo.lo AND geo.hi",

@@ -121,7 +121,11 @@ pub(super) fn render_range_join<'s>(
             if let Some(v) = v {
                 let low = v.first().cloned().unwrap_or(Datum::Null);
                 let high = v.get(1).cloned().unwrap_or(Datum::Null);
-                out.push(((1u8, low, high, row), t, d));
+                // `x BETWEEN NULL AND h` is never true: a range with a NULL bound covers
+                // nothing (NULL sorts lowest, so kept it would cover every value up to h).
+                if !low.is_null() && !high.is_null() {
+                    out.push(((1u8, low, high, row), t, d));
+                }
             }
         }
     });
