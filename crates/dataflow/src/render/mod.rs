@@ -129,8 +129,8 @@ pub fn render<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rendered<'s>, 
             exprs,
             input_schema,
         } => {
-            // A projection of a range join's output whose every expression runs on rows
-            // is built by the join itself, from the pair: no joined row in between.
+            // A projection of an enrichment join's or a range join's output whose every
+            // expression runs on rows is built by the join itself: no joined row in between.
             if let Some(spec) = input.enrich_join() {
                 if let Some(project) = Evaluator::new(exprs, input_schema)?.row_exprs() {
                     return render_enrich(&spec, Some(project), ctx);
