@@ -31,7 +31,7 @@ use timely::dataflow::operators::vec::Broadcast;
 use timely::dataflow::operators::Concat;
 
 use super::map_filter::{eval_isolating, map_rows};
-use super::range_join::{covering, Ranges};
+use super::range_join::{apply_range, covering, Ranges};
 use super::row_bag::{update_exact, RowBag};
 use super::watermark::{downgrade, lower_of, pop_complete};
 use super::{RenderContext, Rows};
@@ -115,6 +115,25 @@ impl State {
             for (g, dg) in &ranges {
                 out.push((self.build(row, a, g), t, d * da * dg));
             }
+        }
+    }
+
+    /// Retracts the outputs of the `touched` rows (with their key and probe value in
+    /// `parts`), applies `change` to the tables, and inserts their outputs as they now are.
+    fn reemit(
+        &mut self,
+        touched: &[(Row, Diff)],
+        parts: &[(Row, Datum)],
+        t: Time,
+        out: &mut Vec<(Row, Time, Diff)>,
+        change: impl FnOnce(&mut State),
+    ) {
+        for ((row, n), (key, probe)) in touched.iter().zip(parts) {
+            self.outputs(row, key, probe, -n, t, out);
+        }
+        change(self);
+        for ((row, n), (key, probe)) in touched.iter().zip(parts) {
+            self.outputs(row, key, probe, *n, t, out);
         }
     }
 
@@ -259,19 +278,15 @@ pub(super) fn render_enrich_join<'s>(
                                 .flat_map(|bag| bag.rows.iter().cloned())
                                 .collect();
                             let parts = parts_of(&touched, &on_change, &split, &errors, &view);
-                            for ((row, n), (key, probe)) in touched.iter().zip(&parts) {
-                                state.outputs(row, key, probe, -n, t, &mut out);
-                            }
-                            for (key, row, d) in table_changes {
-                                let rs = state.table.entry(key.clone()).or_default();
-                                update_exact(rs, row, d);
-                                if rs.is_empty() {
-                                    state.table.remove(&key);
+                            state.reemit(&touched, &parts, t, &mut out, |state| {
+                                for (key, row, d) in table_changes {
+                                    let rs = state.table.entry(key.clone()).or_default();
+                                    update_exact(rs, row, d);
+                                    if rs.is_empty() {
+                                        state.table.remove(&key);
+                                    }
                                 }
-                            }
-                            for ((row, n), (key, probe)) in touched.iter().zip(&parts) {
-                                state.outputs(row, key, probe, *n, t, &mut out);
-                            }
+                            });
                         }
                         if !range_changes.is_empty() {
                             let changed = Spans::of(range_changes.iter().map(|(low, high, _, _)| (low, high)));
@@ -282,23 +297,11 @@ pub(super) fn render_enrich_join<'s>(
                                 .flat_map(|(_, bag)| bag.rows.iter().cloned())
                                 .collect();
                             let parts = parts_of(&touched, &on_change, &split, &errors, &view);
-                            for ((row, n), (key, probe)) in touched.iter().zip(&parts) {
-                                state.outputs(row, key, probe, -n, t, &mut out);
-                            }
-                            for (low, high, range, d) in range_changes {
-                                let at = state.ranges.entry(low.clone()).or_default();
-                                match at.iter_mut().find(|(h, r, _)| *h == high && *r == range) {
-                                    Some((_, _, n)) => *n += d,
-                                    None => at.push((high, range, d)),
+                            state.reemit(&touched, &parts, t, &mut out, |state| {
+                                for (low, high, range, d) in range_changes {
+                                    apply_range(&mut state.ranges, low, high, range, d);
                                 }
-                                at.retain(|(_, _, n)| *n != 0);
-                                if at.is_empty() {
-                                    state.ranges.remove(&low);
-                                }
-                            }
-                            for ((row, n), (key, probe)) in touched.iter().zip(&parts) {
-                                state.outputs(row, key, probe, *n, t, &mut out);
-                            }
+                            });
                         }
                         if !out.is_empty() {
                             let at = held.delayed(&t);

@@ -44,6 +44,20 @@ pub(super) fn covering<'a>(ranges: &'a Ranges, v: &'a Datum) -> impl Iterator<It
         .map(|(_, r, d)| (r, *d))
 }
 
+/// Adds `d` to the multiplicity of the range `low..=high` with row `range`, dropping it
+/// (and its low end, when no other range starts there) at zero.
+pub(super) fn apply_range(ranges: &mut Ranges, low: Datum, high: Datum, range: Row, d: Diff) {
+    let at = ranges.entry(low.clone()).or_default();
+    match at.iter_mut().find(|(h, r, _)| *h == high && *r == range) {
+        Some((_, _, n)) => *n += d,
+        None => at.push((high, range, d)),
+    }
+    at.retain(|(_, _, n)| *n != 0);
+    if at.is_empty() {
+        ranges.remove(&low);
+    }
+}
+
 /// Changes waiting for their time: rows (probe value, row, diff) and ranges (low, high,
 /// range row, diff).
 type PendingAt = (Vec<(Datum, Row, Diff)>, Vec<(Datum, Datum, Row, Diff)>);
@@ -200,15 +214,7 @@ pub(super) fn render_range_join<'s>(
                                 .iter()
                                 .map(|(v, _, _)| covering(&ranges, v).next().is_some())
                                 .collect();
-                            let at = ranges.entry(low.clone()).or_default();
-                            match at.iter_mut().find(|(h, r, _)| *h == high && *r == range) {
-                                Some((_, _, n)) => *n += d,
-                                None => at.push((high.clone(), range.clone(), d)),
-                            }
-                            at.retain(|(_, _, n)| *n != 0);
-                            if at.is_empty() {
-                                ranges.remove(&low);
-                            }
+                            apply_range(&mut ranges, low, high, range.clone(), d);
                             for ((v, row, n), was) in affected.into_iter().zip(before) {
                                 out.push((shape.pair(&row, &range), t, d * n));
                                 if left_join {
