@@ -199,7 +199,8 @@ pub(super) fn render_enrich_join<'s>(
         let vals = eval_isolating(&rows, |rs| bounds.eval_rows(rs.iter().copied()), &errors, &view);
         for ((row, t, d), v) in data.drain(..).zip(vals) {
             let Some(v) = v else { continue };
-            let (low, high) = (v[0].clone(), v[1].clone());
+            let bound = |i: usize| v.get(i).cloned().unwrap_or(Datum::Null);
+            let (low, high) = (bound(0), bound(1));
             // NULL BETWEEN bounds is never true: a range with a NULL bound covers nothing.
             if !low.is_null() && !high.is_null() {
                 out.push((Change::Range { low, high, row }, t, d));

@@ -135,15 +135,15 @@ impl SideState {
         differ: Option<&'a Datum>,
     ) -> impl Iterator<Item = (&'a Row, &'a Diff)> + 'a {
         let span = (from <= to).then(|| self.span(from, to));
-        self.rows
-            .get(key)
-            .filter(|_| span.is_some())
+        span.as_ref()
+            .and_then(|_| self.rows.get(key))
             .into_iter()
             .flatten()
             .filter(move |b| differ.is_none_or(|v| Differ::passes(v, &b.value)))
             .flat_map(move |b| {
-                b.rows
-                    .range(span.clone().expect("checked above"))
+                span.clone()
+                    .into_iter()
+                    .flat_map(move |s| b.rows.range(s))
                     .map(|((_, r), d)| (r, d))
             })
     }
