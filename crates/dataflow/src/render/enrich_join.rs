@@ -84,7 +84,9 @@ struct State {
     /// Rows of `x` by probe value (NULL: not kept). Hashed, not ordered: a row change
     /// looks its value up, and a range change (rare) reads every value once.
     by_probe: HashMap<Datum, RowBag>,
-    table_nulls: Row,
+    /// The `t1` side of a row without a match: one row of NULLs.
+    table_pad: Vec<(Row, Diff)>,
+    /// The `t2` side of an unmatched row of a left range join: NULLs.
     range_nulls: Row,
     /// Whether `t2` is left-joined (unmatched rows padded) or inner-joined (dropped).
     range_left: bool,
@@ -97,23 +99,19 @@ impl State {
     fn outputs(&self, row: &Row, key: &Row, probe: &Datum, d: Diff, t: Time, out: &mut Vec<(Row, Time, Diff)>) {
         let table: &[(Row, Diff)] = match self.table.get(key) {
             Some(rs) if !key.iter().any(Datum::is_null) && !rs.is_empty() => rs,
-            _ => &[],
+            _ => &self.table_pad,
         };
-        let ranges: Vec<(&Row, Diff)> = if probe.is_null() {
-            Vec::new()
-        } else {
-            covering(&self.ranges, probe).collect()
-        };
-        let one = [(self.table_nulls.clone(), 1)];
-        let table = if table.is_empty() { &one[..] } else { table };
-        let ranges = match (ranges.is_empty(), self.range_left) {
-            (false, _) => ranges,
-            (true, true) => vec![(&self.range_nulls, 1)],
-            (true, false) => return,
-        };
-        for (a, da) in table {
-            for (g, dg) in &ranges {
+        let mut matched = false;
+        let ranges = (!probe.is_null()).then(|| covering(&self.ranges, probe));
+        for (g, dg) in ranges.into_iter().flatten() {
+            matched = true;
+            for (a, da) in table {
                 out.push((self.build(row, a, g), t, d * da * dg));
+            }
+        }
+        if !matched && self.range_left {
+            for (a, da) in table {
+                out.push((self.build(row, a, &self.range_nulls), t, d * da));
             }
         }
     }
@@ -163,8 +161,8 @@ pub(super) fn render_enrich_join<'s>(
     input_exprs.push(spec.range.probe.clone());
     // Keys and probe values of `x` rows: as they arrive, and again for the rows a table
     // change touches.
-    let on_arrival = Evaluator::new(&input_exprs, spec.input_schema)?;
-    let on_change = Evaluator::new(&input_exprs, spec.input_schema)?;
+    let on_arrival = std::rc::Rc::new(Evaluator::new(&input_exprs, spec.input_schema)?);
+    let on_change = on_arrival.clone();
     let table_keys = Evaluator::new(spec.table_keys, spec.table_schema)?;
     let bounds = Evaluator::new(&[spec.range.low.clone(), spec.range.high.clone()], spec.ranges_schema)?;
     let (errors, view) = (ctx.errors.clone(), ctx.view.clone());
@@ -217,7 +215,10 @@ pub(super) fn render_enrich_join<'s>(
         ranges: BTreeMap::new(),
         by_key: HashMap::new(),
         by_probe: HashMap::new(),
-        table_nulls: std::iter::repeat_n(Datum::Null, spec.table_schema.fields().len()).collect(),
+        table_pad: vec![(
+            std::iter::repeat_n(Datum::Null, spec.table_schema.fields().len()).collect(),
+            1,
+        )],
         range_nulls: std::iter::repeat_n(Datum::Null, spec.ranges_schema.fields().len()).collect(),
         range_left: spec.range.left,
         project,
