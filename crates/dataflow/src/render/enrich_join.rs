@@ -30,7 +30,7 @@ use timely::dataflow::operators::generic::operator::Operator;
 use timely::dataflow::operators::vec::Broadcast;
 use timely::dataflow::operators::Concat;
 
-use super::map_filter::{eval_isolating, map_rows};
+use super::map_filter::{eval_rows_isolating, map_rows};
 use super::range_join::{apply_range, covering, Ranges};
 use super::row_bag::{update_exact, RowBag};
 use super::watermark::{downgrade, lower_of, pop_complete};
@@ -171,8 +171,7 @@ pub(super) fn render_enrich_join<'s>(
         (key, v.get(key_width).cloned().unwrap_or(Datum::Null))
     };
     let rows = map_rows(input, "EnrichKeys", move |data, out| {
-        let rows: Vec<&Row> = data.iter().map(|(r, _, _)| r).collect();
-        let vals = eval_isolating(&rows, |rs| on_arrival.eval_rows(rs.iter().copied()), &errors, &view);
+        let vals = eval_rows_isolating(&on_arrival, data.iter().map(|(r, _, _)| r), &errors, &view);
         for ((row, t, d), v) in data.drain(..).zip(vals) {
             if let Some(v) = v {
                 let (key, probe) = split(v);
@@ -182,8 +181,7 @@ pub(super) fn render_enrich_join<'s>(
     });
     let (errors, view) = (ctx.errors.clone(), ctx.view.clone());
     let table = map_rows(table, "EnrichTableKeys", move |data, out| {
-        let rows: Vec<&Row> = data.iter().map(|(r, _, _)| r).collect();
-        let keys = eval_isolating(&rows, |rs| table_keys.eval_rows(rs.iter().copied()), &errors, &view);
+        let keys = eval_rows_isolating(&table_keys, data.iter().map(|(r, _, _)| r), &errors, &view);
         for ((row, t, d), k) in data.drain(..).zip(keys) {
             match k {
                 Some(key) if !key.iter().any(Datum::is_null) => out.push((Change::Table { key, row }, t, d)),
@@ -193,8 +191,7 @@ pub(super) fn render_enrich_join<'s>(
     });
     let (errors, view) = (ctx.errors.clone(), ctx.view.clone());
     let ranges = map_rows(ranges, "EnrichRangeBounds", move |data, out| {
-        let rows: Vec<&Row> = data.iter().map(|(r, _, _)| r).collect();
-        let vals = eval_isolating(&rows, |rs| bounds.eval_rows(rs.iter().copied()), &errors, &view);
+        let vals = eval_rows_isolating(&bounds, data.iter().map(|(r, _, _)| r), &errors, &view);
         for ((row, t, d), v) in data.drain(..).zip(vals) {
             let Some(v) = v else { continue };
             let bound = |i: usize| v.get(i).cloned().unwrap_or(Datum::Null);
@@ -360,8 +357,7 @@ fn parts_of(
     errors: &ErrorLog,
     view: &str,
 ) -> Vec<(Row, Datum)> {
-    let refs: Vec<&Row> = rows.iter().map(|(r, _)| r).collect();
-    eval_isolating(&refs, |rs| eval.eval_rows(rs.iter().copied()), errors, view)
+    eval_rows_isolating(eval, rows.iter().map(|(r, _)| r), errors, view)
         .into_iter()
         .map(|v| match v {
             Some(v) => split(v),

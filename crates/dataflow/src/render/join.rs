@@ -18,7 +18,7 @@ use differential_dataflow::VecCollection;
 use rampart_plan::{JoinKind, Plan};
 use rampart_repr::{Datum, Row};
 
-use super::map_filter::{eval_isolating, map_rows};
+use super::map_filter::{eval_isolating, eval_rows_isolating, map_rows};
 use super::{RenderContext, Rows};
 use crate::eval::Evaluator;
 use crate::{Diff, Time};
@@ -39,8 +39,7 @@ pub(super) fn keyed<'s>(
             out.extend(data.drain(..).map(|(r, t, d)| ((Row::default(), r), t, d)));
             return;
         }
-        let rows: Vec<&Row> = data.iter().map(|(r, _, _)| r).collect();
-        let ks = eval_isolating(&rows, |rs| eval.eval_rows(rs.iter().copied()), &errors, &view);
+        let ks = eval_rows_isolating(&eval, data.iter().map(|(r, _, _)| r), &errors, &view);
         for ((row, t, d), k) in data.drain(..).zip(ks) {
             if let Some(k) = k {
                 if keep_null_keys || !k.iter().any(Datum::is_null) {

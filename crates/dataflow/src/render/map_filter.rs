@@ -63,6 +63,18 @@ pub fn eval_isolating<T, R: std::fmt::Debug>(
     }
 }
 
+/// `eval`'s expressions on each of `rows` through [`eval_isolating`]: one row of values per
+/// input row (`None` where it failed; the failure is recorded in `errors`).
+pub(super) fn eval_rows_isolating<'a>(
+    eval: &Evaluator,
+    rows: impl Iterator<Item = &'a Row>,
+    errors: &ErrorLog,
+    view: &str,
+) -> Vec<Option<Row>> {
+    let rows: Vec<&Row> = rows.collect();
+    eval_isolating(&rows, |rs| eval.eval_rows(rs.iter().copied()), errors, view)
+}
+
 pub(super) fn render_map<'s>(
     input: Rows<'s>,
     exprs: &[Expr],
@@ -72,8 +84,7 @@ pub(super) fn render_map<'s>(
     let eval = Evaluator::new(exprs, schema)?;
     let (errors, view) = (ctx.errors.clone(), ctx.view.clone());
     Ok(map_rows(input, "Map", move |data, out| {
-        let rows: Vec<&Row> = data.iter().map(|(r, _, _)| r).collect();
-        let results = eval_isolating(&rows, |rs| eval.eval_rows(rs.iter().copied()), &errors, &view);
+        let results = eval_rows_isolating(&eval, data.iter().map(|(r, _, _)| r), &errors, &view);
         for ((_, t, d), r) in data.drain(..).zip(results) {
             if let Some(r) = r {
                 out.push((r, t, d));

@@ -23,7 +23,7 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::operator::Operator;
 use timely::dataflow::operators::vec::Broadcast;
 
-use super::map_filter::{eval_isolating, map_rows};
+use super::map_filter::{eval_rows_isolating, map_rows};
 use super::row_bag::RowBag;
 use super::watermark::{downgrade, lower_of, pop_complete};
 use super::{joined, padded, RenderContext, Rows};
@@ -118,8 +118,7 @@ pub(super) fn render_range_join<'s>(
     let (errors, view) = (ctx.errors.clone(), ctx.view.clone());
     let probe = Evaluator::new(std::slice::from_ref(&spec.probe), left_schema)?;
     let rows = map_rows(left, "RangeProbe", move |data, out| {
-        let rows: Vec<&Row> = data.iter().map(|(r, _, _)| r).collect();
-        let vals = eval_isolating(&rows, |rs| probe.eval_rows(rs.iter().copied()), &errors, &view);
+        let vals = eval_rows_isolating(&probe, data.iter().map(|(r, _, _)| r), &errors, &view);
         for ((row, t, d), v) in data.drain(..).zip(vals) {
             if let Some(v) = v {
                 out.push(((0u8, v.first().cloned().unwrap_or(Datum::Null), Datum::Null, row), t, d));
@@ -129,8 +128,7 @@ pub(super) fn render_range_join<'s>(
     let (errors, view) = (ctx.errors.clone(), ctx.view.clone());
     let bounds = Evaluator::new(&[spec.low.clone(), spec.high.clone()], right_schema)?;
     let ranges = map_rows(right, "RangeBounds", move |data, out| {
-        let rows: Vec<&Row> = data.iter().map(|(r, _, _)| r).collect();
-        let vals = eval_isolating(&rows, |rs| bounds.eval_rows(rs.iter().copied()), &errors, &view);
+        let vals = eval_rows_isolating(&bounds, data.iter().map(|(r, _, _)| r), &errors, &view);
         for ((row, t, d), v) in data.drain(..).zip(vals) {
             if let Some(v) = v {
                 let low = v.first().cloned().unwrap_or(Datum::Null);

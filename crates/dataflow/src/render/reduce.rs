@@ -17,7 +17,7 @@ use ordered_float::OrderedFloat;
 use rampart_plan::{Aggregate, AggregateFunc};
 use rampart_repr::{Datum, Row};
 
-use super::map_filter::{eval_isolating, map_rows};
+use super::map_filter::{eval_rows_isolating, map_rows};
 use super::watermark::Watermark;
 use super::window_agg::{render_windowed_reduce, WindowClose};
 use super::{RenderContext, Rows};
@@ -50,8 +50,7 @@ pub(super) fn render_reduce<'s>(
     let nkeys = group_exprs.len();
     let (errors, view) = (ctx.errors.clone(), ctx.view.clone());
     let keyed = map_rows(input, "AggregateInput", move |data, out| {
-        let rows: Vec<&Row> = data.iter().map(|(r, _, _)| r).collect();
-        let evaluated = eval_isolating(&rows, |rs| eval.eval_rows(rs.iter().copied()), &errors, &view);
+        let evaluated = eval_rows_isolating(&eval, data.iter().map(|(r, _, _)| r), &errors, &view);
         for ((_, t, d), e) in data.drain(..).zip(evaluated) {
             let Some(e) = e else { continue };
             let vals: Row = layout

@@ -12,7 +12,7 @@ use datafusion::logical_expr::Expr;
 use rampart_plan::{RankFunc, SortKey};
 use rampart_repr::{Datum, Row};
 
-use super::map_filter::{eval_isolating, map_rows};
+use super::map_filter::{eval_rows_isolating, map_rows};
 use super::{RenderContext, Rows};
 use crate::eval::Evaluator;
 use crate::Diff;
@@ -31,8 +31,7 @@ pub(super) fn render_window<'s>(
     let nparts = partition_by.len();
     let (errors, view) = (ctx.errors.clone(), ctx.view.clone());
     let keyed = map_rows(input, "WindowInput", move |data, out| {
-        let rows: Vec<&Row> = data.iter().map(|(r, _, _)| r).collect();
-        let evaluated = eval_isolating(&rows, |rs| eval.eval_rows(rs.iter().copied()), &errors, &view);
+        let evaluated = eval_rows_isolating(&eval, data.iter().map(|(r, _, _)| r), &errors, &view);
         for ((row, t, d), e) in data.drain(..).zip(evaluated) {
             let Some(e) = e else { continue };
             let (parts, sort) = e.split_at(nparts.min(e.len()));
