@@ -131,13 +131,11 @@ pub fn render<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rendered<'s>, 
         } => {
             // A projection of an enrichment join's or a range join's output whose every
             // expression runs on rows is built by the join itself: no joined row in between.
-            if let Some(spec) = input.enrich_join() {
-                if let Some(project) = Evaluator::new(exprs, input_schema)?.row_exprs() {
+            if let Some(project) = fused_projection(input, exprs, input_schema)? {
+                if let Some(spec) = input.enrich_join() {
                     return render_enrich(&spec, Some(project), ctx);
                 }
-            }
-            if let (Some(spec), Plan::Join { left, right, .. }) = (input.range_join(), input.as_ref()) {
-                if let Some(project) = Evaluator::new(exprs, input_schema)?.row_exprs() {
+                if let (Some(spec), Plan::Join { left, right, .. }) = (input.range_join(), input.as_ref()) {
                     let (l, r) = (render(left, ctx)?, render(right, ctx)?);
                     let rows =
                         range_join::render_range_join(input, spec, l.rows.clone(), r.rows.clone(), Some(project), ctx)?;
@@ -200,11 +198,10 @@ pub fn render<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rendered<'s>, 
                 differential_dataflow::collection::concatenate(ctx.scope, rows)
             })
         }
-        Plan::Join { .. } if plan.enrich_join().is_some() => {
-            let spec = plan.enrich_join().ok_or("not an enrichment join")?;
-            render_enrich(&spec, None, ctx)?
-        }
         Plan::Join { left, right, .. } => {
+            if let Some(spec) = plan.enrich_join() {
+                return render_enrich(&spec, None, ctx);
+            }
             let (l, r) = (render(left, ctx)?, render(right, ctx)?);
             let rows = if let Some(spec) = plan.range_join() {
                 range_join::render_range_join(plan, spec, l.rows.clone(), r.rows.clone(), None, ctx)?
@@ -332,6 +329,20 @@ fn render_interval<'s>(
         ctx.view.clone(),
         ctx.sees_expiry(),
     )
+}
+
+/// The row-level form of a projection `exprs` over `input`, when `input` is a join that
+/// builds its output through a projection (an enrichment or a range join) and every
+/// expression has one.
+fn fused_projection(
+    input: &Plan,
+    exprs: &[datafusion::logical_expr::Expr],
+    input_schema: &datafusion::common::DFSchemaRef,
+) -> Result<Option<Vec<crate::row_expr::RowExpr>>, String> {
+    if input.range_join().is_none() {
+        return Ok(None); // an enrichment join is a range join too
+    }
+    Ok(Evaluator::new(exprs, input_schema)?.row_exprs())
 }
 
 /// Renders an enrichment join (see [`enrich_join`]), its output projected by `project`.
