@@ -2,8 +2,9 @@
 //! other's from both sides (`b.t > a.t AND b.t < a.t + INTERVAL '30 minutes'`, impossible
 //! travel).
 //!
-//! Each side keeps its rows per join key, ordered by time, so a new row probes only the
-//! other side's rows inside its time interval instead of every row with its key. When
+//! Each side keeps its rows per join key (and per value of a `left.x <> right.y` column,
+//! see [`Differ`]), ordered by time, so a new row probes only the other side's rows inside
+//! its time interval instead of every row with its key. When
 //! watermarks bound both time columns, once the watermark shows that no later
 //! row of the other side can fall inside a row's interval, the row is dropped: its pairs
 //! stay in the output, its state goes. A change to a dropped row (a reference table updated
@@ -191,9 +192,10 @@ fn as_joined<'r>(side: usize, mine: &'r Row, other: &'r Row) -> JoinedRow<'r> {
 }
 
 /// A residual conjunct `left.x <> right.y` over string, integer or boolean columns: each
-/// side keeps its column's value beside the row, and a probe compares those values before
-/// anything else (most candidate pairs of impossible travel are logins from the same
-/// region), instead of evaluating the conjunct on every candidate pair.
+/// side files its rows under their value of that column ([`Bucket`]), and a probe reads
+/// only the buckets whose value differs from its own (most candidate pairs of impossible
+/// travel are logins from the same region), instead of evaluating the conjunct on every
+/// candidate pair.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Differ {
     /// The column in left rows.
