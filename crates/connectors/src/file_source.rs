@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::json_decode::JsonDecoder;
+use crate::row_builder::RowBuilder;
 use crate::source::{BatchSender, SourceContext, StartupMode, BATCH_ROWS};
 
 /// How long the reader sleeps at the end of every file before looking again.
@@ -30,7 +30,7 @@ pub(crate) fn spawn(
     mut out: BatchSender,
 ) -> Result<(), String> {
     glob::Pattern::new(&path).map_err(|e| format!("option 'path' is not a valid file name or glob: {e}"))?;
-    let decoder = JsonDecoder::new(&ctx.desc);
+    let mut rows = RowBuilder::new(&ctx.desc, ctx.projection.clone());
     let mut late = crate::late::LateFilter::new(ctx.watermark, ctx.late.clone(), &ctx.name);
     let initial: Vec<PathBuf> = matches(&path);
     std::thread::Builder::new()
@@ -94,10 +94,10 @@ pub(crate) fn spawn(
                                 if text.is_empty() {
                                     continue;
                                 }
-                                match decoder.decode(text) {
-                                    Ok(row) => {
-                                        if late.admit(&row, &location, Some(f.line_no), text) {
-                                            batch.push(row);
+                                match rows.decode(text) {
+                                    Ok(()) => {
+                                        if late.admit(rows.values(), &location, Some(f.line_no), text) {
+                                            batch.push(rows.finish());
                                             out.set_watermark(late.watermark());
                                         }
                                     }

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use crate::generator::{EventGenerator, GeneratorKind};
-use crate::json_decode::JsonDecoder;
+use crate::row_builder::RowBuilder;
 use crate::source::{BatchSender, SourceContext, BATCH_ROWS};
 
 /// How often the generator wakes to emit the events due.
@@ -24,7 +24,7 @@ pub(crate) fn spawn(
     ctx: SourceContext,
     mut out: BatchSender,
 ) -> Result<(), String> {
-    let decoder = JsonDecoder::new(&ctx.desc);
+    let mut rows = RowBuilder::new(&ctx.desc, ctx.projection.clone());
     let mut late = crate::late::LateFilter::new(ctx.watermark, ctx.late.clone(), &ctx.name);
     std::thread::Builder::new()
         .name(format!("generator-{}", ctx.name))
@@ -41,10 +41,10 @@ pub(crate) fn spawn(
                     let event = generator.next_event(event_us);
                     emitted += 1;
                     out.advance("events", emitted);
-                    match decoder.decode(&event) {
-                        Ok(row) => {
-                            if late.admit(&row, "generator", Some(emitted as i64), &event) {
-                                batch.push(row);
+                    match rows.decode(&event) {
+                        Ok(()) => {
+                            if late.admit(rows.values(), "generator", Some(emitted as i64), &event) {
+                                batch.push(rows.finish());
                                 out.set_watermark(late.watermark());
                             }
                         }

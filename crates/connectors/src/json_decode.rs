@@ -43,10 +43,21 @@ impl JsonDecoder {
     /// Decodes one JSON object. Values are decoded straight into datums as the parser
     /// meets them (no intermediate JSON tree); fields that are not columns are skipped.
     pub fn decode(&self, text: &str) -> Result<Row, String> {
+        let mut values = Vec::with_capacity(self.columns.len());
+        self.decode_into(text, &mut values)?;
+        Ok(Row::new(values))
+    }
+
+    /// [`JsonDecoder::decode`] into `values` (cleared first), one datum per column: a
+    /// reader reuses one vector for every line instead of allocating one per row.
+    pub fn decode_into(&self, text: &str, values: &mut Vec<Datum>) -> Result<(), String> {
+        values.clear();
+        values.resize(self.columns.len(), Datum::Null);
         let mut de = serde_json::Deserializer::from_str(text);
-        let row = RowSeed(self).deserialize(&mut de).map_err(|e| describe(e, self))?;
-        de.end().map_err(|e| format!("malformed JSON: {e}"))?;
-        Ok(row)
+        RowSeed(self, values)
+            .deserialize(&mut de)
+            .map_err(|e| describe(e, self))?;
+        de.end().map_err(|e| format!("malformed JSON: {e}"))
     }
 }
 
@@ -59,65 +70,68 @@ fn describe(e: serde_json::Error, _d: &JsonDecoder) -> String {
     }
 }
 
-struct RowSeed<'a>(&'a JsonDecoder);
+/// Decodes an object's fields into the datums of their columns (NULL-filled beforehand).
+struct RowSeed<'a>(&'a JsonDecoder, &'a mut Vec<Datum>);
 
 impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
-    type Value = Row;
+    type Value = ();
 
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Row, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for RowSeed<'_> {
-    type Value = Row;
+    type Value = ();
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         write!(f, "a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Row, A::Error> {
-        let mut row = vec![Datum::Null; self.0.columns.len()];
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             match self.0.column_of(&key) {
                 Some(i) => {
                     let (name, ty) = &self.0.columns[i];
                     let v = map.next_value_seed(DatumSeed(*ty))?;
-                    row[i] = v.map_err(|e| A::Error::custom(format!("column {name}: {e}")))?;
+                    let v = v.map_err(|e| A::Error::custom(format!("column {name}: {e}")))?;
+                    if let Some(slot) = self.1.get_mut(i) {
+                        *slot = v;
+                    }
                 }
                 None => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
-        Ok(Row::new(row))
+        Ok(())
     }
 
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _seq: A) -> Result<Row, A::Error> {
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _seq: A) -> Result<(), A::Error> {
         Err(A::Error::custom("expected a JSON object, found an array"))
     }
 
-    fn visit_str<E: serde::de::Error>(self, _v: &str) -> Result<Row, E> {
+    fn visit_str<E: serde::de::Error>(self, _v: &str) -> Result<(), E> {
         Err(E::custom("expected a JSON object, found a string"))
     }
 
-    fn visit_i64<E: serde::de::Error>(self, _v: i64) -> Result<Row, E> {
+    fn visit_i64<E: serde::de::Error>(self, _v: i64) -> Result<(), E> {
         Err(E::custom("expected a JSON object, found a number"))
     }
 
-    fn visit_u64<E: serde::de::Error>(self, _v: u64) -> Result<Row, E> {
+    fn visit_u64<E: serde::de::Error>(self, _v: u64) -> Result<(), E> {
         Err(E::custom("expected a JSON object, found a number"))
     }
 
-    fn visit_f64<E: serde::de::Error>(self, _v: f64) -> Result<Row, E> {
+    fn visit_f64<E: serde::de::Error>(self, _v: f64) -> Result<(), E> {
         Err(E::custom("expected a JSON object, found a number"))
     }
 
-    fn visit_bool<E: serde::de::Error>(self, _v: bool) -> Result<Row, E> {
+    fn visit_bool<E: serde::de::Error>(self, _v: bool) -> Result<(), E> {
         Err(E::custom("expected a JSON object, found a boolean"))
     }
 
-    fn visit_unit<E: serde::de::Error>(self) -> Result<Row, E> {
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
         Err(E::custom("expected a JSON object, found null"))
     }
 }

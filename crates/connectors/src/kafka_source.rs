@@ -16,7 +16,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::json_decode::JsonDecoder;
+use crate::row_builder::RowBuilder;
 use crate::source::MetaColumn;
 use crate::source::{BatchSender, SourceContext, BATCH_ROWS};
 
@@ -289,9 +289,12 @@ impl Reader {
         // The JSON columns are the declared ones; metadata columns come last.
         let json_columns = self.ctx.desc.columns.len().saturating_sub(self.include.len());
         let mut late = crate::late::LateFilter::new(self.ctx.watermark, self.ctx.late.clone(), &self.ctx.name);
-        let decoder = JsonDecoder::new(&rampart_repr::RelationDesc {
-            columns: self.ctx.desc.columns[..json_columns].to_vec(),
-        });
+        let mut rows = RowBuilder::new(
+            &rampart_repr::RelationDesc {
+                columns: self.ctx.desc.columns[..json_columns].to_vec(),
+            },
+            self.ctx.projection.clone(),
+        );
         let mut backoff = MIN_BACKOFF;
         // Connect: wait until the topic has partitions, retrying with backoff.
         loop {
@@ -332,16 +335,13 @@ impl Reader {
                                 if text.is_empty() {
                                     continue;
                                 }
-                                match decoder.decode(text) {
-                                    Ok(row) => {
-                                        let row = if self.include.is_empty() {
-                                            row
-                                        } else {
-                                            let meta = self.include.iter().map(|m| meta_datum(*m, &msg));
-                                            row.iter().cloned().chain(meta).collect()
-                                        };
-                                        if late.admit(&row, &location(), Some(offset), text) {
-                                            batch.push(row);
+                                match rows.decode(text) {
+                                    Ok(()) => {
+                                        for m in &self.include {
+                                            rows.push_value(meta_datum(*m, &msg));
+                                        }
+                                        if late.admit(rows.values(), &location(), Some(offset), text) {
+                                            batch.push(rows.finish());
                                             self.out.set_watermark(late.watermark());
                                         }
                                     }

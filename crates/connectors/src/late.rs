@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use rampart_repr::{Datum, ErrorLog, Row};
+use rampart_repr::{Datum, ErrorLog};
 
 /// A source's watermark: the event-time column and the allowed delay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +38,7 @@ impl LateFilter {
 
     /// Whether `row` (read from `stream` at `offset`, as `raw`) is on time. A late row is
     /// recorded in the late-events log. Rows with a NULL event time are let through.
-    pub(crate) fn admit(&mut self, row: &Row, stream: &str, offset: Option<i64>, raw: &str) -> bool {
+    pub(crate) fn admit(&mut self, row: &[Datum], stream: &str, offset: Option<i64>, raw: &str) -> bool {
         let Some(spec) = self.spec else { return true };
         let Some(Datum::Timestamp(t)) = row.get(spec.column) else {
             return true;

@@ -3,7 +3,8 @@
 //! - [`generator`]: the built-in security event generator (auth, firewall, endpoint and
 //!   web logs with attacks mixed in) and the reference tables its events join against.
 //! - [`source`]: source configuration from `WITH` options and reader start-up;
-//!   [`file_source`] and [`generator_source`] are the readers, [`json_decode`] decodes.
+//!   [`file_source`] and [`generator_source`] are the readers, [`json_decode`] decodes and
+//!   [`row_builder`] builds the rows a reader sends (through the view's projection, if any).
 //! - [`kafka_source`]: the Kafka reader (all partitions of a topic, Rampart's own offsets).
 //! - [`late`]: `WATERMARK` enforcement; late rows go to `rampart_late_events`.
 //! - [`sink`]: file and stdout sinks in PLAIN, UPSERT and DEBEZIUM formats;
@@ -18,6 +19,7 @@ pub mod json_decode;
 pub mod kafka_sink;
 pub mod kafka_source;
 pub mod late;
+pub mod row_builder;
 pub mod sink;
 pub mod source;
 

@@ -353,6 +353,9 @@ pub struct SourceContext {
     /// The dataflow worker threads, in worker order: a reader wakes the worker it hands a
     /// batch to, so an idle worker does not have to poll.
     pub wake: Vec<std::thread::Thread>,
+    /// The projection the view applies right above every read of this source, when the
+    /// reader is to build its rows (the feed is then marked `projected`).
+    pub projection: Option<Arc<rampart_dataflow::SourceProjection>>,
 }
 
 /// Spreads batches over the workers round-robin; `send` fails once the dataflow is gone.

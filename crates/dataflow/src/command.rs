@@ -94,6 +94,9 @@ pub struct SourceFeed {
     pub progress: FeedProgress,
     /// The source declares a `WATERMARK`: its batches carry watermarks the dataflow tracks.
     pub watermarked: bool,
+    /// The reader applies the projection right above every read of the source in the
+    /// view's plan ([`crate::SourceProjection`]): its rows are that projection's output.
+    pub projected: bool,
 }
 
 impl SourceFeed {
@@ -103,6 +106,7 @@ impl SourceFeed {
             receivers: Arc::new(Mutex::new(receivers.into_iter().map(Some).collect())),
             progress: FeedProgress::default(),
             watermarked: false,
+            projected: false,
         }
     }
 

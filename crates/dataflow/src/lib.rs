@@ -10,6 +10,7 @@ pub mod eval;
 pub mod render;
 mod row_expr;
 mod row_predicate;
+pub mod source_projection;
 #[cfg(test)]
 mod test_rows;
 mod worker;
@@ -17,6 +18,7 @@ mod worker;
 pub use capture::{Delivered, SinkWriter, StoreRegistry, ViewStore};
 pub use command::{Command, ExpiryFloors, FeedProgress, PeekReply, PeekRequest, SourceBatch, SourceFeed, ViewSpec};
 pub use engine::Engine;
+pub use source_projection::SourceProjection;
 
 /// Processing time: milliseconds since the Unix epoch. Every update in the dataflow is
 /// stamped with the processing time at which it entered.

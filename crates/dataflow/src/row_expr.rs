@@ -2,7 +2,7 @@
 //! rows instead of through Arrow: constants (`'network' AS event_category`, `NULL AS
 //! raw_command`), `CASE WHEN ... THEN ... ELSE ... END` over columns and constants (which
 //! is what `COALESCE(at.asset_tier, 'unknown')` becomes once simplified), and
-//! `CAST(int_column AS VARCHAR)`. Anything else is not compiled, and the
+//! `CAST(int_column AS VARCHAR)` and casts between string types. Anything else is not compiled, and the
 //! [`crate::eval::Evaluator`] evaluates it with DataFusion as before.
 //!
 //! Constants are evaluated once, by DataFusion, when the expression is compiled, so their
@@ -71,10 +71,23 @@ impl RowExpr {
         match expr {
             Expr::Alias(a) => Self::compile_typed(&a.expr, ty, schema),
             Expr::Column(c) => Some(RowExpr::Column(schema.index_of_column(c).ok()?)),
+            // A column of untyped NULLs (`NULL AS x` in a UNION ALL branch) is NULL as any type.
+            Expr::Cast(Cast { expr: inner, .. })
+                if matches!(inner.as_ref(), Expr::Column(c)
+                    if schema.index_of_column(c).is_ok_and(|i| schema.field(i).data_type() == &DataType::Null)) =>
+            {
+                Some(RowExpr::Constant(Datum::Null))
+            }
             Expr::Cast(Cast { expr: inner, field }) if is_string(field.data_type()) => match inner.as_ref() {
                 Expr::Column(c) => {
                     let i = schema.index_of_column(c).ok()?;
-                    is_integer(schema.field(i).data_type()).then_some(RowExpr::IntToString(i))
+                    let from = schema.field(i).data_type();
+                    if is_string(from) {
+                        // Utf8 to Utf8View and back: one datum holds every string type.
+                        Some(RowExpr::Column(i))
+                    } else {
+                        is_integer(from).then_some(RowExpr::IntToString(i))
+                    }
                 }
                 _ => None,
             },
@@ -129,7 +142,7 @@ impl RowExpr {
     }
 
     /// The expression's value on `row`.
-    pub(crate) fn eval<R: RowRef>(&self, row: &R) -> Datum {
+    pub(crate) fn eval<R: RowRef + ?Sized>(&self, row: &R) -> Datum {
         match self {
             RowExpr::Column(i) => row.datum(*i).clone(),
             RowExpr::Constant(d) => d.clone(),
@@ -163,6 +176,7 @@ mod tests {
             ("i", DataType::Int64),
             ("n", DataType::Int32),
             ("f", DataType::Float64),
+            ("z", DataType::Null),
         ])
     }
 
@@ -170,7 +184,7 @@ mod tests {
     fn rows() -> Vec<rampart_repr::Row> {
         let strs = [Datum::Null, Datum::str("a"), Datum::str("")];
         let ints = [Datum::Null, Datum::Int(-12), Datum::Int(0), Datum::Int(443)];
-        every_combination(&[&strs, &strs, &ints, &ints, &[Datum::Null]])
+        every_combination(&[&strs, &strs, &ints, &ints, &[Datum::Null], &[Datum::Null]])
     }
 
     /// The expected values come from DataFusion itself: the same expressions evaluated
@@ -185,6 +199,9 @@ mod tests {
             lit(7i64) + lit(1i64),
             cast(col("i"), DataType::Utf8),
             cast(col("n"), DataType::Utf8),
+            cast(col("s"), DataType::Utf8View),
+            cast(col("z"), DataType::Utf8),
+            cast(col("z"), DataType::Int64),
             coalesce(vec![col("s"), lit("unknown")]),
             coalesce(vec![col("s"), col("t"), lit("none")]),
             when(col("i").gt(lit(0i64)), col("s")).otherwise(lit("neg")).unwrap(),

@@ -73,7 +73,7 @@ impl Operand {
         }
     }
 
-    fn get<'a, R: RowRef>(&'a self, row: &'a R) -> &'a Datum {
+    fn get<'a, R: RowRef + ?Sized>(&'a self, row: &'a R) -> &'a Datum {
         match self {
             Operand::Column(i) => row.datum(*i),
             Operand::Value(d) => d,
@@ -160,7 +160,7 @@ impl RowPredicate {
     }
 
     /// The predicate's value on `row`: `None` is SQL NULL.
-    pub(crate) fn eval<R: RowRef>(&self, row: &R) -> Option<bool> {
+    pub(crate) fn eval<R: RowRef + ?Sized>(&self, row: &R) -> Option<bool> {
         match self {
             RowPredicate::Compare(cmp, l, r) => {
                 let (a, b) = (l.get(row), r.get(row));

@@ -274,6 +274,7 @@ fn build_view(
     let index = worker.index();
     worker.dataflow::<Time, _, _>(|scope| {
         let mut inputs: HashMap<String, Rendered<'_>> = HashMap::new();
+        let mut projected = std::collections::HashSet::new();
         let mut imported = HashMap::new();
         let mut sources = Vec::new();
         // The latest upper of the arrangements imported (not while restoring): what a sink
@@ -300,6 +301,9 @@ fn build_view(
                     progress: feed.progress.clone(),
                     closed: false,
                 });
+                if feed.projected {
+                    projected.insert(dep.clone());
+                }
                 inputs.insert(dep, Rendered { rows, watermark });
             } else if let Some(o) = objects.get_mut(&dep) {
                 let Some(trace) = o.trace.as_mut() else {
@@ -345,6 +349,7 @@ fn build_view(
         }
         let ctx = RenderContext {
             inputs,
+            projected,
             imported,
             retained: retention_of(&spec.plan).is_some(),
             lags: spec.lags.clone(),

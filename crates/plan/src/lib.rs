@@ -6,6 +6,7 @@
 pub mod emit_time;
 mod enrich;
 pub mod event_time;
+mod fuse;
 mod range;
 
 pub use enrich::EnrichJoin;
@@ -248,6 +249,39 @@ impl Plan {
         out
     }
 
+    /// The projection every read of `name` in this plan is the direct input of, as its
+    /// expressions and their input schema: `None` when some read is not under a `Map`, or
+    /// the reads are under different ones. A source's reader can then build the
+    /// projection's rows itself (`rampart_dataflow::SourceProjection`).
+    pub fn projection_over(&self, name: &str) -> Option<(&[Expr], &DFSchemaRef)> {
+        let mut reads = Vec::new();
+        self.reads_of(name, &mut reads);
+        let (first, rest) = reads.split_first()?;
+        let first = (*first)?;
+        rest.iter()
+            .all(|r| r.is_some_and(|(e, _)| e == first.0))
+            .then_some(first)
+    }
+
+    /// Each read of `name` below this node: the `Map` right above it, or `None`.
+    fn reads_of<'a>(&'a self, name: &str, out: &mut Vec<Option<(&'a [Expr], &'a DFSchemaRef)>>) {
+        match self {
+            Plan::Map {
+                input,
+                exprs,
+                input_schema,
+            } if matches!(input.as_ref(), Plan::Get { name: n, .. } if n == name) => {
+                out.push(Some((exprs.as_slice(), input_schema)))
+            }
+            Plan::Get { name: n, .. } if n == name => out.push(None),
+            _ => {
+                for c in self.children() {
+                    c.reads_of(name, out);
+                }
+            }
+        }
+    }
+
     /// Calls `f` on this node and every node below it, parents first.
     pub fn visit(&self, f: &mut impl FnMut(&Plan)) {
         f(self);
@@ -487,5 +521,71 @@ impl Plan {
         for c in self.children() {
             c.explain_into(out, depth + 1, inputs);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::common::DFSchema;
+    use datafusion::prelude::{col, lit};
+    use rampart_repr::ColumnType;
+
+    use super::*;
+
+    fn get(name: &str) -> Plan {
+        Plan::Get {
+            name: name.into(),
+            desc: RelationDesc::new([("a".to_string(), ColumnType::Text)]),
+        }
+    }
+
+    fn map(input: Plan, exprs: Vec<Expr>) -> Plan {
+        Plan::Map {
+            input: Box::new(input),
+            exprs,
+            input_schema: Arc::new(DFSchema::empty()),
+        }
+    }
+
+    fn union(inputs: Vec<Plan>) -> Plan {
+        Plan::Union { inputs }
+    }
+
+    fn projection(plan: &Plan, name: &str) -> Option<Vec<Expr>> {
+        plan.projection_over(name).map(|(exprs, _)| exprs.to_vec())
+    }
+
+    #[test]
+    fn the_projection_over_a_source_is_the_one_map_above_every_read_of_it() {
+        let two_sources = union(vec![map(get("s"), vec![col("a")]), map(get("t"), vec![lit(1)])]);
+        assert_eq!(projection(&two_sources, "s"), Some(vec![col("a")]));
+        assert_eq!(projection(&two_sources, "t"), Some(vec![lit(1)]));
+        assert_eq!(projection(&two_sources, "absent"), None);
+        let twice = union(vec![map(get("s"), vec![col("a")]), map(get("s"), vec![col("a")])]);
+        assert_eq!(
+            projection(&twice, "s"),
+            Some(vec![col("a")]),
+            "the same map above both reads"
+        );
+        let different = union(vec![map(get("s"), vec![col("a")]), map(get("s"), vec![lit("x")])]);
+        assert_eq!(projection(&different, "s"), None);
+        let bare = union(vec![map(get("s"), vec![col("a")]), get("s")]);
+        assert_eq!(projection(&bare, "s"), None, "one read has no map above it");
+        assert_eq!(projection(&get("s"), "s"), None);
+        let nested = map(map(get("s"), vec![col("a")]), vec![lit(2)]);
+        assert_eq!(
+            projection(&nested, "s"),
+            Some(vec![col("a")]),
+            "the map right above the read"
+        );
+        let filtered = map(
+            Plan::Filter {
+                input: Box::new(get("s")),
+                predicate: col("a").is_not_null(),
+                input_schema: Arc::new(DFSchema::empty()),
+            },
+            vec![col("a")],
+        );
+        assert_eq!(projection(&filtered, "s"), None, "a filter sits between");
     }
 }

@@ -40,6 +40,13 @@ impl RowRef for Row {
     }
 }
 
+/// Datums not yet made a row (a source reader's decoded values, before its projection).
+impl RowRef for [Datum] {
+    fn datum(&self, i: usize) -> &Datum {
+        self.get(i).unwrap_or(&NULL)
+    }
+}
+
 /// Two rows read as one, the left's columns then the right's: a join's candidate pair,
 /// tested without building the joined row.
 #[derive(Debug)]

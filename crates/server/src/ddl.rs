@@ -7,7 +7,7 @@ use datafusion::sql::sqlparser::ast::{CreateTable, CreateTableOptions, CreateVie
 use rampart_connectors::late::Watermark;
 use rampart_connectors::sink::{JsonSink, SinkFormat, SinkTarget};
 use rampart_connectors::source::{MetaColumn, SourceConnector, SourceContext};
-use rampart_dataflow::{render::validate, Command, FeedProgress, SourceFeed, ViewSpec, ViewStore};
+use rampart_dataflow::{render::validate, Command, FeedProgress, SourceFeed, SourceProjection, ViewSpec, ViewStore};
 use rampart_plan::event_time::{plan_lags, reads_stream, Lags};
 use rampart_plan::{Plan, ViewPlan};
 use rampart_repr::RelationDesc;
@@ -377,6 +377,12 @@ impl State {
                 return Err(PlanError::undefined_table(&dep));
             };
             if let Some(connector) = &entry.connector {
+                let projection = match plan.plan.projection_over(&dep) {
+                    Some((exprs, schema)) => SourceProjection::compile(exprs, schema)
+                        .map_err(PlanError::invalid)?
+                        .map(Arc::new),
+                    None => None,
+                };
                 let ctx = SourceContext {
                     name: dep.clone(),
                     desc: entry.desc.clone(),
@@ -385,11 +391,13 @@ impl State {
                     watermark: entry.watermark,
                     late: self.late.clone(),
                     wake: self.engine.worker_threads(),
+                    projection: projection.clone(),
                 };
                 let mut feed = connector
                     .start(ctx, self.engine.workers())
                     .map_err(PlanError::invalid)?;
                 feed.watermarked = entry.watermark.is_some();
+                feed.projected = projection.is_some();
                 feeds.insert(dep, feed);
             }
         }

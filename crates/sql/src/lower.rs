@@ -38,7 +38,8 @@ pub enum NowMode {
 /// Lowers a logical plan to a view plan.
 pub fn lower_plan(plan: &LogicalPlan, now_mode: NowMode) -> Result<ViewPlan, PlanError> {
     let desc = RelationDesc::from_arrow(plan.schema().as_arrow()).map_err(PlanError::unsupported)?;
-    let lowered = Lowerer { now_mode }.lower(plan)?;
+    let mut lowered = Lowerer { now_mode }.lower(plan)?;
+    lowered.fuse_projections();
     Ok(ViewPlan {
         plan: Arc::new(lowered),
         desc,

@@ -14,7 +14,7 @@ pub mod watermark;
 mod window;
 mod window_agg;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::trace::implementations::KeySpine;
@@ -67,6 +67,9 @@ pub struct ImportedView<'s> {
 pub struct RenderContext<'s> {
     /// Collections (and watermarks) of the sources the plan reads, by name.
     pub inputs: HashMap<String, Rendered<'s>>,
+    /// The sources of `inputs` whose readers apply the projection above every read of
+    /// them (`SourceFeed::projected`): their rows are that projection's output already.
+    pub projected: HashSet<String>,
     /// The materialized views and tables the plan reads, by name: their arrangements and
     /// watermarks. Rows are copied out of an arrangement where the plan reads it, and a
     /// filter right above the read copies only the rows it keeps.
@@ -108,6 +111,11 @@ pub fn render<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rendered<'s>, 
         watermark: input.watermark.clone(),
     };
     Ok(match plan {
+        Plan::Get { name, .. } if ctx.projected.contains(name) => {
+            return Err(format!(
+                "internal error: source {name} is read without the projection its reader applies"
+            ))
+        }
         Plan::Get { name, .. } => match (ctx.inputs.get(name), ctx.imported.get(name)) {
             (Some(rendered), _) => rendered.clone(),
             (None, Some(view)) => Rendered {
@@ -129,6 +137,12 @@ pub fn render<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rendered<'s>, 
             exprs,
             input_schema,
         } => {
+            // The source's reader built these rows (see `crate::SourceProjection`).
+            if let Plan::Get { name, .. } = input.as_ref() {
+                if let (true, Some(rendered)) = (ctx.projected.contains(name), ctx.inputs.get(name)) {
+                    return Ok(rendered.clone());
+                }
+            }
             // A projection of an enrichment join's or a range join's output whose every
             // expression runs on rows is built by the join itself: no joined row in between.
             if let Some(project) = fused_projection(input, exprs, input_schema)? {
