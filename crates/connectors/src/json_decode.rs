@@ -12,12 +12,19 @@ use serde::de::{DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess
 use serde::Deserialize;
 use serde_json::Value;
 
+/// How many key positions a decoder remembers (see `JsonDecoder::order`).
+const MAX_REMEMBERED_KEYS: usize = 64;
+
 /// Decoder for one source's columns.
 #[derive(Debug, Clone)]
 pub struct JsonDecoder {
     columns: Vec<(String, ColumnType)>,
     exact: HashMap<String, usize>,
     lower: HashMap<String, usize>,
+    /// Per key position, the key the last object had there and its column: a producer
+    /// writes its fields in one order, so the `k`-th key is usually the same as before and
+    /// is matched by one string comparison instead of a hash lookup.
+    order: Vec<(String, Option<usize>)>,
 }
 
 impl JsonDecoder {
@@ -30,7 +37,12 @@ impl JsonDecoder {
             .enumerate()
             .map(|(i, (n, _))| (n.to_lowercase(), i))
             .collect();
-        JsonDecoder { columns, exact, lower }
+        JsonDecoder {
+            columns,
+            exact,
+            lower,
+            order: Vec::new(),
+        }
     }
 
     fn column_of(&self, key: &str) -> Option<usize> {
@@ -40,9 +52,28 @@ impl JsonDecoder {
             .or_else(|| self.lower.get(&key.to_lowercase()).copied())
     }
 
+    /// The column of `key`, the `k`-th key of its object (`None`: not a column).
+    fn column_at(&mut self, k: usize, key: &str) -> Option<usize> {
+        if let Some((last, column)) = self.order.get(k) {
+            if last == key {
+                return *column;
+            }
+        }
+        let column = self.column_of(key);
+        // Only the first keys are remembered: objects with many keys do not grow the list
+        // without bound.
+        let remembered = self.order.len();
+        match self.order.get_mut(k) {
+            Some(slot) => *slot = (key.to_string(), column),
+            None if k == remembered && k < MAX_REMEMBERED_KEYS => self.order.push((key.to_string(), column)),
+            None => {}
+        }
+        column
+    }
+
     /// Decodes one JSON object. Values are decoded straight into datums as the parser
     /// meets them (no intermediate JSON tree); fields that are not columns are skipped.
-    pub fn decode(&self, text: &str) -> Result<Row, String> {
+    pub fn decode(&mut self, text: &str) -> Result<Row, String> {
         let mut values = Vec::with_capacity(self.columns.len());
         self.decode_into(text, &mut values)?;
         Ok(Row::new(values))
@@ -50,18 +81,16 @@ impl JsonDecoder {
 
     /// [`JsonDecoder::decode`] into `values` (cleared first), one datum per column: a
     /// reader reuses one vector for every line instead of allocating one per row.
-    pub fn decode_into(&self, text: &str, values: &mut Vec<Datum>) -> Result<(), String> {
+    pub fn decode_into(&mut self, text: &str, values: &mut Vec<Datum>) -> Result<(), String> {
         values.clear();
         values.resize(self.columns.len(), Datum::Null);
         let mut de = serde_json::Deserializer::from_str(text);
-        RowSeed(self, values)
-            .deserialize(&mut de)
-            .map_err(|e| describe(e, self))?;
+        RowSeed(self, values).deserialize(&mut de).map_err(describe)?;
         de.end().map_err(|e| format!("malformed JSON: {e}"))
     }
 }
 
-fn describe(e: serde_json::Error, _d: &JsonDecoder) -> String {
+fn describe(e: serde_json::Error) -> String {
     let msg = e.to_string();
     if msg.starts_with("column ") || msg.starts_with("expected a JSON object") {
         msg.split(" at line ").next().unwrap_or(&msg).to_string()
@@ -71,7 +100,7 @@ fn describe(e: serde_json::Error, _d: &JsonDecoder) -> String {
 }
 
 /// Decodes an object's fields into the datums of their columns (NULL-filled beforehand).
-struct RowSeed<'a>(&'a JsonDecoder, &'a mut Vec<Datum>);
+struct RowSeed<'a>(&'a mut JsonDecoder, &'a mut Vec<Datum>);
 
 impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
     type Value = ();
@@ -89,8 +118,11 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut k = 0;
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            match self.0.column_of(&key) {
+            let column = self.0.column_at(k, &key);
+            k += 1;
+            match column {
                 Some(i) => {
                     let (name, ty) = &self.0.columns[i];
                     let v = map.next_value_seed(DatumSeed(*ty))?;
@@ -334,7 +366,7 @@ mod tests {
 
     #[test]
     fn decodes_declared_columns_and_nulls_missing_ones() {
-        let d = JsonDecoder::new(&desc());
+        let mut d = JsonDecoder::new(&desc());
         let row = d
             .decode(r#"{"event_time":"2024-01-01T00:00:01Z","USER_ID":"alice","port":22,"extra":1}"#)
             .unwrap();
@@ -351,7 +383,7 @@ mod tests {
 
     #[test]
     fn epoch_numbers_are_timestamps() {
-        let d = JsonDecoder::new(&desc());
+        let mut d = JsonDecoder::new(&desc());
         let secs = d.decode(r#"{"event_time":1704067201}"#).unwrap();
         let millis = d.decode(r#"{"event_time":1704067201000}"#).unwrap();
         assert_eq!(secs[0], millis[0]);
@@ -359,7 +391,7 @@ mod tests {
 
     #[test]
     fn wrong_types_and_bad_json_are_errors() {
-        let d = JsonDecoder::new(&desc());
+        let mut d = JsonDecoder::new(&desc());
         assert!(d.decode(r#"{"port":"twenty"}"#).unwrap_err().contains("column port"));
         assert!(d
             .decode(r#"{"port":99999999999}"#)
@@ -367,5 +399,32 @@ mod tests {
             .contains("out of range"));
         assert!(d.decode("{not json").unwrap_err().contains("malformed JSON"));
         assert!(d.decode("[1,2]").unwrap_err().contains("object"));
+    }
+
+    /// Expected rows written by hand: the remembered key order must never put a value in
+    /// the wrong column when the order, the case or the set of keys changes.
+    #[test]
+    fn keys_in_any_order_land_in_their_columns() {
+        let mut d = JsonDecoder::new(&desc());
+        let row = |d: &mut JsonDecoder, text: &str| d.decode(text).unwrap().to_vec();
+        let (alice, bob) = (Datum::str("alice"), Datum::str("bob"));
+        for _ in 0..2 {
+            assert_eq!(
+                row(&mut d, r#"{"user_id":"alice","port":22,"bytes":5}"#),
+                vec![Datum::Null, alice.clone(), Datum::Int(22), Datum::Int(5)]
+            );
+            assert_eq!(
+                row(&mut d, r#"{"port":23,"user_id":"bob"}"#),
+                vec![Datum::Null, bob.clone(), Datum::Int(23), Datum::Null]
+            );
+            assert_eq!(
+                row(&mut d, r#"{"extra":1,"PORT":24,"user_id":"bob","bytes":6}"#),
+                vec![Datum::Null, bob.clone(), Datum::Int(24), Datum::Int(6)]
+            );
+            assert_eq!(
+                row(&mut d, r#"{"extra":"x","user_id":"alice"}"#),
+                vec![Datum::Null, alice.clone(), Datum::Null, Datum::Null]
+            );
+        }
     }
 }
