@@ -246,6 +246,21 @@ mod tests {
         }
     }
 
+    /// `exprs` over `upper(s.a) AS u` over source `s` (an inner expression that is not cheap).
+    fn over_upper(exprs: Vec<Expr>) -> Plan {
+        Plan::Map {
+            input: Box::new(Plan::Map {
+                input: Box::new(get("s")),
+                exprs: vec![datafusion::functions::string::expr_fn::upper(col("s.a")).alias("u")],
+                input_schema: source_schema("s"),
+            }),
+            exprs,
+            input_schema: Arc::new(
+                DFSchema::try_from(Schema::new(vec![Field::new("u", DataType::Utf8, true)])).unwrap(),
+            ),
+        }
+    }
+
     #[test]
     fn projections_that_compute_are_not_merged() {
         // The outer projection computes (a concatenation), so it stays above the union.
@@ -261,34 +276,12 @@ mod tests {
         assert!(matches!(&fused, Plan::Map { input, .. } if matches!(input.as_ref(), Plan::Union { .. })));
 
         // An inner expression read twice that is not cheap is not repeated.
-        let inner = Plan::Map {
-            input: Box::new(get("s")),
-            exprs: vec![datafusion::functions::string::expr_fn::upper(col("s.a")).alias("u")],
-            input_schema: source_schema("s"),
-        };
-        let mut twice = Plan::Map {
-            input: Box::new(inner),
-            exprs: vec![col("u"), col("u").alias("v")],
-            input_schema: Arc::new(
-                DFSchema::try_from(Schema::new(vec![Field::new("u", DataType::Utf8, true)])).unwrap(),
-            ),
-        };
+        let mut twice = over_upper(vec![col("u"), col("u").alias("v")]);
         twice.fuse_projections();
         assert!(matches!(&twice, Plan::Map { input, .. } if matches!(input.as_ref(), Plan::Map { .. })));
 
         // Read once, it merges.
-        let inner = Plan::Map {
-            input: Box::new(get("s")),
-            exprs: vec![datafusion::functions::string::expr_fn::upper(col("s.a")).alias("u")],
-            input_schema: source_schema("s"),
-        };
-        let mut once = Plan::Map {
-            input: Box::new(inner),
-            exprs: vec![col("u").alias("v")],
-            input_schema: Arc::new(
-                DFSchema::try_from(Schema::new(vec![Field::new("u", DataType::Utf8, true)])).unwrap(),
-            ),
-        };
+        let mut once = over_upper(vec![col("u").alias("v")]);
         once.fuse_projections();
         assert_eq!(expressions(&once), vec!["upper(s.a) AS v".to_string()]);
         assert!(matches!(&once, Plan::Map { input, .. } if matches!(input.as_ref(), Plan::Get { .. })));
