@@ -141,22 +141,6 @@ impl Plan {
             other => other,
         };
     }
-
-    /// The inputs of this node, to change in place.
-    fn children_mut(&mut self) -> Vec<&mut Plan> {
-        match self {
-            Plan::Get { .. } | Plan::Constant { .. } => vec![],
-            Plan::Map { input, .. }
-            | Plan::Filter { input, .. }
-            | Plan::TemporalFilter { input, .. }
-            | Plan::Retain { input, .. }
-            | Plan::Reduce { input, .. }
-            | Plan::Distinct { input }
-            | Plan::Window { input, .. } => vec![input.as_mut()],
-            Plan::Union { inputs } => inputs.iter_mut().collect(),
-            Plan::Join { left, right, .. } => vec![left.as_mut(), right.as_mut()],
-        }
-    }
 }
 
 #[cfg(test)]

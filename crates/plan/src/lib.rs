@@ -306,6 +306,22 @@ impl Plan {
         }
     }
 
+    /// The inputs of this node, to change in place.
+    pub(crate) fn children_mut(&mut self) -> Vec<&mut Plan> {
+        match self {
+            Plan::Get { .. } | Plan::Constant { .. } => vec![],
+            Plan::Map { input, .. }
+            | Plan::Filter { input, .. }
+            | Plan::TemporalFilter { input, .. }
+            | Plan::Retain { input, .. }
+            | Plan::Reduce { input, .. }
+            | Plan::Distinct { input }
+            | Plan::Window { input, .. } => vec![input.as_mut()],
+            Plan::Union { inputs } => inputs.iter_mut().collect(),
+            Plan::Join { left, right, .. } => vec![left.as_mut(), right.as_mut()],
+        }
+    }
+
     /// A readable, indented rendering of the plan for `EXPLAIN`, including what state
     /// each operator keeps.
     pub fn explain(&self) -> String {
@@ -355,24 +371,8 @@ impl Plan {
             *emit_on_window_close = true;
             *found = true;
         }
-        match self {
-            Plan::Get { .. } | Plan::Constant { .. } => {}
-            Plan::Map { input, .. }
-            | Plan::Filter { input, .. }
-            | Plan::TemporalFilter { input, .. }
-            | Plan::Retain { input, .. }
-            | Plan::Reduce { input, .. }
-            | Plan::Distinct { input }
-            | Plan::Window { input, .. } => input.set_eowc(inputs, found)?,
-            Plan::Union { inputs: branches } => {
-                for b in branches {
-                    b.set_eowc(inputs, found)?;
-                }
-            }
-            Plan::Join { left, right, .. } => {
-                left.set_eowc(inputs, found)?;
-                right.set_eowc(inputs, found)?;
-            }
+        for c in self.children_mut() {
+            c.set_eowc(inputs, found)?;
         }
         Ok(())
     }
