@@ -9,8 +9,10 @@ pub mod engine;
 pub mod eval;
 pub mod render;
 mod row_expr;
+pub mod row_log;
 mod row_predicate;
 pub mod source_projection;
+mod stored;
 #[cfg(test)]
 mod test_rows;
 mod worker;

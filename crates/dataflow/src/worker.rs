@@ -8,23 +8,23 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, TryRecvError};
 use differential_dataflow::input::{Input, InputSession};
 use differential_dataflow::operators::arrange::TraceAgent;
-use differential_dataflow::trace::cursor::cursor_list;
 use differential_dataflow::trace::implementations::KeySpine;
-use differential_dataflow::trace::{Cursor, TraceReader};
+use differential_dataflow::trace::TraceReader;
 use rampart_plan::{Plan, Retention};
 use rampart_repr::Row;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::operator::Operator;
-use timely::progress::frontier::{Antichain, AntichainRef};
+use timely::progress::frontier::AntichainRef;
 use timely::worker::Worker;
 
 use crate::capture::{SinkWriter, StoreRegistry, ViewStore};
 use crate::command::{Command, FeedProgress, PeekReply, PeekRequest, SourceBatch, ViewSpec};
 use crate::render::watermark::safe_watermark;
 use crate::render::{render, ExpiryCut, ImportedView, RenderContext, Rendered, Rows};
+use crate::row_log::RowLog;
+use crate::stored::Stored;
 use crate::{now_ms, Diff, Time};
 
-type Trace = TraceAgent<KeySpine<Row, Time, Diff>>;
 type WatermarkTrace = TraceAgent<KeySpine<i64, Time, Diff>>;
 
 /// How many source batches one input takes per loop iteration, so that one busy source
@@ -59,7 +59,8 @@ struct SourceInput {
 
 struct Object {
     dataflow: usize,
-    trace: Option<Trace>,
+    /// Its contents (none for a sink's dataflow).
+    stored: Option<Stored>,
     /// The watermark of a materialized view whose rows have event-time columns.
     watermark: Option<WatermarkTrace>,
     /// The retention of a materialized view that has one.
@@ -151,9 +152,8 @@ pub(crate) fn run(worker: &mut Worker, commands: Receiver<Command>, registry: Ar
                 .saturating_sub(COMPACTION_LAG_MS)
                 .min(oldest_peek)];
             for o in objects.values_mut() {
-                if let Some(t) = o.trace.as_mut() {
-                    t.set_logical_compaction(AntichainRef::new(&since));
-                    t.set_physical_compaction(AntichainRef::new(&since));
+                if let Some(s) = o.stored.as_mut() {
+                    s.compact(since[0]);
                 }
                 if let Some(t) = o.watermark.as_mut() {
                     t.set_logical_compaction(AntichainRef::new(&since));
@@ -197,7 +197,7 @@ fn apply(
                 name,
                 Object {
                     dataflow,
-                    trace: Some(trace),
+                    stored: Some(Stored::Arranged(trace)),
                     watermark: None,
                     retention: None,
                     table_input: Some(input),
@@ -219,12 +219,12 @@ fn apply(
             let dataflow = worker.next_dataflow_index();
             let built = build_view(worker, &spec, objects, epoch);
             match built {
-                Ok((trace, watermark, sources)) => {
+                Ok((stored, watermark, sources)) => {
                     objects.insert(
                         spec.name.clone(),
                         Object {
                             dataflow,
-                            trace,
+                            stored,
                             watermark,
                             retention: retention_of(&spec.plan),
                             table_input: None,
@@ -263,7 +263,7 @@ fn retention_of(plan: &Plan) -> Option<Retention> {
     }
 }
 
-type Built = (Option<Trace>, Option<WatermarkTrace>, Vec<SourceInput>);
+type Built = (Option<Stored>, Option<WatermarkTrace>, Vec<SourceInput>);
 
 fn build_view(
     worker: &mut Worker,
@@ -306,21 +306,15 @@ fn build_view(
                 }
                 inputs.insert(dep, Rendered { rows, watermark });
             } else if let Some(o) = objects.get_mut(&dep) {
-                let Some(trace) = o.trace.as_mut() else {
+                let Some(stored) = o.stored.as_mut() else {
                     return Err(format!("relation {dep} is not available to the dataflow"));
                 };
-                let snapshot_upper = if spec.restoring {
-                    Time::MIN
-                } else {
-                    let mut upper = timely::progress::Antichain::new();
-                    differential_dataflow::trace::TraceReader::read_upper(trace, &mut upper);
-                    upper.first().copied().unwrap_or(Time::MAX)
-                };
+                let snapshot_upper = if spec.restoring { Time::MIN } else { stored.upper() };
                 // A closed trace (upper empty, read as `Time::MAX`) has no snapshot to cut.
                 if snapshot_upper < Time::MAX {
                     snapshot = snapshot.max(snapshot_upper);
                 }
-                let arranged = trace.import(scope);
+                let source = stored.import(scope);
                 let watermark = o
                     .watermark
                     .as_mut()
@@ -336,7 +330,7 @@ fn build_view(
                 imported.insert(
                     dep,
                     ImportedView {
-                        arranged,
+                        source,
                         watermark,
                         retention: o.retention,
                         snapshot_upper,
@@ -362,20 +356,30 @@ fn build_view(
         if let Some(sink) = &spec.sink {
             capture_to_sink(rows.clone(), sink.clone(), index, snapshot);
         }
-        let arranged = spec.arrange.then(|| rows.clone().arrange_by_self());
-        if let Some(store) = &spec.store {
-            match &arranged {
-                // The arrangement's batches are shared: watching them copies no row.
-                Some(a) => capture_frontier(a.stream.clone(), store.clone(), index),
-                None => capture_frontier(rows.inner, store.clone(), index),
+        // A view with a retention expires rows steadily: an arrangement spreads the work of
+        // dropping them. Any other view appends to a log (see `crate::row_log`).
+        let stored = if !spec.arrange {
+            if let Some(store) = &spec.store {
+                capture_frontier(rows.inner, store.clone(), index);
             }
-        }
-        let trace = arranged.map(|a| a.trace);
+            None
+        } else if retention_of(&spec.plan).is_some() {
+            let arranged = rows.clone().arrange_by_self();
+            if let Some(store) = &spec.store {
+                // The arrangement's batches are shared: watching them copies no row.
+                capture_frontier(arranged.stream.clone(), store.clone(), index);
+            }
+            Some(Stored::Arranged(arranged.trace))
+        } else {
+            let log = RowLog::default();
+            log.append_from(rows.clone(), spec.store.clone(), index);
+            Some(Stored::Log(log))
+        };
         let watermark = match watermark {
             Some(w) if spec.arrange => Some(w.arrange_by_self().trace),
             _ => None,
         };
-        Ok((trace, watermark, sources))
+        Ok((stored, watermark, sources))
     })
 }
 
@@ -394,20 +398,18 @@ fn capture_frontier<'s, D: Clone + 'static>(
     });
 }
 
-/// Answers `peek` from this worker's arrangements if they are complete through its time;
-/// returns whether it was answered (false: try again after more steps).
+/// Answers `peek` from this worker's tables and views if they are complete through its
+/// time; returns whether it was answered (false: try again after more steps).
 fn answer_peek(peek: &PeekRequest, objects: &mut HashMap<String, Object>) -> bool {
-    let mut upper = Antichain::new();
     for name in &peek.names {
-        let Some(trace) = objects.get_mut(name).and_then(|o| o.trace.as_mut()) else {
+        let Some(stored) = objects.get_mut(name).and_then(|o| o.stored.as_mut()) else {
             let _ = peek.reply.send(PeekReply::Missing(name.clone()));
             return true;
         };
-        trace.read_upper(&mut upper);
-        if upper.less_equal(&peek.at) {
+        if stored.upper() <= peek.at {
             return false;
         }
-        if !trace.get_logical_compaction().less_equal(&peek.at) {
+        if !stored.readable_at(peek.at) {
             let _ = peek.reply.send(PeekReply::Retry);
             return true;
         }
@@ -416,8 +418,8 @@ fn answer_peek(peek: &PeekRequest, objects: &mut HashMap<String, Object>) -> boo
     for name in &peek.names {
         match objects
             .get_mut(name)
-            .and_then(|o| o.trace.as_mut())
-            .map(|t| read_trace(t, peek.at))
+            .and_then(|o| o.stored.as_mut())
+            .map(|s| s.rows_at(peek.at))
         {
             Some(Some(rows)) => contents.push(rows),
             Some(None) => {
@@ -432,32 +434,6 @@ fn answer_peek(peek: &PeekRequest, objects: &mut HashMap<String, Object>) -> boo
     }
     let _ = peek.reply.send(PeekReply::Rows(contents));
     true
-}
-
-/// The rows of `trace` as of `at`: every update at a time at most `at`, once per unit of
-/// multiplicity. `None` if the trace cannot be read through its upper right now.
-fn read_trace(trace: &mut Trace, at: Time) -> Option<Vec<Row>> {
-    let mut rows = Vec::new();
-    let mut upper = Antichain::new();
-    trace.read_upper(&mut upper);
-    let batches = trace.batches_through(upper.borrow())?;
-    let (mut cursor, storage) = cursor_list(batches);
-    while cursor.key_valid(&storage) {
-        while cursor.val_valid(&storage) {
-            let mut count: Diff = 0;
-            cursor.map_times(&storage, |t, d| {
-                if *t <= at {
-                    count += *d;
-                }
-            });
-            for _ in 0..count.max(0) {
-                rows.push(cursor.key(&storage).clone());
-            }
-            cursor.step_val(&storage);
-        }
-        cursor.step_key(&storage);
-    }
-    Some(rows)
 }
 
 /// Writes the changes of `rows` to `sink`. Updates before `snapshot` (the upper of the

@@ -4,6 +4,8 @@
 //! A batch that fails to evaluate is retried row by row, so one bad row is recorded in the
 //! error log and the rest of the batch goes through.
 
+use std::rc::Rc;
+
 use datafusion::common::DFSchemaRef;
 use datafusion::logical_expr::Expr;
 use differential_dataflow::{AsCollection, VecCollection};
@@ -13,7 +15,7 @@ use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::operator::Operator;
 
-use super::{Imported, RenderContext, Rows};
+use super::{RenderContext, Rows, ViewSource};
 use crate::eval::Evaluator;
 use crate::{Diff, Time};
 
@@ -117,7 +119,7 @@ pub(super) fn render_filter<'s>(
 /// whole predicate then runs on those as usual if some conjunct needs Arrow. `None` when no
 /// conjunct evaluates on rows.
 pub(super) fn render_filter_imported<'s>(
-    arranged: &Imported<'s>,
+    source: &ViewSource<'s>,
     predicate: &Expr,
     schema: &DFSchemaRef,
     ctx: &RenderContext<'s>,
@@ -127,9 +129,10 @@ pub(super) fn render_filter_imported<'s>(
         return Ok(None);
     };
     let on_rows = on_rows.clone();
-    let kept = arranged
-        .clone()
-        .flat_map_ref(move |row: &Row, _: &()| (on_rows.eval(row) == Some(true)).then(|| row.clone()));
+    let kept = source.rows(
+        ctx.scope,
+        Some(Rc::new(move |row: &Row| on_rows.eval(row) == Some(true))),
+    );
     Ok(Some(if complete {
         kept
     } else {

@@ -25,6 +25,7 @@ use rampart_repr::{ErrorLog, Row};
 use timely::dataflow::Scope;
 
 use crate::eval::Evaluator;
+use crate::row_log::{Keep, RowLog};
 use crate::{Diff, Time};
 
 pub use map_filter::{map_rows, validate};
@@ -48,10 +49,31 @@ pub struct Rendered<'s> {
     pub watermark: Option<Watermark<'s>>,
 }
 
+/// Where a later dataflow reads a table's or view's rows from.
+pub enum ViewSource<'s> {
+    /// Its arrangement, imported.
+    Arranged(Imported<'s>),
+    /// Its log (read by an importer per read of it in the plan).
+    Log(RowLog),
+}
+
+impl<'s> ViewSource<'s> {
+    /// The rows, or only those `keep` passes (the others are never copied).
+    fn rows(&self, scope: Scope<'s, Time>, keep: Option<Keep>) -> Rows<'s> {
+        match (self, keep) {
+            (ViewSource::Arranged(a), None) => a.clone().as_collection(|row: &Row, _: &()| row.clone()),
+            (ViewSource::Arranged(a), Some(keep)) => a
+                .clone()
+                .flat_map_ref(move |row: &Row, _: &()| keep(row).then(|| row.clone())),
+            (ViewSource::Log(log), keep) => log.import(scope, keep),
+        }
+    }
+}
+
 /// A materialized view or table as another dataflow reads it.
 pub struct ImportedView<'s> {
-    /// Its arrangement.
-    pub arranged: Imported<'s>,
+    /// Where its rows come from.
+    pub source: ViewSource<'s>,
     /// Its watermark, when its rows have event-time columns.
     pub watermark: Option<Watermark<'s>>,
     /// Its retention, when it has one.
@@ -119,11 +141,7 @@ pub fn render<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rendered<'s>, 
         Plan::Get { name, .. } => match (ctx.inputs.get(name), ctx.imported.get(name)) {
             (Some(rendered), _) => rendered.clone(),
             (None, Some(view)) => Rendered {
-                rows: without_expiry(
-                    view,
-                    view.arranged.clone().as_collection(|row: &Row, _: &()| row.clone()),
-                    ctx,
-                ),
+                rows: without_expiry(view, view.source.rows(ctx.scope, None), ctx),
                 watermark: view.watermark.clone(),
             },
             (None, None) => return Err(format!("input {name} is not available")),
@@ -166,8 +184,7 @@ pub fn render<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rendered<'s>, 
         } => {
             if let Plan::Get { name, .. } = input.as_ref() {
                 if let Some(view) = ctx.imported.get(name) {
-                    if let Some(rows) =
-                        map_filter::render_filter_imported(&view.arranged, predicate, input_schema, ctx)?
+                    if let Some(rows) = map_filter::render_filter_imported(&view.source, predicate, input_schema, ctx)?
                     {
                         return Ok(Rendered {
                             rows: without_expiry(view, rows, ctx),

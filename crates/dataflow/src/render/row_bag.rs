@@ -10,29 +10,38 @@ use crate::Diff;
 /// Lists up to this long are consolidated on every retraction.
 const SHORT: usize = 8;
 
-/// Rows with multiplicities. Changes are appended and the list is consolidated (sorted,
-/// equal rows summed, zeros dropped) once it has doubled since the last time, so a change
-/// costs amortized O(log n) however many rows share the key (an internal IP seen in
-/// thousands of events) instead of a scan of all of them. Between consolidations a row may
-/// appear more than once; its entries sum to its multiplicity.
+/// Rows with multiplicities. Changes are appended; only retractions make the list longer
+/// than its contents (an entry and the entry that cancels it), so the list is consolidated
+/// (sorted, equal rows summed, zeros dropped) once the retractions since the last time
+/// reach a third of its length: a retraction costs amortized O(log n) however many rows
+/// share the key (an internal IP seen in thousands of events, an application every login
+/// names) instead of a scan of all of them, and an insertion costs a push. Between
+/// consolidations a row may appear more than once; its entries sum to its multiplicity.
 #[derive(Default)]
 pub(super) struct RowBag {
     /// The rows and multiplicities, possibly unconsolidated.
     pub(super) rows: Vec<(Row, Diff)>,
-    /// Length after the last consolidation.
-    consolidated: usize,
+    /// Retractions appended since the last consolidation.
+    retractions: usize,
+    /// The sum of the multiplicities: zero when every row has been retracted.
+    total: Diff,
 }
 
 impl RowBag {
     /// Adds `d` to the multiplicity of `row`.
     pub(super) fn update(&mut self, row: Row, d: Diff) {
         self.rows.push((row, d));
-        // A retraction in a short list consolidates at once, so a key whose few rows are
-        // all retracted (an IP seen once, expired by a retention) is known to be empty and
-        // can be dropped, instead of waiting for a doubling that never comes.
-        if (d < 0 && self.rows.len() <= SHORT) || self.rows.len() >= 2 * self.consolidated.max(SHORT) {
+        self.total += d;
+        if d >= 0 {
+            return;
+        }
+        self.retractions += 1;
+        // A retraction in a short list, or one that brings the total to zero, consolidates
+        // at once, so a key whose rows are all retracted (an IP seen once, expired by a
+        // retention) is known to be empty and can be dropped.
+        if self.total == 0 || self.rows.len() <= SHORT || 3 * self.retractions >= self.rows.len() {
             differential_dataflow::consolidation::consolidate(&mut self.rows);
-            self.consolidated = self.rows.len();
+            self.retractions = 0;
         }
     }
 
@@ -73,13 +82,18 @@ mod tests {
                 .sum()
         };
         assert_eq!(total(&bag, 3), 10);
-        assert!(bag.rows.len() < 100, "consolidated along the way");
-        for i in 0..100 {
+        assert_eq!(bag.rows.len(), 100, "insertions are appended, not consolidated");
+        for i in 0..95 {
             bag.update(rampart_repr::row![Datum::Int(i % 10)], -1);
+            assert!(bag.rows.len() < 150, "retractions are consolidated along the way");
         }
         for v in 0..10 {
-            assert_eq!(total(&bag, v), 0);
+            assert_eq!(total(&bag, v), if v < 5 { 0 } else { 1 });
         }
+        for i in 95..100 {
+            bag.update(rampart_repr::row![Datum::Int(i % 10)], -1);
+        }
+        assert!(bag.is_empty(), "{:?}", bag.rows);
     }
 
     #[test]
