@@ -19,9 +19,9 @@
 //! reader has already read (all of them, or it waits), so a reader's position stays valid.
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::hash::BuildHasher;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
 use differential_dataflow::consolidation::consolidate_updates;
@@ -44,6 +44,9 @@ const CHUNK: usize = 1 << 15;
 const IMPORT_STEP: usize = 1 << 16;
 
 type Update = (Row, Time, Diff);
+
+/// Updates [`RowLog::for_each_chunk_through`] hands over at a time.
+const SCAN_CHUNK: usize = 1 << 14;
 
 /// Which rows an importer passes on (cloned only if kept).
 pub type Keep = Rc<dyn Fn(&Row) -> bool>;
@@ -69,6 +72,9 @@ struct LogState {
     since: Time,
     /// Importers by id: how far each has read and how to wake it.
     readers: Vec<Option<Reader>>,
+    /// Times below which operators that read the log's updates by time (see [`Pin`]) have
+    /// processed everything: consolidation advances no update past the lowest of them.
+    pins: Vec<Weak<Cell<Time>>>,
 }
 
 struct Reader {
@@ -115,7 +121,12 @@ impl LogState {
         if self.fresh_negatives == 0 || 3 * self.fresh_negatives < self.len || !caught_up {
             return;
         }
-        let since = self.since;
+        self.pins.retain(|p| p.strong_count() > 0);
+        let since = self
+            .pins
+            .iter()
+            .filter_map(Weak::upgrade)
+            .fold(self.since, |s, p| s.min(p.get()));
         let mut all: Vec<Update> = Vec::with_capacity(self.len);
         for c in self.chunks.drain(..) {
             all.extend(c.into_iter().map(|(r, t, d)| (r, t.max(since), d)));
@@ -178,6 +189,32 @@ impl RowLog {
             rows.extend(std::iter::repeat_n(r, d.max(0) as usize).cloned());
         }
         rows
+    }
+
+    /// Calls `f` with the log's updates at times at most `t` (row and multiplicity), a
+    /// chunk of clones at a time. `f` must not use the log.
+    pub fn for_each_chunk_through(&self, t: Time, mut f: impl FnMut(&[(Row, Diff)])) {
+        let s = self.0.borrow();
+        let mut chunk = Vec::with_capacity(SCAN_CHUNK);
+        for (r, _, d) in s.updates_from(0).filter(|(_, time, _)| *time <= t) {
+            chunk.push((r.clone(), *d));
+            if chunk.len() == SCAN_CHUNK {
+                f(&chunk);
+                chunk.clear();
+            }
+        }
+        if !chunk.is_empty() {
+            f(&chunk);
+        }
+    }
+
+    /// A pin for an operator that reads this log by time: until the operator advances it
+    /// to `p`, consolidation moves no update to a time at or after `p`, so every update the
+    /// operator processed at a time before `p` is found at a time before `p`.
+    pub fn pin(&self) -> Pin {
+        let cell = Rc::new(Cell::new(Time::MIN));
+        self.0.borrow_mut().pins.push(Rc::downgrade(&cell));
+        Pin(cell)
     }
 
     /// Appends `rows`' updates to the logs of the workers their rows hash to, advances the
@@ -249,6 +286,16 @@ impl RowLog {
             }
         })
         .as_collection()
+    }
+}
+
+/// See [`RowLog::pin`]; dropping it releases the log.
+pub struct Pin(Rc<Cell<Time>>);
+
+impl Pin {
+    /// The operator has processed every update at a time before `t`.
+    pub fn advance(&self, t: Time) {
+        self.0.set(self.0.get().max(t));
     }
 }
 
@@ -409,12 +456,13 @@ mod tests {
             let probe = Handle::new();
             worker.dataflow::<Time, _, _>(|scope| {
                 let seen = seen.clone();
-                log.import(scope, None)
-                    .inner
-                    .probe_with(&probe)
-                    .sink(timely::dataflow::channels::pact::Pipeline, "Seen", move |(input, _)| {
+                log.import(scope, None).inner.probe_with(&probe).sink(
+                    timely::dataflow::channels::pact::Pipeline,
+                    "Seen",
+                    move |(input, _)| {
                         input.for_each(|_, data| seen.borrow_mut().append(data));
-                    });
+                    },
+                );
             });
             input.update(row![Datum::Int(5)], -1);
             input.update(row![Datum::Int(N)], 1);
@@ -427,7 +475,10 @@ mod tests {
             differential_dataflow::consolidation::consolidate(&mut got);
             let want: Vec<(Row, Diff)> = (0..=N).filter(|i| *i != 5).map(|i| (row![Datum::Int(i)], 1)).collect();
             assert_eq!(got, want);
-            assert!(seen.borrow().iter().any(|(r, t, d)| r[0] == Datum::Int(5) && *t == 1 && *d == -1));
+            assert!(seen
+                .borrow()
+                .iter()
+                .any(|(r, t, d)| r[0] == Datum::Int(5) && *t == 1 && *d == -1));
         });
     }
 

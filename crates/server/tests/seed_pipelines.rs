@@ -17,7 +17,7 @@ use common::{
 use seed1::{
     at, base_time, check_blocks_against_document, check_fired_at, check_pipeline1, exec_json, expected1,
     firewall_noise, geo_rows, initial_tiers, json_row, json_time, login, login_json, pipeline1_events, pipeline1_sql,
-    soar_sink_file_sql, write_geo_csv, Connectors, Login, GEO_QUERY, SOAR_COLUMNS,
+    region, soar_sink_file_sql, write_geo_csv, Connectors, Login, GEO_QUERY, SOAR_COLUMNS,
 };
 use serde_json::json;
 
@@ -748,6 +748,33 @@ async fn siem_pipeline_with_reference_tables_and_sink() {
     assert_eq!(exp.brute.len(), 3);
     check_pipeline1(&client, &exp).await;
     wait_for_sink(&alerts_path, &exp.sink).await;
+
+    // Deleting a GeoIP range retracts the region of every login from an IP it covered
+    // (the IPs expected here are the test's own logins in 203.0.113.0/24); inserting it
+    // again brings every view back to the full expected result. (Last: the sink, append-only,
+    // writes the new version of each alert whose regions change, here alice's travel.)
+    let mut apac: Vec<&str> = l
+        .iter()
+        .map(|x| x.ip.as_str())
+        .filter(|ip| region(ip) == "apac")
+        .collect();
+    apac.sort();
+    apac.dedup();
+    assert!(!apac.is_empty(), "the test data has logins from the apac range");
+    exec_all(&client, "DELETE FROM geo_ip_reference WHERE region = 'apac'").await;
+    wait_for(
+        &client,
+        "SELECT DISTINCT actor_ip, geo_region FROM enriched_events \
+         WHERE event_category = 'authentication' AND actor_ip LIKE '203.0.113.%'",
+        &apac.iter().map(|ip| row![*ip, "unknown"]).collect::<Vec<_>>(),
+    )
+    .await;
+    exec_all(
+        &client,
+        "INSERT INTO geo_ip_reference VALUES (3405803776, 3405804031, 'apac', 'AU')",
+    )
+    .await;
+    check_pipeline1(&client, &expected1(&l, &e, &tiers)).await;
 }
 
 // ---------------------------------------------------------------------------------------

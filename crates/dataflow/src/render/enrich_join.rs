@@ -17,7 +17,15 @@
 //! if none and the range join is a left join; none at all if it is inner), each built
 //! directly as the projection right above the join when there is one.
 //!
-//! State: every row of `x` twice by reference (by key, by probe value), both tables.
+//! When `x` is a materialized view's log read whole (`enriched_events` over
+//! `normalized_events`), the operator keeps no rows of its own: it reads the rows of `x` on
+//! its worker from the log (rows stay on the worker whose log holds them), and a table
+//! change scans them there (reference tables change rarely; every event is filed nowhere).
+//! A [`Pin`] keeps the log's consolidation from moving rows past the times the operator
+//! has processed.
+//!
+//! State: both tables, and unless `x` is a view's log, every row of `x` twice by reference
+//! (by key, by probe value).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -37,6 +45,7 @@ use super::watermark::{downgrade, lower_of, pop_complete};
 use super::{RenderContext, Rows};
 use crate::eval::Evaluator;
 use crate::row_expr::RowExpr;
+use crate::row_log::{Pin, RowLog};
 use crate::{Diff, Time};
 
 pub(super) use rampart_plan::EnrichJoin;
@@ -73,17 +82,80 @@ impl RowRef for Three<'_> {
     }
 }
 
+/// Where the operator finds the rows of `x` that a table change touches.
+enum Kept {
+    /// Filed by the operator as they arrive.
+    Bags {
+        /// Rows of `x` by key (rows with a NULL in their key match no `t1` row: not kept).
+        by_key: HashMap<Row, RowBag>,
+        /// Rows of `x` by probe value (NULL: not kept). Hashed, not ordered: a row change
+        /// looks its value up, and a range change (rare) reads every value once.
+        by_probe: HashMap<Datum, RowBag>,
+    },
+    /// In the log of the view `x` reads, on this worker; the pin follows the times the
+    /// operator has processed.
+    Log { log: RowLog, pin: Pin },
+}
+
+impl Kept {
+    /// Files a change of a row of `x` (with its key and probe value).
+    fn update(&mut self, key: Row, probe: Datum, row: Row, d: Diff) {
+        let Kept::Bags { by_key, by_probe } = self else { return };
+        if !probe.is_null() {
+            let bag = by_probe.entry(probe.clone()).or_default();
+            bag.update(row.clone(), d);
+            if bag.is_empty() {
+                by_probe.remove(&probe);
+            }
+        }
+        if !key.iter().any(Datum::is_null) {
+            let bag = by_key.entry(key.clone()).or_default();
+            bag.update(row, d);
+            if bag.is_empty() {
+                by_key.remove(&key);
+            }
+        }
+    }
+}
+
+/// Rows of `x` a table change touches (with multiplicities), and their keys and probe
+/// values.
+type Touched = (Vec<(Row, Diff)>, Vec<(Row, Datum)>);
+
+/// The rows of `x` in `log` at times through `t` whose key and probe value pass `touched`,
+/// with those parts. Rows whose parts fail to evaluate were recorded when they arrived and
+/// match nothing: they are skipped without a second record.
+fn touched_in_log(
+    log: &RowLog,
+    t: Time,
+    eval: &Evaluator,
+    split: &impl Fn(Row) -> (Row, Datum),
+    view: &str,
+    touched: impl Fn(&Row, &Datum) -> bool,
+) -> Touched {
+    let (mut rows, mut parts) = (Vec::new(), Vec::new());
+    let recorded_on_arrival = ErrorLog::new();
+    log.for_each_chunk_through(t, |chunk| {
+        let values = eval_rows_isolating(eval, chunk.iter().map(|(r, _)| r), &recorded_on_arrival, view);
+        for ((row, d), v) in chunk.iter().zip(values) {
+            let Some((key, probe)) = v.map(split) else { continue };
+            if touched(&key, &probe) {
+                rows.push((row.clone(), *d));
+                parts.push((key, probe));
+            }
+        }
+    });
+    (rows, parts)
+}
+
 /// What the operator keeps and how it builds outputs.
 struct State {
     /// `t1` rows by key.
     table: HashMap<Row, Vec<(Row, Diff)>>,
     /// `t2` rows by low end.
     ranges: Ranges,
-    /// Rows of `x` by key (rows with a NULL in their key match no `t1` row: not kept).
-    by_key: HashMap<Row, RowBag>,
-    /// Rows of `x` by probe value (NULL: not kept). Hashed, not ordered: a row change
-    /// looks its value up, and a range change (rare) reads every value once.
-    by_probe: HashMap<Datum, RowBag>,
+    /// Where the rows of `x` a table change touches are found.
+    kept: Kept,
     /// The `t1` side of a row without a match: one row of NULLs.
     table_pad: Vec<(Row, Diff)>,
     /// The `t2` side of an unmatched row of a left range join: NULLs.
@@ -148,9 +220,13 @@ impl State {
 
 /// Renders `spec` over the rendered `input`, `table` and `ranges`; with `project`, each
 /// output row is that projection of the joined row.
+///
+/// With `input_log`, `input` is that log's rows on each worker, read whole (see the module
+/// documentation).
 pub(super) fn render_enrich_join<'s>(
     spec: &EnrichJoin<'_>,
     input: Rows<'s>,
+    input_log: Option<RowLog>,
     table: Rows<'s>,
     ranges: Rows<'s>,
     project: Option<Vec<RowExpr>>,
@@ -203,15 +279,24 @@ pub(super) fn render_enrich_join<'s>(
         }
     });
     let tables = table.inner.concat(ranges.inner).broadcast();
-    let spread = Exchange::new(|(c, _, _): &(Change, Time, Diff)| match c {
+    // A log's rows are on the worker whose log holds them, where a table change looks.
+    let (in_place, me) = (input_log.is_some(), ctx.scope.index() as u64);
+    let spread = Exchange::new(move |(c, _, _): &(Change, Time, Diff)| match c {
+        Change::Row { .. } if in_place => me,
         Change::Row { row, .. } => row.hashed(),
         _ => 0,
     });
+    let kept = match input_log {
+        Some(log) => Kept::Log { pin: log.pin(), log },
+        None => Kept::Bags {
+            by_key: HashMap::new(),
+            by_probe: HashMap::new(),
+        },
+    };
     let mut state = State {
         table: HashMap::new(),
         ranges: BTreeMap::new(),
-        by_key: HashMap::new(),
-        by_probe: HashMap::new(),
+        kept,
         table_pad: vec![(
             std::iter::repeat_n(Datum::Null, spec.table_schema.fields().len()).collect(),
             1,
@@ -252,31 +337,26 @@ pub(super) fn render_enrich_join<'s>(
                         // Rows against the tables before this time ...
                         for (key, probe, row, d) in row_changes {
                             state.outputs(&row, &key, &probe, d, t, &mut out);
-                            if !probe.is_null() {
-                                let bag = state.by_probe.entry(probe.clone()).or_default();
-                                bag.update(row.clone(), d);
-                                if bag.is_empty() {
-                                    state.by_probe.remove(&probe);
-                                }
-                            }
-                            if !key.iter().any(Datum::is_null) {
-                                let bag = state.by_key.entry(key.clone()).or_default();
-                                bag.update(row, d);
-                                if bag.is_empty() {
-                                    state.by_key.remove(&key);
-                                }
-                            }
+                            state.kept.update(key, probe, row, d);
                         }
                         // ... then table changes against the rows, this time's included: the
                         // rows they touch leave as retracted and return as they now match.
                         if !table_changes.is_empty() {
                             let keys: BTreeSet<&Row> = table_changes.iter().map(|(k, _, _)| k).collect();
-                            let touched: Vec<(Row, Diff)> = keys
-                                .iter()
-                                .filter_map(|k| state.by_key.get(*k))
-                                .flat_map(|bag| bag.rows.iter().cloned())
-                                .collect();
-                            let parts = parts_of(&touched, &on_change, &split, &errors, &view);
+                            let (touched, parts) = match &state.kept {
+                                Kept::Bags { by_key, .. } => {
+                                    let touched: Vec<(Row, Diff)> = keys
+                                        .iter()
+                                        .filter_map(|k| by_key.get(*k))
+                                        .flat_map(|bag| bag.rows.iter().cloned())
+                                        .collect();
+                                    let parts = parts_of(&touched, &on_change, &split, &errors, &view);
+                                    (touched, parts)
+                                }
+                                Kept::Log { log, .. } => {
+                                    touched_in_log(log, t, &on_change, &split, &view, |k, _| keys.contains(k))
+                                }
+                            };
                             state.reemit(&touched, &parts, t, &mut out, |state| {
                                 for (key, row, d) in table_changes {
                                     let rs = state.table.entry(key.clone()).or_default();
@@ -289,13 +369,20 @@ pub(super) fn render_enrich_join<'s>(
                         }
                         if !range_changes.is_empty() {
                             let changed = Spans::of(range_changes.iter().map(|(low, high, _, _)| (low, high)));
-                            let touched: Vec<(Row, Diff)> = state
-                                .by_probe
-                                .iter()
-                                .filter(|(v, _)| changed.cover(v))
-                                .flat_map(|(_, bag)| bag.rows.iter().cloned())
-                                .collect();
-                            let parts = parts_of(&touched, &on_change, &split, &errors, &view);
+                            let (touched, parts) = match &state.kept {
+                                Kept::Bags { by_probe, .. } => {
+                                    let touched: Vec<(Row, Diff)> = by_probe
+                                        .iter()
+                                        .filter(|(v, _)| changed.cover(v))
+                                        .flat_map(|(_, bag)| bag.rows.iter().cloned())
+                                        .collect();
+                                    let parts = parts_of(&touched, &on_change, &split, &errors, &view);
+                                    (touched, parts)
+                                }
+                                Kept::Log { log, .. } => touched_in_log(log, t, &on_change, &split, &view, |_, p| {
+                                    !p.is_null() && changed.cover(p)
+                                }),
+                            };
                             state.reemit(&touched, &parts, t, &mut out, |state| {
                                 for (low, high, range, d) in range_changes {
                                     apply_range(&mut state.ranges, low, high, range, d);
@@ -307,7 +394,11 @@ pub(super) fn render_enrich_join<'s>(
                             output.session(&at).give_container(&mut out);
                         }
                     }
-                    downgrade(&mut cap, lower_of(rows_frontier, tables_frontier));
+                    let lower = lower_of(rows_frontier, tables_frontier);
+                    if let Kept::Log { pin, .. } = &state.kept {
+                        pin.advance(lower.unwrap_or(Time::MAX));
+                    }
+                    downgrade(&mut cap, lower);
                 }
             },
         )

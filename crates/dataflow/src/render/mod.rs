@@ -387,7 +387,28 @@ fn render_enrich<'s>(
         render(spec.table, ctx)?,
         render(spec.ranges, ctx)?,
     );
-    let rows = enrich_join::render_enrich_join(spec, x.rows.clone(), t1.rows.clone(), t2.rows.clone(), project, ctx)?;
+    // `x` read whole from a view's log: the join finds the rows a table change touches
+    // there instead of filing every row itself.
+    let input_log = match spec.input {
+        Plan::Get { name, .. } => match ctx.imported.get(name) {
+            Some(ImportedView {
+                source: ViewSource::Log(log),
+                retention: None,
+                ..
+            }) => Some(log.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    let rows = enrich_join::render_enrich_join(
+        spec,
+        x.rows.clone(),
+        input_log,
+        t1.rows.clone(),
+        t2.rows.clone(),
+        project,
+        ctx,
+    )?;
     Ok(combine(ctx, vec![x, t1, t2], |_| rows))
 }
 
