@@ -465,7 +465,7 @@ impl Plan {
                 residual.as_ref().map(|r| format!(" residual {r}")).unwrap_or_default(),
                 match self.join_interval(inputs) {
                     _ if self.enrich_join().is_some() => {
-                        "range join over a lookup join of its left input, run as one enrichment operator: state: every row of that input by key and by probe value, both tables on every worker".to_string()
+                        "range join over a lookup join of its left input, run as one enrichment operator: state: both tables on every worker, and every row of that input by key and by probe value unless the input is a materialized view read whole (a table change then scans that view's rows)".to_string()
                     }
                     _ if self.range_join().is_some() => {
                         "range join: state: every left row by its probe value and every range by its low end (ranges on every worker)".to_string()
