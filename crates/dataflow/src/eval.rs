@@ -362,6 +362,7 @@ mod tests {
     /// the rows those pass. Expected values: the same predicates through DataFusion alone.
     #[test]
     fn split_predicates_agree_with_datafusion() {
+        use datafusion::functions::expr_fn::upper;
         let strs = [
             Datum::Null,
             Datum::str("powershell -enc"),
@@ -373,12 +374,14 @@ mod tests {
         let rows = crate::test_rows::every_combination(&[&ints, &strs, &[Datum::Int(3)], &strs[1..]]);
         let s = schema();
         for p in [
-            col("d").eq(lit("p")).and(col("b").ilike(lit("%POWERSHELL%"))),
-            col("b").like(lit("%enc")).and(col("a").gt(lit(0i64))),
+            // LIKE on a column runs on rows; over a function it stays with Arrow.
+            col("d").eq(lit("p")).and(upper(col("b")).like(lit("%POWERSHELL%"))),
+            upper(col("b")).like(lit("%ENC")).and(col("a").gt(lit(0i64))),
             col("a")
                 .is_not_null()
-                .and(col("b").ilike(lit("x%")))
+                .and(upper(col("b")).ilike(lit("x%")))
                 .and(col("d").not_eq(lit("x"))),
+            col("b").ilike(lit("%POWERSHELL%")).and(upper(col("d")).eq(lit("P"))),
             (col("a") + col("c")).gt(lit(5i64)).and(col("d").eq(lit("x"))),
         ] {
             let e = Evaluator::new(std::slice::from_ref(&p), &s).unwrap();

@@ -1,12 +1,13 @@
 //! [`RowPredicate`]: the common filter shapes (comparisons of string, integer and boolean
 //! columns with each other or with constants, `IN` lists, `IS [NOT] NULL`, `AND`, `OR`,
-//! `NOT`) evaluated directly on rows, with SQL's three-valued logic, instead of converting
-//! every row to Arrow first. Anything else (casts, functions, `LIKE`, floats, timestamps)
-//! is not compiled, and the [`crate::eval::Evaluator`] uses DataFusion as before.
+//! `NOT`, `[NOT] LIKE` / `ILIKE` a constant pattern) evaluated directly on rows, with SQL's
+//! three-valued logic, instead of converting every row to Arrow first. Anything else
+//! (casts, functions, floats, timestamps) is not compiled, and the
+//! [`crate::eval::Evaluator`] uses DataFusion as before.
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{DFSchema, ScalarValue};
-use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
+use datafusion::logical_expr::{BinaryExpr, Expr, Like, Operator};
 use rampart_repr::{Datum, RowRef};
 
 /// The kinds of values a compiled predicate compares.
@@ -105,6 +106,63 @@ pub(crate) enum RowPredicate {
     InList(Operand, Vec<Datum>, bool),
     /// A boolean operand used as a predicate.
     Value(Operand),
+    /// `value [NOT] LIKE pattern` (`ILIKE` when the pattern was compiled case-insensitive).
+    Like(Operand, LikePattern, bool),
+}
+
+/// A constant `LIKE` pattern compiled once to a regular expression, the way Arrow's `like`
+/// and `ilike` kernels translate it (`%` any characters, `_` one character, `\` escapes
+/// the next character; `ILIKE` folds case by Unicode rules), so a row gets the result
+/// DataFusion would give. Arrow compiles the pattern again for every batch it evaluates.
+#[derive(Clone, Debug)]
+pub(crate) struct LikePattern {
+    pattern: String,
+    case_insensitive: bool,
+    regex: regex::Regex,
+}
+
+impl PartialEq for LikePattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.pattern == other.pattern && self.case_insensitive == other.case_insensitive
+    }
+}
+
+impl LikePattern {
+    /// Compiles `pattern`; `None` for a pattern the translation would not mirror exactly
+    /// (a trailing escape), which stays with DataFusion.
+    fn compile(pattern: &str, case_insensitive: bool) -> Option<LikePattern> {
+        let mut re = String::with_capacity(pattern.len() * 2 + 2);
+        re.push('^');
+        let mut chars = pattern.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => push_literal(&mut re, chars.next()?),
+                '%' => re.push_str(".*"),
+                '_' => re.push('.'),
+                c => push_literal(&mut re, c),
+            }
+        }
+        re.push('$');
+        let regex = regex::RegexBuilder::new(&re)
+            .case_insensitive(case_insensitive)
+            .dot_matches_new_line(true)
+            .build()
+            .ok()?;
+        Some(LikePattern {
+            pattern: pattern.to_string(),
+            case_insensitive,
+            regex,
+        })
+    }
+
+    fn matches(&self, value: &str) -> bool {
+        self.regex.is_match(value)
+    }
+}
+
+/// Appends `c` to a regular expression as a character matched literally.
+fn push_literal(re: &mut String, c: char) {
+    re.push_str(&regex::escape(c.encode_utf8(&mut [0; 4])));
 }
 
 impl RowPredicate {
@@ -150,6 +208,25 @@ impl RowPredicate {
                 let (l, lk) = Operand::compile(left, schema)?;
                 let (r, rk) = Operand::compile(right, schema)?;
                 (lk == rk).then_some(RowPredicate::Compare(cmp, l, r))
+            }
+            Expr::Like(Like {
+                negated,
+                expr,
+                pattern,
+                escape_char,
+                case_insensitive,
+            }) => {
+                if !matches!(escape_char, None | Some('\\')) {
+                    return None;
+                }
+                let (value, kind) = Operand::compile(expr, schema)?;
+                let pattern = match Operand::compile(pattern, schema)? {
+                    (Operand::Value(Datum::Str(p)), Kind::Str) => p,
+                    _ => return None,
+                };
+                (kind == Kind::Str).then_some(())?;
+                let compiled = LikePattern::compile(pattern.as_str(), *case_insensitive)?;
+                Some(RowPredicate::Like(value, compiled, *negated))
             }
             Expr::Column(_) | Expr::Literal(..) => match Operand::compile(expr, schema)? {
                 (o, Kind::Bool) => Some(RowPredicate::Value(o)),
@@ -209,6 +286,10 @@ impl RowPredicate {
             }
             RowPredicate::Value(o) => match o.get(row) {
                 Datum::Bool(b) => Some(*b),
+                _ => None,
+            },
+            RowPredicate::Like(o, pattern, negated) => match o.get(row) {
+                Datum::Str(s) => Some(pattern.matches(s.as_str()) != *negated),
                 _ => None,
             },
         }
@@ -277,13 +358,103 @@ mod tests {
         }
     }
 
+    /// `LIKE` and `ILIKE` with constant patterns on rows give what DataFusion's Arrow
+    /// kernels give (the expected values are DataFusion's, on the same strings): wildcards,
+    /// escapes, regex metacharacters taken literally, newlines, non-ASCII case folding.
+    #[test]
+    fn like_patterns_agree_with_datafusion() {
+        let s = nullable_schema(&[("s", DataType::Utf8)]);
+        let strings = [
+            "",
+            "a",
+            "A",
+            "abc",
+            "ABC",
+            "xabcx",
+            "a.c",
+            "a%c",
+            "a_c",
+            "a\\c",
+            "line\nbreak",
+            "PowerShell -EncodedCommand",
+            "powershell.exe -encodedcommand ZQB4AA==",
+            "ÄBC",
+            "äbc",
+            "straße",
+            "(x)+[y]",
+            "mimikatz",
+            "Kelvin \u{212A}",
+            "k",
+        ];
+        let rows: Vec<rampart_repr::Row> = strings
+            .iter()
+            .map(|v| rampart_repr::Row::from(vec![Datum::str(v)]))
+            .chain(std::iter::once(rampart_repr::Row::from(vec![Datum::Null])))
+            .collect();
+        let patterns = [
+            "a",
+            "a%",
+            "%c",
+            "%b%",
+            "_",
+            "a_c",
+            "%",
+            "",
+            "a\\%c",
+            "a\\_c",
+            "a\\\\c",
+            "a.c",
+            "(x)+[y]",
+            "%powershell%",
+            "%-EncodedCommand%",
+            "äbc",
+            "%K%",
+            "line%break",
+            "_%_",
+            "%\\%%",
+            "straße",
+            "%MIMI%",
+        ];
+        for pattern in patterns {
+            for (negated, insensitive) in [(false, false), (true, false), (false, true), (true, true)] {
+                let p = Expr::Like(Like::new(
+                    negated,
+                    Box::new(col("s")),
+                    Box::new(lit(pattern)),
+                    None,
+                    insensitive,
+                ));
+                let compiled = RowPredicate::compile(&p, &s).unwrap_or_else(|| panic!("{p} should compile"));
+                let direct: Vec<bool> = rows.iter().map(|r| compiled.eval(r) == Some(true)).collect();
+                let reference = Evaluator::reference(std::slice::from_ref(&p), &s);
+                let expected = reference.eval_predicate(rows.iter()).unwrap();
+                assert_eq!(direct, expected, "{p}");
+                // Through the evaluator too (the simplifier may rewrite some patterns first).
+                let e = Evaluator::new(std::slice::from_ref(&p), &s).unwrap();
+                assert_eq!(e.eval_predicate(rows.iter()).unwrap(), expected, "{p} simplified");
+            }
+        }
+        // The seed's suspicious-process rule runs on rows, without Arrow.
+        let seed = col("s")
+            .ilike(lit("%powershell%"))
+            .and(col("s").ilike(lit("%-EncodedCommand%")));
+        assert!(Evaluator::new(&[seed], &s).unwrap().uses_row_predicate());
+    }
+
     #[test]
     fn other_shapes_are_left_to_datafusion() {
         let s = schema();
         for p in [
             col("f").gt(lit(1.0)),
-            col("s").like(lit("a%")),
             col("i").gt(col("f")),
+            col("s").like(col("t")),
+            Expr::Like(Like::new(
+                false,
+                Box::new(col("s")),
+                Box::new(lit("a#%")),
+                Some('#'),
+                false,
+            )),
             datafusion::functions::expr_fn::upper(col("s")).eq(lit("A")),
         ] {
             assert!(RowPredicate::compile(&p, &s).is_none(), "{p}");

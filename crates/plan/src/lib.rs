@@ -7,6 +7,7 @@ pub mod emit_time;
 mod enrich;
 pub mod event_time;
 mod fuse;
+pub mod lineage;
 mod range;
 
 pub use enrich::EnrichJoin;

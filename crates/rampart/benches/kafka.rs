@@ -12,10 +12,14 @@
 //!    alert is on the alert topic gives events/s.
 //! 2. Latency at half that rate: generated events keep being produced at half the measured
 //!    rate for PROBE_SECONDS, and every 250 ms a brute-force burst of 11 failed logins from a
-//!    fresh IP. The latency of a burst is from producing its 11th failure (the one that
-//!    crosses the threshold) to consuming its alert from the `siem.alerts.high` topic.
-//!    Prints p50 / p99 / max and peak RSS. `RAMPART_BENCH_RATE=N` sets the probe's rate;
-//!    `RAMPART_BENCH_SINK_OPTIONS` adds options to the alert sink.
+//!    fresh IP. The latency of a burst is from handing its 11th failure to the producer to
+//!    consuming its alert from the `siem.alerts.high` topic. The probe's events continue
+//!    the pre-produced timeline at the same spacing (generated before the probe starts), so
+//!    the half rate is half of the same workload; `RAMPART_BENCH_PROBE_TIME=now` stamps them
+//!    with the current time instead (a much denser workload: see `main`). Prints the rate
+//!    achieved, the alert messages read, latency over the probe and p50 / p99 / max, and
+//!    peak RSS. `RAMPART_BENCH_RATE=N` sets the probe's rate; `RAMPART_BENCH_SINK_OPTIONS`
+//!    adds options to the alert sink.
 
 #[path = "../../server/tests/broker/mod.rs"]
 mod broker;
@@ -55,18 +59,17 @@ fn send(p: &BaseProducer, topic: &str, payload: &str) {
     }
 }
 
-/// Produces 11 failed logins from `ip` stamped now: enough for a brute-force alert.
-/// Returns when the 11th (the one that crosses the threshold) was handed to the producer,
-/// after the first ten were acknowledged.
-fn burst(p: &BaseProducer, ip: &str, user: &str) -> Instant {
-    let mut last = Instant::now();
+/// Produces 11 failed logins from `ip` with event time `at_us`: enough for a brute-force
+/// alert. Returns when the 11th was handed to the producer: by then all 11 were, so the
+/// latency measured from it includes any wait for the first ten. Nothing is flushed (a flush
+/// would wait for the whole stream's queue and stall the steady rate).
+fn burst(p: &BaseProducer, ip: &str, user: &str, at_us: i64) -> Instant {
+    let event_time = chrono::DateTime::from_timestamp_micros(at_us)
+        .unwrap_or_default()
+        .to_rfc3339();
     for k in 0..11 {
-        if k == 10 {
-            p.flush(Duration::from_secs(5)).expect("flush");
-            last = Instant::now();
-        }
         let ev = serde_json::json!({
-            "event_time": chrono::Utc::now().to_rfc3339(),
+            "event_time": event_time,
             "user_id": user,
             "source_ip": ip,
             "country_code": "US",
@@ -76,14 +79,18 @@ fn burst(p: &BaseProducer, ip: &str, user: &str) -> Instant {
         });
         send(p, "auth_events", &ev.to_string());
     }
-    // Not flushed: the caller keeps consuming alerts while the producer delivers it.
+    let handed_over = Instant::now();
     p.poll(Duration::from_millis(0));
-    last
+    handed_over
 }
 
 /// Reads the alert topic on its own thread (so producing never delays a read) and sends
-/// each alert's `actor_ip` with the moment it was consumed.
-fn alert_reader(bootstrap: &str) -> std::sync::mpsc::Receiver<(String, Instant)> {
+/// each alert's `actor_ip` with the moment it was consumed. `consumed` counts every
+/// message read from the topic.
+fn alert_reader(
+    bootstrap: &str,
+    consumed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> std::sync::mpsc::Receiver<(String, Instant)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "bench-alerts")
@@ -99,6 +106,7 @@ fn alert_reader(bootstrap: &str) -> std::sync::mpsc::Receiver<(String, Instant)>
     std::thread::spawn(move || loop {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(5)) {
             let at = Instant::now();
+            consumed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let ip = m
                 .payload()
                 .and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok())
@@ -194,7 +202,7 @@ fn main() {
         }
     }
     // The last auth messages: a burst whose alert marks the end of the backlog.
-    let _ = burst(&producer, "198.19.0.1", "marker");
+    let _ = burst(&producer, "198.19.0.1", "marker", now_us);
     producer.flush(Duration::from_secs(300)).expect("flush");
     let total = 3 * per_source as i64;
     println!(
@@ -209,7 +217,8 @@ fn main() {
             .await
             .expect("server");
         let backend: &dyn SqlBackend = server.coordinator.as_ref();
-        let alerts = alert_reader(&bootstrap);
+        let consumed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let alerts = alert_reader(&bootstrap, consumed.clone());
         let start = Instant::now();
         server.coordinator.execute_script(&sql).await.expect("pipeline");
         // Done when every event is enriched and the marker's alert is on the alert topic.
@@ -229,7 +238,32 @@ fn main() {
             .ok()
             .and_then(|r| r.parse::<f64>().ok())
             .unwrap_or((max_rate / 2.0).max(30.0));
+        // The probe's event time: by default it carries on the pre-produced stream's
+        // timeline at the same spacing (the same generators, so every event costs what it
+        // cost in the throughput run: the maximum and its half are rates of one workload).
+        // `RAMPART_BENCH_PROBE_TIME=now` stamps each event with the current time instead:
+        // at tens of thousands of events/s over the generator's 256 users that is a far
+        // denser workload (every user logs in many times a second, and each travel login
+        // pairs with all of them for 30 minutes of impossible travel).
+        let stamp_now = std::env::var("RAMPART_BENCH_PROBE_TIME").is_ok_and(|v| v == "now");
+        let spacing_us = span_us / per_source.max(1) as i64;
+        let mut next_time_us = [now_us; 3];
         let mut gens: Vec<EventGenerator> = TOPICS.iter().map(|(k, _)| EventGenerator::new(*k, 99)).collect();
+        // On the timeline the payloads do not depend on when they are sent: generate them
+        // now, so the probe's producer spends the two cores' time only on sending.
+        let mut ready: std::collections::VecDeque<(usize, i64, String)> = if stamp_now {
+            Default::default()
+        } else {
+            (0..(rate * probe_secs as f64) as u64 + 1)
+                .map(|n| {
+                    let i = (n % 3) as usize;
+                    next_time_us[i] += spacing_us;
+                    (i, next_time_us[i], gens[i].next_event(next_time_us[i]))
+                })
+                .collect()
+        };
+        let mut sent_time_us = [now_us; 3];
+        let alerts_before = consumed.load(std::sync::atomic::Ordering::Relaxed);
         let mut sent_at: HashMap<String, Instant> = HashMap::new();
         let mut latencies: Vec<f64> = Vec::new();
         let begin = Instant::now();
@@ -240,14 +274,23 @@ fn main() {
             if Instant::now() < end {
                 let due = (begin.elapsed().as_secs_f64() * rate) as u64;
                 while produced < due {
-                    let i = (produced % 3) as usize;
-                    let ev = gens[i].next_event(chrono::Utc::now().timestamp_micros());
+                    let (i, t, ev) = match ready.pop_front() {
+                        Some(ready) => ready,
+                        None => {
+                            let i = (produced % 3) as usize;
+                            let t = chrono::Utc::now().timestamp_micros();
+                            (i, t, gens[i].next_event(t))
+                        }
+                    };
+                    sent_time_us[i] = t;
                     send(&producer, TOPICS[i].1, &ev);
                     produced += 1;
                 }
                 if begin.elapsed() >= Duration::from_millis(250 * bursts) {
                     let ip = format!("198.18.{}.{}", bursts / 250, bursts % 250 + 1);
-                    let sent = burst(&producer, &ip, &format!("bench{bursts}"));
+                    // A burst's event time is the last auth event's: on the timeline, or now.
+                    let at_us = if stamp_now { chrono::Utc::now().timestamp_micros() } else { sent_time_us[1] };
+                    let sent = burst(&producer, &ip, &format!("bench{bursts}"), at_us);
                     sent_at.insert(ip, sent);
                     bursts += 1;
                 }
@@ -256,6 +299,18 @@ fn main() {
             take_alerts(&alerts, &mut sent_at, &mut latencies);
             std::thread::sleep(Duration::from_millis(1));
         }
+        let probe_secs_run = begin.elapsed().as_secs_f64().min(probe_secs as f64);
+        println!(
+            "probe: {produced} events produced = {:.0} events/s (asked {rate:.0}), {} messages read from {ALERTS}, event time {}",
+            produced as f64 / probe_secs_run,
+            consumed.load(std::sync::atomic::Ordering::Relaxed) - alerts_before,
+            if stamp_now { "now" } else { "continuing the pre-produced timeline" },
+        );
+        // In the order the alerts arrived: a latency that grows over the probe means the
+        // pipeline falls behind the rate; a flat one is a delay on the path.
+        let step = (latencies.len() / 10).max(1);
+        let over_time: Vec<String> = latencies.iter().step_by(step).map(|l| format!("{l:.0}")).collect();
+        println!("latency over the probe (ms, every {step}th alert): {}", over_time.join(" "));
         latencies.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
         let pct = |p: usize| latencies.get((latencies.len() * p / 100).min(latencies.len().saturating_sub(1)));
         println!(

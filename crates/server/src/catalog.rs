@@ -41,6 +41,8 @@ pub struct CatalogEntry {
     pub seq: u64,
     /// A materialized view's retention in microseconds of event time, if it has one.
     pub retention_us: Option<i64>,
+    /// The column a retained view expires rows by.
+    pub retention_column: Option<usize>,
 }
 
 /// All objects by name.

@@ -115,6 +115,7 @@ impl State {
             upstream: vec![],
             seq: 0,
             retention_us: None,
+            retention_column: None,
         });
         Ok(Executed {
             notices,
@@ -166,6 +167,7 @@ impl State {
             upstream: vec![],
             seq: 0,
             retention_us: None,
+            retention_column: None,
         });
         Ok(Executed::command("CREATE_TABLE"))
     }
@@ -287,8 +289,8 @@ impl State {
     /// reads, saying it starts from that view's current rows and keeps them.
     fn retention_chain(&self, name: &str, plan: &ViewPlan) -> (Option<i64>, Vec<String>) {
         let Plan::Retain {
-            retention: rampart_plan::Retention { keep_us, .. },
-            ..
+            retention: rampart_plan::Retention { keep_us, column },
+            input,
         } = plan.plan.as_ref()
         else {
             // A view without a retention keeps what it derives from a retained view, but
@@ -322,8 +324,38 @@ impl State {
                     )
                 })
             })
+            .chain(self.retention_column_notices(name, input, *column, &plan.desc))
             .collect();
         (Some(*keep_us), notices)
+    }
+
+    /// A NOTICE for each retained view whose rows a retained view's rows are made from
+    /// when it expires them by another column: rows leave with that view's expiry as well
+    /// as its own, so views without a retention that read it may lose them early.
+    fn retention_column_notices(
+        &self,
+        name: &str,
+        input: &Plan,
+        column: usize,
+        desc: &rampart_repr::RelationDesc,
+    ) -> Vec<String> {
+        let origin = rampart_plan::lineage::column_origin(input, column);
+        let column_name = desc.columns.get(column).map(|c| c.name.as_str()).unwrap_or_default();
+        input
+            .dependencies()
+            .into_iter()
+            .filter_map(|dep| {
+                let entry = self.catalog.get(&dep)?;
+                let up_column = entry.retention_column?;
+                if !rampart_plan::lineage::rows_come_from(input, &dep) || origin == Some((dep.clone(), up_column)) {
+                    return None;
+                }
+                let up_name = entry.desc.columns.get(up_column).map(|c| c.name.as_str()).unwrap_or_default();
+                Some(format!(
+                    "{name} expires rows by {column_name} but reads {dep}, which expires them by {up_name}: its rows also leave when they leave {dep}, and views without a retention that read {name} may lose them then; expire {name} by the column {dep}.{up_name} is copied to"
+                ))
+            })
+            .collect()
     }
 
     /// Event-time lags of a catalog object's columns, if it has event-time columns.
@@ -478,6 +510,10 @@ impl State {
             upstream,
             seq: 0,
             retention_us,
+            retention_column: match plan.plan.as_ref() {
+                Plan::Retain { retention, .. } => Some(retention.column),
+                _ => None,
+            },
         });
         // While restoring, views replay their input in the background.
         let mut notices = if self.restoring.is_some() {
@@ -529,6 +565,7 @@ impl State {
             upstream: vec![],
             seq: 0,
             retention_us: None,
+            retention_column: None,
         });
         Ok(Executed::command("CREATE_VIEW"))
     }
@@ -626,6 +663,7 @@ impl State {
             upstream,
             seq: 0,
             retention_us: None,
+            retention_column: None,
         });
         // A sink over a retained view records its expiry floors as a view does (so a
         // restart does not emit rows that had expired before it was created): only then

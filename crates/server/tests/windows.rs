@@ -536,6 +536,20 @@ async fn retention_expires_rows_with_the_watermark() {
         notice.contains("longer keeps rows for 60 s but reads recent, which keeps them for 20 s"),
         "{notice}"
     );
+    // One that expires rows by another column than `recent` does is told that its rows
+    // also leave with `recent`'s (`longer` above, by a copy of `recent.t`, is not).
+    notice_client
+        .batch_execute(
+            "CREATE MATERIALIZED VIEW shifted WITH (retention = '10 seconds', retention_column = 't2') AS \
+             SELECT u, t, t + INTERVAL '1 second' AS t2 FROM recent",
+        )
+        .await
+        .unwrap();
+    let notice = next_notice(&mut notices).await;
+    assert!(
+        notice.contains("shifted expires rows by t2 but reads recent, which expires them by t:"),
+        "{notice}"
+    );
     // A view without a retention created now over `recent` is told it starts from
     // `recent`'s current rows (a restart brings it back the same: crash_recovery.rs).
     notice_client
