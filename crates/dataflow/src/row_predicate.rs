@@ -219,12 +219,14 @@ impl RowPredicate {
                 if !matches!(escape_char, None | Some('\\')) {
                     return None;
                 }
-                let (value, kind) = Operand::compile(expr, schema)?;
+                let value = match Operand::compile(expr, schema)? {
+                    (value, Kind::Str) => value,
+                    _ => return None,
+                };
                 let pattern = match Operand::compile(pattern, schema)? {
                     (Operand::Value(Datum::Str(p)), Kind::Str) => p,
                     _ => return None,
                 };
-                (kind == Kind::Str).then_some(())?;
                 let compiled = LikePattern::compile(pattern.as_str(), *case_insensitive)?;
                 Some(RowPredicate::Like(value, compiled, *negated))
             }

@@ -39,10 +39,9 @@ pub struct CatalogEntry {
     pub upstream: Vec<(String, FeedProgress)>,
     /// Creation order.
     pub seq: u64,
-    /// A materialized view's retention in microseconds of event time, if it has one.
-    pub retention_us: Option<i64>,
-    /// The column a retained view expires rows by.
-    pub retention_column: Option<usize>,
+    /// A materialized view's retention (the column it expires rows by, and how long after
+    /// their event time), if it has one.
+    pub retention: Option<rampart_plan::Retention>,
 }
 
 /// All objects by name.

@@ -114,8 +114,7 @@ impl State {
             view_query: None,
             upstream: vec![],
             seq: 0,
-            retention_us: None,
-            retention_column: None,
+            retention: None,
         });
         Ok(Executed {
             notices,
@@ -166,8 +165,7 @@ impl State {
             view_query: None,
             upstream: vec![],
             seq: 0,
-            retention_us: None,
-            retention_column: None,
+            retention: None,
         });
         Ok(Executed::command("CREATE_TABLE"))
     }
@@ -278,7 +276,7 @@ impl State {
     fn retained_dependencies(&self, plan: &Plan) -> Vec<String> {
         plan.dependencies()
             .into_iter()
-            .filter(|dep| self.catalog.get(dep).is_some_and(|e| e.retention_us.is_some()))
+            .filter(|dep| self.catalog.get(dep).is_some_and(|e| e.retention.is_some()))
             .collect()
     }
 
@@ -287,12 +285,8 @@ impl State {
     /// expiry is not recognised as such by views without a retention reading this one. For
     /// a view without a retention (not while restoring): a NOTICE for each retained view it
     /// reads, saying it starts from that view's current rows and keeps them.
-    fn retention_chain(&self, name: &str, plan: &ViewPlan) -> (Option<i64>, Vec<String>) {
-        let Plan::Retain {
-            retention: rampart_plan::Retention { keep_us, column },
-            input,
-        } = plan.plan.as_ref()
-        else {
+    fn retention_chain(&self, name: &str, plan: &ViewPlan) -> (Option<rampart_plan::Retention>, Vec<String>) {
+        let Plan::Retain { retention, input } = plan.plan.as_ref() else {
             // A view without a retention keeps what it derives from a retained view, but
             // starts from that view's current rows (after a restart too: see the expiry
             // floors recorded in `create_view`).
@@ -315,18 +309,18 @@ impl State {
             .dependencies()
             .into_iter()
             .filter_map(|dep| {
-                let up = self.catalog.get(&dep)?.retention_us?;
-                (up < *keep_us).then(|| {
+                let up = self.catalog.get(&dep)?.retention?.keep_us;
+                (up < retention.keep_us).then(|| {
                     format!(
                         "{name} keeps rows for {} s but reads {dep}, which keeps them for {} s: its rows leave when they leave {dep}, and views without a retention that read {name} may lose them then; give {name} a retention no longer than {dep}'s",
-                        *keep_us as f64 / 1e6,
+                        retention.keep_us as f64 / 1e6,
                         up as f64 / 1e6
                     )
                 })
             })
-            .chain(self.retention_column_notices(name, input, *column, &plan.desc))
+            .chain(self.retention_column_notices(name, input, retention.column, &plan.desc))
             .collect();
-        (Some(*keep_us), notices)
+        (Some(*retention), notices)
     }
 
     /// A NOTICE for each retained view whose rows a retained view's rows are made from
@@ -346,7 +340,7 @@ impl State {
             .into_iter()
             .filter_map(|dep| {
                 let entry = self.catalog.get(&dep)?;
-                let up_column = entry.retention_column?;
+                let up_column = entry.retention?.column;
                 if !rampart_plan::lineage::rows_come_from(input, &dep) || origin == Some((dep.clone(), up_column)) {
                     return None;
                 }
@@ -469,7 +463,7 @@ impl State {
             .plan_streaming_view(&cv.query, NowMode::TemporalFiltersOnly, sql)
             .await?;
         let plan = self.with_retention(plan, &cv.options, sql)?;
-        let (retention_us, retention_notices) = self.retention_chain(&name, &plan);
+        let (retention, retention_notices) = self.retention_chain(&name, &plan);
         let (lags, event_time) = self.plan_event_time(&plan);
         // Readers start before the statement is recorded: one that cannot start fails the
         // statement without leaving it in the catalog.
@@ -509,11 +503,7 @@ impl State {
             view_query: None,
             upstream,
             seq: 0,
-            retention_us,
-            retention_column: match plan.plan.as_ref() {
-                Plan::Retain { retention, .. } => Some(retention.column),
-                _ => None,
-            },
+            retention,
         });
         // While restoring, views replay their input in the background.
         let mut notices = if self.restoring.is_some() {
@@ -564,8 +554,7 @@ impl State {
             view_query: Some(text),
             upstream: vec![],
             seq: 0,
-            retention_us: None,
-            retention_column: None,
+            retention: None,
         });
         Ok(Executed::command("CREATE_VIEW"))
     }
@@ -662,8 +651,7 @@ impl State {
             view_query: None,
             upstream,
             seq: 0,
-            retention_us: None,
-            retention_column: None,
+            retention: None,
         });
         // A sink over a retained view records its expiry floors as a view does (so a
         // restart does not emit rows that had expired before it was created): only then
