@@ -20,6 +20,11 @@
 //!    achieved, the alert messages read, latency over the probe and p50 / p99 / max, and
 //!    peak RSS. `RAMPART_BENCH_RATE=N` sets the probe's rate; `RAMPART_BENCH_SINK_OPTIONS`
 //!    adds options to the alert sink.
+//!
+//! The broker runs with every thread on the last CPU (`RAMPART_BENCH_BROKER_CPU=N|none`)
+//! and the producer compresses with lz4 (`RAMPART_BENCH_COMPRESSION`); the probe prints
+//! the producer's longest queue of unacknowledged messages, which grows when the broker
+//! falls behind. `RAMPART_BENCH_SOURCE_OPTIONS` adds options to every source.
 
 #[path = "../../server/tests/broker/mod.rs"]
 mod broker;
@@ -135,6 +140,10 @@ fn take_alerts(
 }
 
 fn pipeline_sql(dir: &std::path::Path, bootstrap: &str) -> String {
+    // `RAMPART_BENCH_SOURCE_OPTIONS` adds options to every source.
+    let source_extra = std::env::var("RAMPART_BENCH_SOURCE_OPTIONS")
+        .map(|o| format!(", {o}"))
+        .unwrap_or_default();
     let mut sql = common::pipeline_sql(dir, |kind| {
         let topic = TOPICS
             .iter()
@@ -142,7 +151,7 @@ fn pipeline_sql(dir: &std::path::Path, bootstrap: &str) -> String {
             .map(|(_, t)| *t)
             .unwrap_or(kind);
         format!(
-            "connector = 'kafka', topic = '{topic}', properties.bootstrap.server = '{bootstrap}', scan.startup.mode = 'earliest'"
+            "connector = 'kafka', topic = '{topic}', properties.bootstrap.server = '{bootstrap}', scan.startup.mode = 'earliest'{source_extra}"
         )
     });
     let file_sink = format!(
@@ -174,7 +183,14 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let broker = Broker::start();
+    // The broker runs on the last CPU (`RAMPART_BENCH_BROKER_CPU`, `none` leaves it
+    // unpinned): see `Broker::start_pinned`.
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let broker = match std::env::var("RAMPART_BENCH_BROKER_CPU").ok().as_deref() {
+        Some("none") => Broker::start(),
+        Some(cpu) => Broker::start_pinned(cpu.parse().expect("RAMPART_BENCH_BROKER_CPU: a CPU number or none")),
+        None => Broker::start_pinned(cpus - 1),
+    };
     let bootstrap = broker.bootstrap();
     rt.block_on(async {
         for (_, topic) in TOPICS {
@@ -183,12 +199,18 @@ fn main() {
         broker.create_topic(ALERTS, 1).await;
     });
 
+    // `RAMPART_BENCH_COMPRESSION` (default `lz4`, as Kafka producers of log data usually
+    // run; `none` for uncompressed): the broker shares the two cores with the engine, and
+    // compressed batches are far less for it to copy and keep.
+    let compression = std::env::var("RAMPART_BENCH_COMPRESSION").unwrap_or_else(|_| "lz4".into());
+    println!("producer compression: {compression}");
     // Pre-produce: event times spread over the RAMPART_BENCH_SPAN_S seconds (default an
     // hour) before now.
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
         .set("linger.ms", "5")
         .set("queue.buffering.max.messages", "1000000")
+        .set("compression.type", &compression)
         .create()
         .expect("producer");
     let now_us = chrono::Utc::now().timestamp_micros();
@@ -269,6 +291,7 @@ fn main() {
         let begin = Instant::now();
         let mut produced: u64 = 0;
         let mut bursts: u64 = 0;
+        let mut max_in_flight: i32 = 0;
         let end = begin + Duration::from_secs(probe_secs);
         while Instant::now() < end || (!sent_at.is_empty() && Instant::now() < end + Duration::from_secs(10)) {
             if Instant::now() < end {
@@ -295,6 +318,9 @@ fn main() {
                     bursts += 1;
                 }
                 producer.poll(Duration::from_millis(0));
+                // Messages handed to the producer and not yet acknowledged by the broker: if
+                // this grows, the broker (not the engine) is what falls behind the rate.
+                max_in_flight = max_in_flight.max(producer.in_flight_count());
             }
             take_alerts(&alerts, &mut sent_at, &mut latencies);
             std::thread::sleep(Duration::from_millis(1));
@@ -305,6 +331,10 @@ fn main() {
             produced as f64 / probe_secs_run,
             consumed.load(std::sync::atomic::Ordering::Relaxed) - alerts_before,
             if stamp_now { "now" } else { "continuing the pre-produced timeline" },
+        );
+        println!(
+            "producer queue: at most {max_in_flight} messages awaiting the broker's acknowledgement ({:.0} ms of the rate)",
+            max_in_flight as f64 * 1000.0 / rate
         );
         // In the order the alerts arrived: a latency that grows over the probe means the
         // pipeline falls behind the rate; a flat one is a delay on the path.

@@ -57,8 +57,37 @@ impl Broker {
 
     /// Starts a broker on `port` and waits until it accepts connections.
     pub fn start_on(port: u16) -> Broker {
+        Self::spawn(port, None)
+    }
+
+    /// Starts a broker on a free port with every thread on CPU `cpu` (through util-linux's
+    /// `taskset`; unpinned if it cannot be run). Benchmarks use it: this Tansu build (a
+    /// static musl binary) unmaps memory often, and with its threads on both cores each
+    /// unmap interrupts the other core to flush its TLB; on this VM that cost the broker
+    /// most of a core at 10,000 messages/s and queued the producer for seconds.
+    pub fn start_pinned(cpu: usize) -> Broker {
+        Self::spawn(Self::free_port(), Some(cpu))
+    }
+
+    fn spawn(port: u16, cpu: Option<usize>) -> Broker {
         let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(Self::binary())
+        let pinned = cpu.filter(|_| {
+            Command::new("taskset")
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+        let mut command = match pinned {
+            Some(cpu) => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", &cpu.to_string(), &Self::binary()]);
+                c
+            }
+            None => Command::new(Self::binary()),
+        };
+        let child = command
             .args([
                 "broker",
                 "--listener-url",
