@@ -139,11 +139,15 @@ fn take_alerts(
     }
 }
 
+/// Options from the environment variable `var`, as `, a = 'x', ...` to append to a WITH
+/// list (empty when unset).
+fn extra_options(var: &str) -> String {
+    std::env::var(var).map(|o| format!(", {o}")).unwrap_or_default()
+}
+
 fn pipeline_sql(dir: &std::path::Path, bootstrap: &str) -> String {
     // `RAMPART_BENCH_SOURCE_OPTIONS` adds options to every source.
-    let source_extra = std::env::var("RAMPART_BENCH_SOURCE_OPTIONS")
-        .map(|o| format!(", {o}"))
-        .unwrap_or_default();
+    let source_extra = extra_options("RAMPART_BENCH_SOURCE_OPTIONS");
     let mut sql = common::pipeline_sql(dir, |kind| {
         let topic = TOPICS
             .iter()
@@ -161,9 +165,7 @@ fn pipeline_sql(dir: &std::path::Path, bootstrap: &str) -> String {
     assert!(sql.contains(&file_sink), "the pipeline's alert sink writes to a file");
     // `RAMPART_BENCH_SINK_OPTIONS` adds options to the alert sink (for example
     // `properties.enable.idempotence = 'false'`).
-    let extra = std::env::var("RAMPART_BENCH_SINK_OPTIONS")
-        .map(|o| format!(", {o}"))
-        .unwrap_or_default();
+    let extra = extra_options("RAMPART_BENCH_SINK_OPTIONS");
     sql = sql.replace(
         &file_sink,
         &format!("WITH (connector = 'kafka', topic = '{ALERTS}', properties.bootstrap.server = '{bootstrap}'{extra})"),
@@ -191,6 +193,10 @@ fn main() {
         Some(cpu) => Broker::start_pinned(cpu.parse().expect("RAMPART_BENCH_BROKER_CPU: a CPU number or none")),
         None => Broker::start_pinned(cpus - 1),
     };
+    match broker.pinned_cpu() {
+        Some(cpu) => println!("broker: every thread on CPU {cpu}"),
+        None => println!("broker: unpinned"),
+    }
     let bootstrap = broker.bootstrap();
     rt.block_on(async {
         for (_, topic) in TOPICS {
@@ -234,7 +240,7 @@ fn main() {
 
     let sql = pipeline_sql(&dir, &bootstrap);
     rt.block_on(async {
-        let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let workers = cpus;
         let server = start_server(ServerConfig::ephemeral("127.0.0.1:0".parse().unwrap(), workers))
             .await
             .expect("server");

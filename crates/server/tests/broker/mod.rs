@@ -20,6 +20,8 @@ use rampart_connectors::rdkafka::{Offset, TopicPartitionList};
 pub struct Broker {
     child: Child,
     port: u16,
+    /// The CPU every broker thread runs on, if it was pinned.
+    pinned_cpu: Option<usize>,
 }
 
 impl Broker {
@@ -101,13 +103,23 @@ impl Broker {
             .stderr(Stdio::null())
             .spawn()
             .expect("start tansu");
-        let broker = Broker { child, port };
+        let broker = Broker {
+            child,
+            port,
+            pinned_cpu: pinned,
+        };
         let deadline = Instant::now() + StdDuration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "tansu did not listen on port {port}");
             std::thread::sleep(StdDuration::from_millis(50));
         }
         broker
+    }
+
+    /// The CPU the broker was pinned to ([`Broker::start_pinned`]); `None` when it runs
+    /// unpinned (asked so, or `taskset` could not be run).
+    pub fn pinned_cpu(&self) -> Option<usize> {
+        self.pinned_cpu
     }
 
     pub fn bootstrap(&self) -> String {
