@@ -31,6 +31,27 @@ const MIN_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Timeout of one metadata / offset request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// The next offset per partition after the messages of the batch being read, applied to
+/// the reader's positions once per batch (not once per message: a position's key is a
+/// string, and a batch holds up to `BATCH_ROWS` messages of a few partitions).
+#[derive(Default)]
+struct ReadTo(Vec<(i32, i64)>);
+
+impl ReadTo {
+    /// Records that `partition` has been read up to (not including) offset `next`.
+    fn note(&mut self, partition: i32, next: i64) {
+        match self.0.iter_mut().find(|(p, _)| *p == partition) {
+            Some((_, n)) => *n = next,
+            None => self.0.push((partition, next)),
+        }
+    }
+
+    /// The partitions read since the last call, with their next offsets.
+    fn take(&mut self) -> std::vec::Drain<'_, (i32, i64)> {
+        self.0.drain(..)
+    }
+}
+
 /// How long one poll waits for a message when the topic is idle.
 const POLL: Duration = Duration::from_millis(50);
 
@@ -313,6 +334,7 @@ impl Reader {
         let mut last_alive_check = Instant::now();
         let location_prefix = format!("{}/", self.topic);
         let mut batch = Vec::with_capacity(BATCH_ROWS);
+        let mut read_to = ReadTo::default();
         loop {
             let mut consumed = 0u64;
             let mut timeout = POLL;
@@ -325,8 +347,7 @@ impl Reader {
                     Ok(msg) => {
                         consumed += 1;
                         let (partition, offset) = (msg.partition(), msg.offset());
-                        self.positions.insert(partition, Offset::Offset(offset + 1));
-                        self.out.advance(&format!("partition {partition}"), (offset + 1) as u64);
+                        read_to.note(partition, offset + 1);
                         let Some(payload) = msg.payload() else { continue };
                         let location = || format!("{location_prefix}{partition}");
                         match std::str::from_utf8(payload) {
@@ -369,6 +390,10 @@ impl Reader {
             }
             if consumed > 0 {
                 self.status.update(|s| s.messages += consumed);
+            }
+            for (partition, next) in read_to.take() {
+                self.positions.insert(partition, Offset::Offset(next));
+                self.out.advance(&format!("partition {partition}"), next as u64);
             }
             if (consumed > 0 || !batch.is_empty())
                 && !self
