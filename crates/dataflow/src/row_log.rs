@@ -14,7 +14,8 @@
 //! are spread out in time.
 //!
 //! Invariants: every update is appended to the log of the worker its row hashes to (so a
-//! row's insertions and retractions meet there); updates appended after the log's upper
+//! row's insertions and retractions meet there), except in a view whose updates are all
+//! insertions ([`Placement::InPlace`]: nothing there ever needs to meet); updates appended after the log's upper
 //! was `u` have times at or after `u`; consolidation rewrites only the updates every
 //! reader has already read (all of them, or it waits), so a reader's position stays valid;
 //! it advances no update past the compaction frontier nor past any live [`Pin`], so an
@@ -29,7 +30,7 @@ use std::sync::Arc;
 use differential_dataflow::consolidation::consolidate_updates;
 use differential_dataflow::AsCollection;
 use rampart_repr::Row;
-use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::channels::pact::{Exchange, ParallelizationContract, Pipeline};
 use timely::dataflow::operators::generic::operator::{source, Operator};
 use timely::dataflow::Scope;
 use timely::scheduling::Activator;
@@ -52,6 +53,19 @@ const SCAN_CHUNK: usize = 1 << 14;
 
 /// Which rows an importer passes on (cloned only if kept).
 pub type Keep = Rc<dyn Fn(&Row) -> bool>;
+
+/// Which worker's log a view's update is appended to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// The worker its row hashes to: a row's insertions and retractions meet in one log,
+    /// where consolidation can cancel them.
+    ByRow,
+    /// The worker that produced it, with no exchange between workers: only for a view whose
+    /// updates are all insertions (sources' rows through maps, filters and unions, such as
+    /// `normalized_events`), where nothing ever has to meet. Saves hashing every row and
+    /// handing about half of them to the other worker.
+    InPlace,
+}
 
 /// One worker's share of a view's updates, shared by the dataflow that appends them and
 /// the dataflows that import them (all on this worker's thread).
@@ -219,14 +233,31 @@ impl RowLog {
         Pin(cell)
     }
 
-    /// Appends `rows`' updates to the logs of the workers their rows hash to, advances the
-    /// logs' uppers with `rows`' frontier, wakes the importers, and reports that frontier to
-    /// `store` (how far the view is complete on this worker) when given.
-    pub fn append_from<'s>(&self, rows: Rows<'s>, store: Option<Arc<ViewStore>>, shard: usize) {
-        let hasher = foldhash::fast::FixedState::with_seed(0);
-        let by_row = Exchange::new(move |(r, _, _): &Update| hasher.hash_one(r));
+    /// Appends `rows`' updates to this worker's log (where `placement` sends them), advances
+    /// the logs' uppers with `rows`' frontier, wakes the importers, and reports that
+    /// frontier to `store` (how far the view is complete on this worker) when given.
+    pub fn append_from<'s>(&self, rows: Rows<'s>, store: Option<Arc<ViewStore>>, shard: usize, placement: Placement) {
+        match placement {
+            Placement::ByRow => {
+                let hasher = foldhash::fast::FixedState::with_seed(0);
+                self.append_through(
+                    rows,
+                    Exchange::new(move |(r, _, _): &Update| hasher.hash_one(r)),
+                    store,
+                    shard,
+                )
+            }
+            Placement::InPlace => self.append_through(rows, Pipeline, store, shard),
+        }
+    }
+
+    /// [`RowLog::append_from`] with the channel `pact` between the view's dataflow and the log.
+    fn append_through<'s, P>(&self, rows: Rows<'s>, pact: P, store: Option<Arc<ViewStore>>, shard: usize)
+    where
+        P: ParallelizationContract<Time, Vec<Update>>,
+    {
         let writer = Writer(self.clone());
-        rows.inner.sink(by_row, "RowLog", move |(input, frontier)| {
+        rows.inner.sink(pact, "RowLog", move |(input, frontier)| {
             let mut log = writer.0 .0.borrow_mut();
             let mut changed = false;
             input.for_each(|_cap, data| {
@@ -443,7 +474,7 @@ mod tests {
             let log = RowLog::default();
             let mut input = worker.dataflow::<Time, _, _>(|scope| {
                 let (input, rows) = scope.new_collection::<Row, Diff>();
-                log.append_from(rows, None, 0);
+                log.append_from(rows, None, 0, Placement::ByRow);
                 input
             });
             for i in 0..N {
@@ -482,6 +513,50 @@ mod tests {
                 .iter()
                 .any(|(r, t, d)| r[0] == Datum::Int(5) && *t == 1 && *d == -1));
         });
+    }
+
+    /// Two workers; only worker 0 produces rows. In place, they all stay in its log; by row,
+    /// the other worker's log gets the rows that hash to it. Counted per worker by hand.
+    #[test]
+    fn rows_appended_in_place_stay_on_the_worker_that_produced_them() {
+        use differential_dataflow::input::Input;
+        use std::sync::{Arc, Mutex};
+
+        const N: i64 = 1000;
+        for placement in [Placement::InPlace, Placement::ByRow] {
+            let held: Arc<Mutex<Vec<usize>>> = Arc::new(Mutex::new(vec![0; 2]));
+            let counts = held.clone();
+            timely::execute(timely::Config::process(2), move |worker| {
+                let log = RowLog::default();
+                let mut input = worker.dataflow::<Time, _, _>(|scope| {
+                    let (input, rows) = scope.new_collection::<Row, Diff>();
+                    log.append_from(rows, None, 0, placement);
+                    input
+                });
+                if worker.index() == 0 {
+                    for i in 0..N {
+                        input.update(row![Datum::Int(i)], 1);
+                    }
+                }
+                input.advance_to(1);
+                input.flush();
+                while log.upper() < 1 {
+                    worker.step();
+                }
+                counts.lock().unwrap()[worker.index()] = log.rows_at(1).len();
+            })
+            .unwrap();
+            let held = held.lock().unwrap().clone();
+            assert_eq!(
+                held.iter().sum::<usize>(),
+                N as usize,
+                "{placement:?}: every row in one log"
+            );
+            match placement {
+                Placement::InPlace => assert_eq!(held, vec![N as usize, 0]),
+                Placement::ByRow => assert!(held[1] > 0, "some rows hash to worker 1: {held:?}"),
+            }
+        }
     }
 
     #[test]

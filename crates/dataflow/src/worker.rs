@@ -21,7 +21,7 @@ use crate::capture::{SinkWriter, StoreRegistry, ViewStore};
 use crate::command::{Command, FeedProgress, PeekReply, PeekRequest, SourceBatch, ViewSpec};
 use crate::render::watermark::safe_watermark;
 use crate::render::{render, ExpiryCut, ImportedView, RenderContext, Rendered, Rows};
-use crate::row_log::RowLog;
+use crate::row_log::{Placement, RowLog};
 use crate::stored::Stored;
 use crate::{now_ms, Diff, Time};
 
@@ -371,8 +371,15 @@ fn build_view(
             }
             Some(Stored::Arranged(arranged.trace))
         } else {
+            // A view of sources' rows only (`normalized_events`) never retracts: its rows
+            // stay on the worker that read them.
+            let placement = if spec.plan.inserts_only(&|name| spec.sources.contains_key(name)) {
+                Placement::InPlace
+            } else {
+                Placement::ByRow
+            };
             let log = RowLog::default();
-            log.append_from(rows.clone(), spec.store.clone(), index);
+            log.append_from(rows.clone(), spec.store.clone(), index, placement);
             Some(Stored::Log(log))
         };
         let watermark = match watermark {

@@ -250,6 +250,19 @@ impl Plan {
         out
     }
 
+    /// Whether every update this plan produces is an insertion: it reads only relations
+    /// `is_source` names (sources, whose rows are never retracted) through maps, filters
+    /// and unions. A temporal filter, a retention, a join, an aggregate or a read of a
+    /// table or view can retract, so any of them makes it false.
+    pub fn inserts_only(&self, is_source: &dyn Fn(&str) -> bool) -> bool {
+        match self {
+            Plan::Get { name, .. } => is_source(name),
+            Plan::Map { input, .. } | Plan::Filter { input, .. } => input.inserts_only(is_source),
+            Plan::Union { inputs } => inputs.iter().all(|i| i.inserts_only(is_source)),
+            _ => false,
+        }
+    }
+
     /// The projection every read of `name` in this plan is the direct input of, as its
     /// expressions and their input schema: `None` when some read is not under a `Map`, or
     /// the reads are under different ones. A source's reader can then build the
@@ -588,5 +601,27 @@ mod tests {
             vec![col("a")],
         );
         assert_eq!(projection(&filtered, "s"), None, "a filter sits between");
+    }
+
+    #[test]
+    fn only_sources_through_maps_filters_and_unions_insert_only() {
+        let is_source = |name: &str| name == "s" || name == "t";
+        let filtered = |input: Plan| Plan::Filter {
+            input: Box::new(input),
+            predicate: col("a").is_not_null(),
+            input_schema: Arc::new(DFSchema::empty()),
+        };
+        let normalized = union(vec![
+            map(get("s"), vec![col("a")]),
+            filtered(map(get("t"), vec![lit(1)])),
+        ]);
+        assert!(normalized.inserts_only(&is_source));
+        assert!(!get("table").inserts_only(&is_source), "a table or view can retract");
+        assert!(!union(vec![get("s"), get("view")]).inserts_only(&is_source));
+        let distinct = Plan::Distinct {
+            input: Box::new(get("s")),
+        };
+        assert!(!distinct.inserts_only(&is_source), "an operator with state can retract");
+        assert!(!map(distinct, vec![col("a")]).inserts_only(&is_source));
     }
 }
