@@ -21,6 +21,7 @@ pub use capture::{Delivered, SinkWriter, StoreRegistry, ViewStore};
 pub use command::{Command, ExpiryFloors, FeedProgress, PeekReply, PeekRequest, SourceBatch, SourceFeed, ViewSpec};
 pub use engine::Engine;
 pub use source_projection::SourceProjection;
+pub use stored::ViewStorage;
 
 /// Processing time: milliseconds since the Unix epoch. Every update in the dataflow is
 /// stamped with the processing time at which it entered.

@@ -7,16 +7,56 @@ use differential_dataflow::operators::arrange::TraceAgent;
 use differential_dataflow::trace::cursor::cursor_list;
 use differential_dataflow::trace::implementations::KeySpine;
 use differential_dataflow::trace::{Cursor, TraceReader};
+use rampart_plan::Plan;
 use rampart_repr::Row;
 use timely::dataflow::Scope;
 use timely::progress::frontier::{Antichain, AntichainRef};
 
 use crate::render::ViewSource;
-use crate::row_log::RowLog;
+use crate::row_log::{Placement, RowLog};
 use crate::{Diff, Time};
 
 /// A differential trace of rows keyed by the whole row.
 pub(crate) type Trace = TraceAgent<KeySpine<Row, Time, Diff>>;
+
+/// How a materialized view keeps its rows, decided from its plan: what the workers build and
+/// what `EXPLAIN CREATE MATERIALIZED VIEW` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewStorage {
+    /// A view with a retention (a steady stream of expiries): an arrangement, whose merges
+    /// spread the work of dropping them.
+    Arranged,
+    /// Any other view: a [`RowLog`] per worker, filled as the [`Placement`] says.
+    Log(Placement),
+}
+
+impl ViewStorage {
+    /// The storage of a view with `plan`; `is_source` names the sources it reads.
+    pub fn of(plan: &Plan, is_source: &dyn Fn(&str) -> bool) -> ViewStorage {
+        if matches!(plan, Plan::Retain { .. }) {
+            ViewStorage::Arranged
+        } else if plan.inserts_only(is_source) {
+            ViewStorage::Log(Placement::InPlace)
+        } else {
+            ViewStorage::Log(Placement::ByRow)
+        }
+    }
+
+    /// One line for `EXPLAIN`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ViewStorage::Arranged => {
+                "Materialized view: rows in an arrangement by row (it has a retention: expired rows are dropped as the watermark passes)"
+            }
+            ViewStorage::Log(Placement::InPlace) => {
+                "Materialized view: rows in a log of insertions, each kept on the worker that read it (sources' rows through projections, filters and UNION ALL never retract)"
+            }
+            ViewStorage::Log(Placement::ByRow) => {
+                "Materialized view: rows in a log of updates, on the worker each row hashes to (consolidated once retractions reach a third of it)"
+            }
+        }
+    }
+}
 
 /// A table's or view's contents on one worker.
 pub(crate) enum Stored {

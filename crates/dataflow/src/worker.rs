@@ -21,8 +21,8 @@ use crate::capture::{SinkWriter, StoreRegistry, ViewStore};
 use crate::command::{Command, FeedProgress, PeekReply, PeekRequest, SourceBatch, ViewSpec};
 use crate::render::watermark::safe_watermark;
 use crate::render::{render, ExpiryCut, ImportedView, RenderContext, Rendered, Rows};
-use crate::row_log::{Placement, RowLog};
-use crate::stored::Stored;
+use crate::row_log::RowLog;
+use crate::stored::{Stored, ViewStorage};
 use crate::{now_ms, Diff, Time};
 
 type WatermarkTrace = TraceAgent<KeySpine<i64, Time, Diff>>;
@@ -358,29 +358,29 @@ fn build_view(
         }
         // A view with a retention expires rows steadily: an arrangement spreads the work of
         // dropping them. Any other view appends to a log (see `crate::row_log`).
-        let stored = if !spec.arrange {
-            if let Some(store) = &spec.store {
-                capture_frontier(rows.inner, store.clone(), index);
+        let storage = ViewStorage::of(&spec.plan, &|name| spec.sources.contains_key(name));
+        let stored = match storage {
+            _ if !spec.arrange => {
+                if let Some(store) = &spec.store {
+                    capture_frontier(rows.inner, store.clone(), index);
+                }
+                None
             }
-            None
-        } else if retention_of(&spec.plan).is_some() {
-            let arranged = rows.clone().arrange_by_self();
-            if let Some(store) = &spec.store {
-                // The arrangement's batches are shared: watching them copies no row.
-                capture_frontier(arranged.stream.clone(), store.clone(), index);
+            ViewStorage::Arranged => {
+                let arranged = rows.clone().arrange_by_self();
+                if let Some(store) = &spec.store {
+                    // The arrangement's batches are shared: watching them copies no row.
+                    capture_frontier(arranged.stream.clone(), store.clone(), index);
+                }
+                Some(Stored::Arranged(arranged.trace))
             }
-            Some(Stored::Arranged(arranged.trace))
-        } else {
             // A view of sources' rows only (`normalized_events`) never retracts: its rows
-            // stay on the worker that read them.
-            let placement = if spec.plan.inserts_only(&|name| spec.sources.contains_key(name)) {
-                Placement::InPlace
-            } else {
-                Placement::ByRow
-            };
-            let log = RowLog::default();
-            log.append_from(rows.clone(), spec.store.clone(), index, placement);
-            Some(Stored::Log(log))
+            // stay on the worker that read them (`Placement::InPlace`).
+            ViewStorage::Log(placement) => {
+                let log = RowLog::default();
+                log.append_from(rows.clone(), spec.store.clone(), index, placement);
+                Some(Stored::Log(log))
+            }
         };
         let watermark = match watermark {
             Some(w) if spec.arrange => Some(w.arrange_by_self().trace),

@@ -9,6 +9,7 @@ use datafusion::catalog::MemTable;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::ast::{ObjectName, Query, Statement};
+use rampart_dataflow::ViewStorage;
 use rampart_sql::ast::{object_name, ObjectKind, ShowKind};
 use rampart_sql::lower::NowMode;
 use rampart_sql::planner::{new_session_context, plan_batch_query};
@@ -249,12 +250,17 @@ impl State {
             Statement::CreateView(cv) => self.with_retention(plan, &cv.options, sql)?,
             _ => plan,
         };
-        let lines = plan
-            .plan
-            .explain_with(&|name| self.event_time_of(name))
-            .lines()
-            .map(str::to_string)
-            .collect();
+        let mut lines: Vec<String> = Vec::new();
+        if matches!(stmt, Statement::CreateView(cv) if cv.materialized) {
+            let is_source = |name: &str| self.catalog.get(name).is_some_and(|e| e.connector.is_some());
+            lines.push(ViewStorage::of(&plan.plan, &is_source).describe().to_string());
+        }
+        lines.extend(
+            plan.plan
+                .explain_with(&|name| self.event_time_of(name))
+                .lines()
+                .map(str::to_string),
+        );
         Ok(rows(text_rows("QUERY PLAN", lines)))
     }
 

@@ -582,6 +582,28 @@ async fn retention_expires_rows_with_the_watermark() {
         text.contains("Retain rows until the watermark passes column 1 + 3600 s"),
         "{text}"
     );
+    // ... and how each kind of view keeps its rows: a retained one in an arrangement, one
+    // of the source's rows only (it never retracts) where they were read, any other by row.
+    let storage = |sql: &'static str| {
+        let client = &client;
+        async move {
+            let plan = rows(client, sql).await.unwrap();
+            let line = plan.iter().find(|r| r[0].starts_with("Materialized view:"));
+            line.map(|r| r[0].clone()).unwrap_or_default()
+        }
+    };
+    assert!(text.contains("Materialized view: rows in an arrangement"), "{text}");
+    let plain = storage("EXPLAIN CREATE MATERIALIZED VIEW r3 AS SELECT u, t FROM ev WHERE u <> 'x'").await;
+    assert!(plain.contains("each kept on the worker that read it"), "{plain}");
+    let joined =
+        storage("EXPLAIN CREATE MATERIALIZED VIEW r4 AS SELECT ev.u, teams.team FROM ev JOIN teams ON ev.u = teams.u")
+            .await;
+    assert!(joined.contains("on the worker each row hashes to"), "{joined}");
+    let over_view = storage("EXPLAIN CREATE MATERIALIZED VIEW r5 AS SELECT u FROM recent").await;
+    assert!(
+        over_view.contains("on the worker each row hashes to"),
+        "a view's rows can retract: {over_view}"
+    );
 
     // Retentions that cannot work are refused, saying why.
     for (sql, code, says) in [
