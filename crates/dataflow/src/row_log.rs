@@ -461,9 +461,34 @@ mod tests {
         assert_eq!(ints(log.rows_at(100)), vec![1, 1, 2]);
     }
 
+    /// A log appended to by a dataflow on `worker`, with `ints` inserted at time 0 on this
+    /// worker, stepped until the log is complete through time 0; the input stays open.
+    fn appended_log(
+        worker: &mut timely::worker::Worker,
+        placement: Placement,
+        ints: std::ops::Range<i64>,
+    ) -> (RowLog, differential_dataflow::input::InputSession<Time, Row, Diff>) {
+        use differential_dataflow::input::Input;
+
+        let log = RowLog::default();
+        let mut input = worker.dataflow::<Time, _, _>(|scope| {
+            let (input, rows) = scope.new_collection::<Row, Diff>();
+            log.append_from(rows, None, 0, placement);
+            input
+        });
+        for i in ints {
+            input.update(row![Datum::Int(i)], 1);
+        }
+        input.advance_to(1);
+        input.flush();
+        while log.upper() < 1 {
+            worker.step();
+        }
+        (log, input)
+    }
+
     #[test]
     fn a_dataflow_importing_a_log_sees_its_history_then_its_changes() {
-        use differential_dataflow::input::Input;
         use timely::dataflow::operators::probe::Handle;
         use timely::dataflow::operators::Probe;
 
@@ -471,20 +496,7 @@ mod tests {
         // retracted and N added; the importer's consolidated output must be exactly that.
         const N: i64 = IMPORT_STEP as i64 + 1000;
         timely::execute_directly(|worker| {
-            let log = RowLog::default();
-            let mut input = worker.dataflow::<Time, _, _>(|scope| {
-                let (input, rows) = scope.new_collection::<Row, Diff>();
-                log.append_from(rows, None, 0, Placement::ByRow);
-                input
-            });
-            for i in 0..N {
-                input.update(row![Datum::Int(i)], 1);
-            }
-            input.advance_to(1);
-            input.flush();
-            while log.upper() < 1 {
-                worker.step();
-            }
+            let (log, mut input) = appended_log(worker, Placement::ByRow, 0..N);
             let seen: Rc<RefCell<Vec<Update>>> = Rc::default();
             let probe = Handle::new();
             worker.dataflow::<Time, _, _>(|scope| {
@@ -519,7 +531,6 @@ mod tests {
     /// the other worker's log gets the rows that hash to it. Counted per worker by hand.
     #[test]
     fn rows_appended_in_place_stay_on_the_worker_that_produced_them() {
-        use differential_dataflow::input::Input;
         use std::sync::{Arc, Mutex};
 
         const N: i64 = 1000;
@@ -527,22 +538,8 @@ mod tests {
             let held: Arc<Mutex<Vec<usize>>> = Arc::new(Mutex::new(vec![0; 2]));
             let counts = held.clone();
             timely::execute(timely::Config::process(2), move |worker| {
-                let log = RowLog::default();
-                let mut input = worker.dataflow::<Time, _, _>(|scope| {
-                    let (input, rows) = scope.new_collection::<Row, Diff>();
-                    log.append_from(rows, None, 0, placement);
-                    input
-                });
-                if worker.index() == 0 {
-                    for i in 0..N {
-                        input.update(row![Datum::Int(i)], 1);
-                    }
-                }
-                input.advance_to(1);
-                input.flush();
-                while log.upper() < 1 {
-                    worker.step();
-                }
+                let produced = if worker.index() == 0 { 0..N } else { 0..0 };
+                let (log, _input) = appended_log(worker, placement, produced);
                 counts.lock().unwrap()[worker.index()] = log.rows_at(1).len();
             })
             .unwrap();
