@@ -15,11 +15,12 @@
 //!
 //! Invariants: every update is appended to the log of the worker its row hashes to (so a
 //! row's insertions and retractions meet there), except in a view whose updates are all
-//! insertions ([`Placement::InPlace`]: nothing there ever needs to meet); updates appended after the log's upper
-//! was `u` have times at or after `u`; consolidation rewrites only the updates every
-//! reader has already read (all of them, or it waits), so a reader's position stays valid;
-//! it advances no update past the compaction frontier nor past any live [`Pin`], so an
-//! operator that reads the log by time finds every update it processed before its pin.
+//! insertions ([`Placement::InPlace`]: nothing there ever needs to meet); updates appended
+//! after the log's upper was `u` have times at or after `u`; consolidation rewrites only
+//! the updates every reader has already read (all of them, or it waits), so a reader's
+//! position stays valid; it advances no update past the compaction frontier nor past any
+//! live [`Pin`], so an operator that reads the log by time finds every update it processed
+//! before its pin.
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::cell::{Cell, RefCell};
