@@ -14,8 +14,9 @@
 //! are spread out in time.
 //!
 //! Invariants: every update is appended to the log of the worker its row hashes to (so a
-//! row's insertions and retractions meet there), except in a view whose updates are all
-//! insertions ([`Placement::InPlace`]: nothing there ever needs to meet); updates appended
+//! row's insertions and retractions meet there), or of the worker that produced it in a
+//! view whose plan retracts each row where it inserted it ([`Placement::InPlace`]: they
+//! meet there); updates appended
 //! after the log's upper was `u` have times at or after `u`; consolidation rewrites only
 //! the updates every reader has already read (all of them, or it waits), so a reader's
 //! position stays valid; it advances no update past the compaction frontier nor past any
@@ -62,9 +63,10 @@ pub enum Placement {
     /// where consolidation can cancel them.
     ByRow,
     /// The worker that produced it, with no exchange between workers: only for a view whose
-    /// updates are all insertions (sources' rows through maps, filters and unions, such as
-    /// `normalized_events`), where nothing ever has to meet. Saves hashing every row and
-    /// handing about half of them to the other worker.
+    /// plan produces every retraction on the worker that produced the insertion it cancels
+    /// (`Plan::retracts_where_it_inserted`: reads, maps, filters, unions and enrichment
+    /// joins, such as `normalized_events` and `enriched_events`), so they still meet.
+    /// Saves hashing every row and handing about half of them to the other worker.
     InPlace,
 }
 

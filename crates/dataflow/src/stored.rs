@@ -31,11 +31,11 @@ pub enum ViewStorage {
 }
 
 impl ViewStorage {
-    /// The storage of a view with `plan`; `is_source` names the sources it reads.
-    pub fn of(plan: &Plan, is_source: &dyn Fn(&str) -> bool) -> ViewStorage {
+    /// The storage of a view with `plan`.
+    pub fn of(plan: &Plan) -> ViewStorage {
         if matches!(plan, Plan::Retain { .. }) {
             ViewStorage::Arranged
-        } else if plan.inserts_only(is_source) {
+        } else if plan.retracts_where_it_inserted() {
             ViewStorage::Log(Placement::InPlace)
         } else {
             ViewStorage::Log(Placement::ByRow)
@@ -49,7 +49,7 @@ impl ViewStorage {
                 "Materialized view: rows in an arrangement by row (it has a retention: expired rows are dropped as the watermark passes)"
             }
             ViewStorage::Log(Placement::InPlace) => {
-                "Materialized view: rows in a log of insertions, each kept on the worker that read it (sources' rows through projections, filters and UNION ALL never retract)"
+                "Materialized view: rows in a log of updates, each kept on the worker that produced it (its plan retracts a row where it inserted it)"
             }
             ViewStorage::Log(Placement::ByRow) => {
                 "Materialized view: rows in a log of updates, on the worker each row hashes to (consolidated once retractions reach a third of it)"

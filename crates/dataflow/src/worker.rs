@@ -358,7 +358,7 @@ fn build_view(
         }
         // A view with a retention expires rows steadily: an arrangement spreads the work of
         // dropping them. Any other view appends to a log (see `crate::row_log`).
-        let storage = ViewStorage::of(&spec.plan, &|name| spec.sources.contains_key(name));
+        let storage = ViewStorage::of(&spec.plan);
         let stored = match storage {
             _ if !spec.arrange => {
                 if let Some(store) = &spec.store {
@@ -374,8 +374,8 @@ fn build_view(
                 }
                 Some(Stored::Arranged(arranged.trace))
             }
-            // A view of sources' rows only (`normalized_events`) never retracts: its rows
-            // stay on the worker that read them (`Placement::InPlace`).
+            // A view whose plan retracts each row where it inserted it (`normalized_events`,
+            // `enriched_events`) keeps its rows where they were produced (`Placement::InPlace`).
             ViewStorage::Log(placement) => {
                 let log = RowLog::default();
                 log.append_from(rows.clone(), spec.store.clone(), index, placement);

@@ -250,15 +250,24 @@ impl Plan {
         out
     }
 
-    /// Whether every update this plan produces is an insertion: it reads only relations
-    /// `is_source` names (sources, whose rows are never retracted) through maps, filters
-    /// and unions. A temporal filter, a retention, a join, an aggregate or a read of a
-    /// table or view can retract, so any of them makes it false.
-    pub fn inserts_only(&self, is_source: &dyn Fn(&str) -> bool) -> bool {
+    /// Whether this plan's dataflow produces every retraction on the worker that produced
+    /// the insertion it cancels (or produces none), so that a view over it can keep each
+    /// update on the worker where it was produced and still have a row's insertions and
+    /// retractions meet. True for a read of any relation (a source never retracts; a
+    /// table's or view's row is stored, and so retracted, on one worker, and each worker
+    /// reads its own share), maps, filters and unions over such plans, and an enrichment
+    /// join over such an input (each output comes from one input row, on that row's worker,
+    /// and both tables are on every worker). Anything else is false: other joins (an outer
+    /// join's padded rows are cancelled by negations built on the key's worker), aggregates,
+    /// `DISTINCT`, temporal filters, retention.
+    pub fn retracts_where_it_inserted(&self) -> bool {
+        if let Some(enrich) = self.enrich_join() {
+            return enrich.input.retracts_where_it_inserted();
+        }
         match self {
-            Plan::Get { name, .. } => is_source(name),
-            Plan::Map { input, .. } | Plan::Filter { input, .. } => input.inserts_only(is_source),
-            Plan::Union { inputs } => inputs.iter().all(|i| i.inserts_only(is_source)),
+            Plan::Get { .. } => true,
+            Plan::Map { input, .. } | Plan::Filter { input, .. } => input.retracts_where_it_inserted(),
+            Plan::Union { inputs } => inputs.iter().all(Plan::retracts_where_it_inserted),
             _ => false,
         }
     }
@@ -604,8 +613,7 @@ mod tests {
     }
 
     #[test]
-    fn only_sources_through_maps_filters_and_unions_insert_only() {
-        let is_source = |name: &str| name == "s" || name == "t";
+    fn reads_maps_filters_and_unions_retract_where_they_inserted() {
         let filtered = |input: Plan| Plan::Filter {
             input: Box::new(input),
             predicate: col("a").is_not_null(),
@@ -613,15 +621,23 @@ mod tests {
         };
         let normalized = union(vec![
             map(get("s"), vec![col("a")]),
-            filtered(map(get("t"), vec![lit(1)])),
+            filtered(map(get("view"), vec![lit(1)])),
         ]);
-        assert!(normalized.inserts_only(&is_source));
-        assert!(!get("table").inserts_only(&is_source), "a table or view can retract");
-        assert!(!union(vec![get("s"), get("view")]).inserts_only(&is_source));
+        assert!(normalized.retracts_where_it_inserted());
         let distinct = Plan::Distinct {
             input: Box::new(get("s")),
         };
-        assert!(!distinct.inserts_only(&is_source), "an operator with state can retract");
-        assert!(!map(distinct, vec![col("a")]).inserts_only(&is_source));
+        assert!(
+            !distinct.retracts_where_it_inserted(),
+            "an operator that exchanges by its own key"
+        );
+        assert!(!map(distinct, vec![col("a")]).retracts_where_it_inserted());
+        assert!(!union(vec![
+            get("s"),
+            Plan::Distinct {
+                input: Box::new(get("t"))
+            }
+        ])
+        .retracts_where_it_inserted());
     }
 }

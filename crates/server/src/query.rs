@@ -252,8 +252,7 @@ impl State {
         };
         let mut lines: Vec<String> = Vec::new();
         if matches!(stmt, Statement::CreateView(cv) if cv.materialized) {
-            let is_source = |name: &str| self.catalog.get(name).is_some_and(|e| e.connector.is_some());
-            lines.push(ViewStorage::of(&plan.plan, &is_source).describe().to_string());
+            lines.push(ViewStorage::of(&plan.plan).describe().to_string());
         }
         lines.extend(
             plan.plan

@@ -165,6 +165,19 @@ async fn enrichment_join_follows_both_tables_and_its_input() {
     )
     .await;
     assert!(plan.iter().any(|l| l.contains("enrichment operator")), "{plan:?}");
+    // The enrichment join retracts an output on the worker of the input row it came from
+    // (the views below check every change of both tables): its view keeps rows in place.
+    let plan = rows(
+        &client,
+        "EXPLAIN CREATE MATERIALIZED VIEW e2 AS SELECT ev.n, a.tier, g.region FROM ev \
+         LEFT JOIN assets a ON ev.host = a.host_id LEFT JOIN geo g ON inet_aton(ev.ip) BETWEEN g.lo AND g.hi",
+    )
+    .await;
+    assert!(
+        plan.iter()
+            .any(|l| l.contains("each kept on the worker that produced it")),
+        "{plan:?}"
+    );
     let q = "SELECT n, tier, region FROM enriched";
     let wide = "SELECT n, host_id, tier, lo, region FROM enriched_wide";
     let inner = "SELECT n, tier, region FROM enriched_inner";
