@@ -308,3 +308,77 @@ async fn enrichment_join_follows_both_tables_and_its_input() {
     .await;
     expect(&client, inner, &[]).await;
 }
+
+/// The seed's shape over a file source read in several batches, so both workers read some
+/// of it: `norm` (a projection of the source) keeps its rows on the worker that read them,
+/// and the enrichment join over it reads them there. A change to either table must retract
+/// and re-emit each affected output on the worker that emitted it. The expected counts are
+/// computed here from the events and the tables as the SQL defines them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrichment_join_over_a_view_read_by_both_workers_follows_table_changes() {
+    let handle = common::server().await;
+    let client = common::connect(&handle).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ev.jsonl");
+    // About six reader batches of 1,024 lines, handed to the workers in turn.
+    const N: usize = 6300;
+    let (hosts, ips) = (["h1", "h2", "h3"], ["10.0.0.5", "192.168.1.1", "8.8.8.8"]);
+    let event = |i: usize| (hosts[i % 3], ips[(i / 3) % 3]);
+    let lines: Vec<String> = (0..N)
+        .map(|i| format!(r#"{{"host":"{}","ip":"{}","n":{i}}}"#, event(i).0, event(i).1))
+        .collect();
+    common::append_lines(&path, &lines);
+    common::exec_all(
+        &client,
+        &format!(
+            "CREATE SOURCE ev (host VARCHAR, ip VARCHAR, n INT) \
+             WITH (connector = 'file', path = '{}') FORMAT PLAIN ENCODE JSON;
+             CREATE TABLE assets (host_id VARCHAR, tier VARCHAR);
+             CREATE TABLE geo (lo BIGINT, hi BIGINT, region VARCHAR);
+             INSERT INTO assets VALUES ('h1', 'tier_1'), ('h2', 'tier_2');
+             INSERT INTO geo VALUES (167772160, 184549375, 'internal'), (3232235520, 3232301055, 'lan');
+             CREATE MATERIALIZED VIEW norm AS SELECT host, ip, n FROM ev;
+             CREATE MATERIALIZED VIEW enriched AS
+                 SELECT norm.n, COALESCE(a.tier, 'unknown') AS tier, COALESCE(g.region, 'unknown') AS region
+                 FROM norm LEFT JOIN assets a ON norm.host = a.host_id
+                           LEFT JOIN geo g ON inet_aton(norm.ip) BETWEEN g.lo AND g.hi;",
+            path.display()
+        ),
+    )
+    .await;
+    // 10.0.0.5 is in 10.0.0.0/8 ('internal'), 192.168.1.1 in 192.168.0.0/16 ('lan').
+    let counts = |tier: &dyn Fn(&str) -> &'static str, region: &dyn Fn(&str) -> &'static str| {
+        let mut by: std::collections::BTreeMap<(&str, &str), usize> = Default::default();
+        for i in 0..N {
+            let (host, ip) = event(i);
+            *by.entry((tier(host), region(ip))).or_default() += 1;
+        }
+        by.into_iter()
+            .map(|((t, r), n)| vec![t.to_string(), r.to_string(), n.to_string()])
+            .collect::<Vec<_>>()
+    };
+    let q = "SELECT tier, region, COUNT(*) FROM enriched GROUP BY tier, region";
+    let region = |ip: &str| match ip {
+        "10.0.0.5" => "internal",
+        "192.168.1.1" => "lan",
+        _ => "unknown",
+    };
+    let tiers = |h1: &'static str, h3: &'static str| {
+        move |host: &str| match host {
+            "h1" => h1,
+            "h2" => "tier_2",
+            _ => h3,
+        }
+    };
+    common::wait_for(&client, q, &counts(&tiers("tier_1", "unknown"), &region)).await;
+
+    common::exec_all(&client, "DELETE FROM assets WHERE host_id = 'h1';").await;
+    common::wait_for(&client, q, &counts(&tiers("unknown", "unknown"), &region)).await;
+    common::exec_all(&client, "INSERT INTO assets VALUES ('h3', 'tier_3');").await;
+    common::wait_for(&client, q, &counts(&tiers("unknown", "tier_3"), &region)).await;
+    common::exec_all(&client, "DELETE FROM geo WHERE region = 'lan';").await;
+    let no_lan = |ip: &str| if ip == "10.0.0.5" { "internal" } else { "unknown" };
+    common::wait_for(&client, q, &counts(&tiers("unknown", "tier_3"), &no_lan)).await;
+    // Every event is still there exactly once.
+    common::wait_for(&client, "SELECT COUNT(*) FROM enriched", &[vec![N.to_string()]]).await;
+}
