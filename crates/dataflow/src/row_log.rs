@@ -16,12 +16,11 @@
 //! Invariants: every update is appended to the log of the worker its row hashes to (so a
 //! row's insertions and retractions meet there), or of the worker that produced it in a
 //! view whose plan retracts each row where it inserted it ([`Placement::InPlace`]: they
-//! meet there); updates appended
-//! after the log's upper was `u` have times at or after `u`; consolidation rewrites only
-//! the updates every reader has already read (all of them, or it waits), so a reader's
-//! position stays valid; it advances no update past the compaction frontier nor past any
-//! live [`Pin`], so an operator that reads the log by time finds every update it processed
-//! before its pin.
+//! meet there); updates appended after the log's upper was `u` have times at or after
+//! `u`; consolidation rewrites only the updates every reader has already read (all of
+//! them, or it waits), so a reader's position stays valid; it advances no update past the
+//! compaction frontier nor past any live [`Pin`], so an operator that reads the log by
+//! time finds every update it processed before its pin.
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::cell::{Cell, RefCell};

@@ -7,7 +7,7 @@ use differential_dataflow::operators::arrange::TraceAgent;
 use differential_dataflow::trace::cursor::cursor_list;
 use differential_dataflow::trace::implementations::KeySpine;
 use differential_dataflow::trace::{Cursor, TraceReader};
-use rampart_plan::Plan;
+use rampart_plan::{Plan, Retention};
 use rampart_repr::Row;
 use timely::dataflow::Scope;
 use timely::progress::frontier::{Antichain, AntichainRef};
@@ -30,10 +30,18 @@ pub enum ViewStorage {
     Log(Placement),
 }
 
+/// The retention of a view whose plan is `plan` (a `Retain` at its root).
+pub(crate) fn retention_of(plan: &Plan) -> Option<Retention> {
+    match plan {
+        Plan::Retain { retention, .. } => Some(*retention),
+        _ => None,
+    }
+}
+
 impl ViewStorage {
     /// The storage of a view with `plan`.
     pub fn of(plan: &Plan) -> ViewStorage {
-        if matches!(plan, Plan::Retain { .. }) {
+        if retention_of(plan).is_some() {
             ViewStorage::Arranged
         } else if plan.retracts_where_it_inserted() {
             ViewStorage::Log(Placement::InPlace)

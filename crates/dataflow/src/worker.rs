@@ -10,7 +10,7 @@ use differential_dataflow::input::{Input, InputSession};
 use differential_dataflow::operators::arrange::TraceAgent;
 use differential_dataflow::trace::implementations::KeySpine;
 use differential_dataflow::trace::TraceReader;
-use rampart_plan::{Plan, Retention};
+use rampart_plan::Retention;
 use rampart_repr::Row;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::operator::Operator;
@@ -22,7 +22,7 @@ use crate::command::{Command, FeedProgress, PeekReply, PeekRequest, SourceBatch,
 use crate::render::watermark::safe_watermark;
 use crate::render::{render, ExpiryCut, ImportedView, RenderContext, Rendered, Rows};
 use crate::row_log::RowLog;
-use crate::stored::{Stored, ViewStorage};
+use crate::stored::{retention_of, Stored, ViewStorage};
 use crate::{now_ms, Diff, Time};
 
 type WatermarkTrace = TraceAgent<KeySpine<i64, Time, Diff>>;
@@ -252,14 +252,6 @@ fn apply(
             }
             registry.reseal();
         }
-    }
-}
-
-/// The retention of a view whose plan is `plan` (a `Retain` at its root).
-fn retention_of(plan: &Plan) -> Option<Retention> {
-    match plan {
-        Plan::Retain { retention, .. } => Some(*retention),
-        _ => None,
     }
 }
 
