@@ -47,9 +47,12 @@ pub(crate) fn spawn(
                     // Files present at start skip to their end in 'latest' mode; files that
                     // appear later are new data and are read whole.
                     let mut offset = 0;
+                    let mut line_no = 0;
                     if let Some(at) = &start_at {
-                        // 'latest' fixed when the source was created.
+                        // 'latest' fixed when the source was created, or a checkpoint's
+                        // position: lines keep their numbers from the file's start.
                         if let Some(pos) = at.0.get(&p.display().to_string()) {
+                            line_no = lines_before(&p, *pos);
                             offset = f.seek(SeekFrom::Start(*pos)).unwrap_or(0);
                         }
                     } else if startup == StartupMode::Latest && first && initial.contains(&p) {
@@ -59,7 +62,7 @@ pub(crate) fn spawn(
                         p,
                         Followed {
                             reader: BufReader::with_capacity(1 << 20, f),
-                            line_no: 0,
+                            line_no,
                             offset,
                             partial: String::new(),
                         },
@@ -136,6 +139,25 @@ pub(crate) fn spawn(
         })
         .map_err(|e| format!("could not start the reader thread: {e}"))?;
     Ok(())
+}
+
+/// How many lines the first `len` bytes of the file at `path` hold (0 if it cannot be
+/// read): the number of the line before a reader that starts at byte `len`.
+fn lines_before(path: &std::path::Path, len: u64) -> i64 {
+    use std::io::Read;
+    let Ok(f) = File::open(path) else { return 0 };
+    let mut reader = BufReader::with_capacity(1 << 20, f.take(len));
+    let mut lines = 0;
+    loop {
+        let n = match reader.fill_buf() {
+            Ok([]) | Err(_) => return lines,
+            Ok(buf) => {
+                lines += buf.iter().filter(|b| **b == b'\n').count() as i64;
+                buf.len()
+            }
+        };
+        reader.consume(n);
+    }
 }
 
 /// The size of every file matching `pattern` now, keyed like the reader's positions.

@@ -5,7 +5,8 @@
 //! Event `i` is stamped `start + i / rate` and released once the wall clock reaches that
 //! time, where `start` is when the source was created. A reader started later (a second
 //! view, or the same view after a restart) first catches up on the events it missed, so
-//! every reader sees the same events: the generator replays like a file.
+//! every reader sees the same events: the generator replays like a file. A reader resuming
+//! at a checkpoint's event count regenerates the events before it without sending them.
 
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ pub(crate) fn spawn(
     rate: f64,
     seed: u64,
     start_ms: i64,
+    skip: u64,
     ctx: SourceContext,
     mut out: BatchSender,
 ) -> Result<(), String> {
@@ -31,7 +33,12 @@ pub(crate) fn spawn(
         .spawn(move || {
             let mut generator = EventGenerator::new(kind, seed);
             let start_us = start_ms.saturating_mul(1000);
-            let mut emitted: u64 = 0;
+            // Resuming at a checkpoint: the events before it are generated (the generator's
+            // state depends on them) but not decoded or sent.
+            for i in 0..skip {
+                generator.next_event(start_us + (i as f64 * 1e6 / rate) as i64);
+            }
+            let mut emitted: u64 = skip;
             loop {
                 let elapsed_us = chrono::Utc::now().timestamp_micros().saturating_sub(start_us).max(0);
                 let due = (elapsed_us as f64 / 1e6 * rate) as u64;

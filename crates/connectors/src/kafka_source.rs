@@ -477,11 +477,16 @@ impl Reader {
         if new.is_empty() {
             return Ok(!self.positions.is_empty());
         }
-        let starts = if first {
+        let starts: Vec<(i32, Offset)> = if first {
             self.startup_offsets(&new)?
         } else {
             new.iter().map(|p| (*p, Offset::Beginning)).collect()
         };
+        // A reader resuming at a checkpoint starts each partition it had read there.
+        let starts = starts
+            .into_iter()
+            .map(|(p, off)| (p, self.resumed_offset(p).unwrap_or(off)))
+            .collect::<Vec<_>>();
         self.initialized = true;
         self.positions.extend(starts);
         let mut tpl = TopicPartitionList::new();
@@ -498,6 +503,13 @@ impl Reader {
             s.partitions = n;
         });
         Ok(true)
+    }
+
+    /// The next offset of `partition` in the checkpoint this reader resumes at, if any.
+    fn resumed_offset(&self, partition: i32) -> Option<Offset> {
+        let at = self.ctx.resume_at.as_ref()?;
+        at.0.get(&format!("partition {partition}"))
+            .map(|o| Offset::Offset(*o as i64))
     }
 
     /// Where each of the partitions present at start-up begins, as concrete offsets where

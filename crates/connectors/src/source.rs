@@ -301,12 +301,13 @@ impl SourceConnector {
     /// dataflow. The reader stops when the dataflow drops the feed.
     pub fn start(&self, ctx: SourceContext, workers: usize) -> Result<SourceFeed, String> {
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..workers.max(1)).map(|_| bounded(CHANNEL_BATCHES)).unzip();
+        let resume_at = ctx.resume_at.clone();
         let out = BatchSender {
             wake: ctx.wake.clone(),
             senders,
             next: 0,
             rows: ctx.rows_read.clone(),
-            positions: Positions::default(),
+            positions: resume_at.clone().unwrap_or_default(),
             positions_changed: false,
             seq: 0,
             watermark: None,
@@ -316,13 +317,25 @@ impl SourceConnector {
                 path,
                 startup,
                 start_at,
-            } => crate::file_source::spawn(path, startup, start_at, ctx, out)?,
+            } => {
+                let start_at = match (start_at, &resume_at) {
+                    (Some(mut pinned), Some(resume)) => {
+                        pinned.merge(resume);
+                        Some(pinned)
+                    }
+                    (pinned, resume) => resume.clone().or(pinned),
+                };
+                crate::file_source::spawn(path, startup, start_at, ctx, out)?
+            }
             SourceConnector::Generator {
                 kind,
                 rate,
                 seed,
                 start_ms,
-            } => crate::generator_source::spawn(kind, rate, seed, start_ms, ctx, out)?,
+            } => {
+                let skip = resume_at.as_ref().and_then(|p| p.0.get("events").copied()).unwrap_or(0);
+                crate::generator_source::spawn(kind, rate, seed, start_ms, skip, ctx, out)?
+            }
             SourceConnector::Kafka {
                 topic,
                 startup,
@@ -331,7 +344,11 @@ impl SourceConnector {
                 ..
             } => crate::kafka_source::spawn(topic, startup, properties, include, ctx, out)?,
         }
-        Ok(SourceFeed::new(receivers))
+        let mut feed = SourceFeed::new(receivers);
+        if let Some(at) = resume_at {
+            feed.progress = rampart_dataflow::FeedProgress::starting_at(at);
+        }
+        Ok(feed)
     }
 }
 
@@ -356,6 +373,9 @@ pub struct SourceContext {
     /// The projection the view applies right above every read of this source, when the
     /// reader is to build its rows (the feed is then marked `projected`).
     pub projection: Option<Arc<rampart_dataflow::SourceProjection>>,
+    /// Positions to resume at (a view's checkpoint) instead of the source's start: every
+    /// stream listed continues after its position; streams not listed start as usual.
+    pub resume_at: Option<Positions>,
 }
 
 /// Spreads batches over the workers round-robin; `send` fails once the dataflow is gone.

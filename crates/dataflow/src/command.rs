@@ -8,6 +8,7 @@ use rampart_plan::Plan;
 use rampart_repr::{ErrorLog, Positions, RelationDesc, Row};
 
 use crate::capture::{SinkWriter, ViewStore};
+use crate::snapshot::SnapshotCapture;
 use crate::{Diff, Time};
 
 /// Decoded rows from a reader, with how far the reader had read once they were decoded.
@@ -55,14 +56,55 @@ struct ProgressState {
     ahead: BTreeMap<u64, Positions>,
     /// Positions of the furthest batch ingested.
     max: Positions,
+    /// The dataflow time each batch since `timed_from` was ingested at, with its positions:
+    /// what [`FeedProgress::positions_through`] reads.
+    timed: BTreeMap<u64, (Time, Positions)>,
+    /// The first batch number `timed` can hold; every batch before it was ingested at or
+    /// before `timed_base_time`, and `timed_base` are the positions after them.
+    timed_from: u64,
+    timed_base: Positions,
+    timed_base_time: Time,
+    /// Whether ingestion times are kept (a checkpointer reads them; nothing else does).
+    timed_enabled: bool,
 }
 
+/// How many ingested batches a feed remembers the time of before it forgets the oldest
+/// (they are only asked about for the last second or two: see
+/// [`FeedProgress::positions_through`]).
+const TIMED_BATCHES: usize = 1 << 16;
+
 impl FeedProgress {
-    /// Counts batch `seq` (with its cumulative positions) as ingested.
-    pub fn ingested(&self, seq: u64, positions: &Positions) {
+    /// Progress of a reader that resumes at `positions` (a checkpoint's): everything up to
+    /// them counts as ingested before the first batch arrives.
+    pub fn starting_at(positions: Positions) -> FeedProgress {
+        let st = ProgressState {
+            positions: positions.clone(),
+            max: positions.clone(),
+            timed_base: positions,
+            ..ProgressState::default()
+        };
+        FeedProgress(Arc::new(Mutex::new(st)))
+    }
+
+    /// Keeps the dataflow time of every batch ingested from now on, for
+    /// [`FeedProgress::positions_through`] (call before the dataflow reading the feed is
+    /// built; a checkpointer then calls [`FeedProgress::forget_through`] as it goes).
+    pub fn track_times(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).timed_enabled = true;
+    }
+
+    /// Counts batch `seq` (with its cumulative positions) as ingested at dataflow time `at`.
+    pub fn ingested(&self, seq: u64, positions: &Positions, at: Time) {
         let mut st = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if seq < st.next {
             return;
+        }
+        if st.timed_enabled && seq >= st.timed_from {
+            st.timed.insert(seq, (at, positions.clone()));
+            if st.timed.len() > TIMED_BATCHES {
+                let oldest = st.timed.keys().nth(TIMED_BATCHES / 2).copied().unwrap_or(seq);
+                st.forget_before(oldest);
+            }
         }
         st.max.merge(positions);
         st.ahead.insert(seq, positions.clone());
@@ -82,6 +124,62 @@ impl FeedProgress {
     /// Positions of the furthest batch ingested.
     pub fn ingested_max(&self) -> Positions {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).max.clone()
+    }
+
+    /// Exactly what the dataflow holds from this feed at time `t`, once its frontier has
+    /// passed `t` (every batch ingested at or before `t` is then counted): the positions
+    /// after the batches ingested at or before `t`, if they are batches `0..n` with no gap.
+    /// `None` when a later batch was ingested at or before `t` while an earlier one came
+    /// after it (two workers take batches in turn), or when `t` is before what this feed
+    /// still remembers: no position separates what is in from what is not.
+    pub fn positions_through(&self, t: Time) -> Option<Positions> {
+        let st = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if !st.timed_enabled || t < st.timed_base_time {
+            return None;
+        }
+        let mut positions = st.timed_base.clone();
+        let mut expect = st.timed_from;
+        let mut open = true;
+        for (seq, (at, p)) in &st.timed {
+            if *at > t {
+                open = false;
+                continue;
+            }
+            if !open || *seq != expect {
+                return None;
+            }
+            positions.merge(p);
+            expect += 1;
+        }
+        Some(positions)
+    }
+
+    /// Forgets the times of the batches ingested at or before `t` (a checkpoint at `t` is
+    /// durable: no later one asks about times before it), when they are a prefix.
+    pub fn forget_through(&self, t: Time) {
+        let mut st = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = st.timed_from;
+        for (seq, (at, _)) in &st.timed {
+            if *at > t || *seq != next {
+                break;
+            }
+            next += 1;
+        }
+        st.forget_before(next);
+        st.timed_base_time = st.timed_base_time.max(t);
+    }
+}
+
+impl ProgressState {
+    /// Folds the times of batches before `seq` into the base: times before the latest of
+    /// them can no longer be asked about.
+    fn forget_before(&mut self, seq: u64) {
+        let keep = self.timed.split_off(&seq);
+        for (_, (at, p)) in std::mem::replace(&mut self.timed, keep) {
+            self.timed_base.merge(&p);
+            self.timed_base_time = self.timed_base_time.max(at);
+        }
+        self.timed_from = self.timed_from.max(seq);
     }
 }
 
@@ -153,6 +251,12 @@ pub struct ViewSpec {
     /// When not restoring, where the dataflow reports the expiry floor of each retained
     /// view it reads, for the catalog.
     pub floor_report: ExpiryFloors,
+    /// Where the view's updates go for checkpoints (a view snapshotted as it runs: see
+    /// [`crate::snapshot`]).
+    pub snapshot_capture: Option<Arc<SnapshotCapture>>,
+    /// The rows of the view's last checkpoint: the view starts with them, and its readers
+    /// resume at the checkpoint's positions instead of replaying from the start.
+    pub restored_rows: Option<crate::snapshot::RestoredRows>,
 }
 
 /// Per retained view a view without retention reads: the highest watermark whose expiries
@@ -208,4 +312,68 @@ pub enum PeekReply {
     Retry,
     /// The object is gone (dropped meanwhile) or has no arrangement.
     Missing(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(offset: u64) -> Positions {
+        let mut p = Positions::default();
+        p.advance("partition 0", offset);
+        p
+    }
+
+    #[test]
+    fn positions_through_a_time_are_those_of_the_batches_ingested_by_then() {
+        let feed = FeedProgress::starting_at(at(100));
+        feed.track_times();
+        assert_eq!(feed.positions_through(5), Some(at(100)), "nothing ingested yet");
+        feed.ingested(0, &at(110), 10);
+        feed.ingested(1, &at(120), 10);
+        feed.ingested(2, &at(130), 12);
+        assert_eq!(feed.positions_through(9), Some(at(100)));
+        assert_eq!(feed.positions_through(10), Some(at(120)));
+        assert_eq!(feed.positions_through(11), Some(at(120)));
+        assert_eq!(feed.positions_through(12), Some(at(130)));
+    }
+
+    #[test]
+    fn a_time_that_holds_a_later_batch_but_not_an_earlier_one_has_no_positions() {
+        let feed = FeedProgress::default();
+        feed.track_times();
+        feed.ingested(0, &at(10), 3);
+        // Worker 1 took batch 2 at time 4; worker 0 took batch 1 only at time 6.
+        feed.ingested(2, &at(30), 4);
+        assert_eq!(feed.positions_through(4), None, "batch 1 is missing at time 4");
+        feed.ingested(1, &at(20), 6);
+        assert_eq!(feed.positions_through(3), Some(at(10)));
+        assert_eq!(feed.positions_through(4), None, "still: batch 2 in, batch 1 out");
+        assert_eq!(feed.positions_through(5), None);
+        assert_eq!(feed.positions_through(6), Some(at(30)));
+        assert_eq!(feed.complete(), at(30));
+    }
+
+    #[test]
+    fn forgetting_through_a_checkpoint_keeps_later_answers() {
+        let feed = FeedProgress::default();
+        feed.track_times();
+        for seq in 0..4 {
+            feed.ingested(seq, &at(10 * (seq + 1)), 2 * seq);
+        }
+        feed.forget_through(3);
+        assert_eq!(feed.positions_through(2), None, "before the checkpoint: forgotten");
+        assert_eq!(feed.positions_through(3), Some(at(20)));
+        assert_eq!(feed.positions_through(6), Some(at(40)));
+        feed.ingested(4, &at(50), 8);
+        assert_eq!(feed.positions_through(8), Some(at(50)));
+    }
+
+    #[test]
+    fn untracked_feeds_keep_no_times() {
+        let feed = FeedProgress::default();
+        feed.ingested(0, &at(10), 3);
+        assert_eq!(feed.positions_through(3), None);
+        assert_eq!(feed.complete(), at(10));
+    }
 }

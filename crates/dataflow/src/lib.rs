@@ -11,6 +11,7 @@ pub mod render;
 mod row_expr;
 pub mod row_log;
 mod row_predicate;
+pub mod snapshot;
 pub mod source_projection;
 mod stored;
 #[cfg(test)]
@@ -20,6 +21,7 @@ mod worker;
 pub use capture::{Delivered, SinkWriter, StoreRegistry, ViewStore};
 pub use command::{Command, ExpiryFloors, FeedProgress, PeekReply, PeekRequest, SourceBatch, SourceFeed, ViewSpec};
 pub use engine::Engine;
+pub use snapshot::SnapshotCapture;
 pub use source_projection::SourceProjection;
 pub use stored::ViewStorage;
 

@@ -113,7 +113,7 @@ pub(crate) fn run(worker: &mut Worker, commands: Receiver<Command>, registry: Ar
                                 if let Some(w) = s.watermarks.as_mut() {
                                     w.update((seq, batch.watermark.unwrap_or(i64::MIN)), 1);
                                 }
-                                s.progress.ingested(seq, &batch.positions);
+                                s.progress.ingested(seq, &batch.positions, *s.session.time());
                             }
                         }
                         Err(TryRecvError::Empty) => break,
@@ -345,6 +345,17 @@ fn build_view(
             late: spec.late.clone(),
         };
         let Rendered { rows, watermark } = render(&spec.plan, &ctx)?;
+        // Captured before the restored rows join: a checkpoint writes each row once.
+        if let Some(capture) = &spec.snapshot_capture {
+            crate::snapshot::capture_snapshot(rows.clone(), capture.clone(), index);
+        }
+        let rows = match &spec.restored_rows {
+            Some(restored) => {
+                let peers = scope.peers();
+                rows.concat(crate::snapshot::restored_rows(scope, restored.clone(), index, peers))
+            }
+            None => rows,
+        };
         if let Some(sink) = &spec.sink {
             capture_to_sink(rows.clone(), sink.clone(), index, snapshot);
         }

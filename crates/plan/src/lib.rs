@@ -272,6 +272,19 @@ impl Plan {
         }
     }
 
+    /// Whether the plan is made only of reads, maps, filters and unions: each output row
+    /// comes from one input row, and no operator keeps anything between rows. Over sources
+    /// without a watermark, such a view's rows are all a restart needs to resume it
+    /// (`rampart_dataflow::snapshot`).
+    pub fn keeps_no_state(&self) -> bool {
+        match self {
+            Plan::Get { .. } => true,
+            Plan::Map { input, .. } | Plan::Filter { input, .. } => input.keeps_no_state(),
+            Plan::Union { inputs } => inputs.iter().all(Plan::keeps_no_state),
+            _ => false,
+        }
+    }
+
     /// The projection every read of `name` in this plan is the direct input of, as its
     /// expressions and their input schema: `None` when some read is not under a `Map`, or
     /// the reads are under different ones. A source's reader can then build the
@@ -639,5 +652,23 @@ mod tests {
             }
         ])
         .retracts_where_it_inserted());
+    }
+
+    #[test]
+    fn only_reads_maps_filters_and_unions_keep_no_state() {
+        let normalized = union(vec![
+            map(get("auth"), vec![col("a")]),
+            Plan::Filter {
+                input: Box::new(map(get("fw"), vec![lit(1)])),
+                predicate: col("a").is_not_null(),
+                input_schema: Arc::new(DFSchema::empty()),
+            },
+        ]);
+        assert!(normalized.keeps_no_state());
+        let distinct = Plan::Distinct {
+            input: Box::new(normalized.clone()),
+        };
+        assert!(!distinct.keeps_no_state(), "DISTINCT keeps every row it saw");
+        assert!(!union(vec![normalized, distinct]).keeps_no_state());
     }
 }

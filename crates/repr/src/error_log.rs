@@ -12,7 +12,7 @@ pub const MAX_RAW_BYTES: usize = 4096;
 pub const MAX_RECORDS: usize = 100_000;
 
 /// One rejected input.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ErrorRecord {
     /// The source (or view) that rejected it.
     pub source: String,
@@ -41,6 +41,8 @@ pub struct ErrorLog {
 struct Kept {
     records: std::collections::VecDeque<ErrorRecord>,
     seen: std::collections::HashSet<(String, String, i64)>,
+    /// Records not yet written to the data directory, when it keeps them.
+    unsaved: Option<Vec<ErrorRecord>>,
 }
 
 impl ErrorLog {
@@ -64,10 +66,49 @@ impl ErrorLog {
             reason: reason.into(),
             at_us: chrono::Utc::now().timestamp_micros(),
         };
+        self.keep(rec, true);
+    }
+
+    /// Puts back records a previous run of the server saved (not saved again).
+    pub fn restore(&self, records: Vec<ErrorRecord>) {
+        for rec in records {
+            self.keep(rec, false);
+        }
+    }
+
+    /// From now on, keeps every new record for [`ErrorLog::take_unsaved`] too.
+    pub fn save_new_records(&self) {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(off) = offset {
+        g.unsaved.get_or_insert_with(Vec::new);
+    }
+
+    /// The records added since the last call (after [`ErrorLog::save_new_records`]).
+    pub fn take_unsaved(&self) -> Vec<ErrorRecord> {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        g.unsaved.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Gives back records [`ErrorLog::take_unsaved`] returned that could not be written.
+    pub fn unsaved_again(&self, mut records: Vec<ErrorRecord>) {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(unsaved) = g.unsaved.as_mut() {
+            records.append(unsaved);
+            *unsaved = records;
+        }
+    }
+
+    fn keep(&self, rec: ErrorRecord, new: bool) {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(off) = rec.offset {
             if !g.seen.insert((rec.source.clone(), rec.location.clone(), off)) {
                 return;
+            }
+        }
+        if new {
+            if let Some(unsaved) = g.unsaved.as_mut() {
+                if unsaved.len() < MAX_RECORDS {
+                    unsaved.push(rec.clone());
+                }
             }
         }
         self.total.fetch_add(1, Ordering::Relaxed);
@@ -95,5 +136,34 @@ impl ErrorLog {
     /// How many errors were recorded in all.
     pub fn total(&self) -> u64 {
         self.total.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saved_records_come_back_once_and_are_not_saved_again() {
+        let log = ErrorLog::new();
+        log.record("auth", "a.jsonl", Some(3), "{", "not JSON");
+        log.save_new_records();
+        log.record("auth", "a.jsonl", Some(4), "{x", "not JSON");
+        log.record("auth", "a.jsonl", Some(4), "{x", "again: one line, one record");
+        let saved = log.take_unsaved();
+        assert_eq!(saved.len(), 1, "only what came after save_new_records, once");
+        assert!(log.take_unsaved().is_empty());
+
+        let restarted = ErrorLog::new();
+        restarted.save_new_records();
+        restarted.restore(log.snapshot());
+        assert!(
+            restarted.take_unsaved().is_empty(),
+            "restored records are saved already"
+        );
+        // A reader replaying the file meets line 4 again: still one record.
+        restarted.record("auth", "a.jsonl", Some(4), "{x", "not JSON");
+        assert_eq!(restarted.snapshot(), log.snapshot());
+        assert_eq!(restarted.total(), 2);
     }
 }

@@ -12,7 +12,7 @@ pub mod types;
 
 pub use arrow_convert::{batch_to_rows, rows_to_batch, rows_to_batch_projected, JoinedRow, RowRef};
 pub use datum::Datum;
-pub use error_log::{ErrorLog, ErrorRecord};
+pub use error_log::{ErrorLog, ErrorRecord, MAX_RECORDS};
 pub use positions::Positions;
 pub use row::{Row, RowIntoIter};
 pub use text::Str;

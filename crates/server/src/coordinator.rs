@@ -92,6 +92,10 @@ impl Coordinator {
             system_tables::SOURCES,
             Arc::new(EmptyTable::new(system_tables::sources_schema())),
         );
+        let _ = schema_ctx.register_table(
+            system_tables::CHECKPOINTS,
+            Arc::new(EmptyTable::new(system_tables::checkpoints_schema())),
+        );
         Arc::new(Coordinator {
             state: Mutex::new(State {
                 catalog: Catalog::default(),

@@ -396,7 +396,12 @@ impl State {
     }
 
     /// Starts a reader for every source the plan reads.
-    fn source_feeds(&self, plan: &ViewPlan) -> Result<BTreeMap<String, SourceFeed>, PlanError> {
+    /// `resume` gives, per source, the positions to resume at (a view's checkpoint).
+    fn source_feeds(
+        &self,
+        plan: &ViewPlan,
+        resume: &BTreeMap<String, rampart_repr::Positions>,
+    ) -> Result<BTreeMap<String, SourceFeed>, PlanError> {
         let mut feeds = BTreeMap::new();
         for dep in plan.plan.dependencies() {
             let Some(entry) = self.catalog.get(&dep) else {
@@ -418,6 +423,7 @@ impl State {
                     late: self.late.clone(),
                     wake: self.engine.worker_threads(),
                     projection: projection.clone(),
+                    resume_at: resume.get(&dep).cloned(),
                 };
                 let mut feed = connector
                     .start(ctx, self.engine.workers())
@@ -465,9 +471,15 @@ impl State {
         let plan = self.with_retention(plan, &cv.options, sql)?;
         let (retention, retention_notices) = self.retention_chain(&name, &plan);
         let (lags, event_time) = self.plan_event_time(&plan);
+        // A view of single source events is snapshotted: restored from its last
+        // checkpoint, its readers resume there.
+        let snapshot = self.open_view_log(&name, &plan.plan)?;
+        let checkpoint = snapshot.as_ref().and_then(|(_, cp)| cp.as_ref());
+        let resume = checkpoint.map(|cp| cp.positions.clone()).unwrap_or_default();
         // Readers start before the statement is recorded: one that cannot start fails the
         // statement without leaving it in the catalog.
-        let feeds = self.source_feeds(&plan)?;
+        let feeds = self.source_feeds(&plan, &resume)?;
+        let (snapshot_capture, restored_rows) = self.snapshot_view(&name, snapshot, &feeds);
         let created_ms = self.creation_ms();
         self.persist_created(&name, sql, created_ms)?;
         let upstream = self.upstream_feeds(&name, &feeds, &plan);
@@ -487,6 +499,8 @@ impl State {
             restoring: self.restoring.is_some(),
             expiry_floors: self.restoring_floors.clone(),
             floor_report: floor_report.clone(),
+            snapshot_capture,
+            restored_rows,
         };
         self.register_schema(&name, plan.desc.arrow_schema())?;
         self.engine.broadcast(Command::CreateView(Box::new(spec)));
@@ -600,7 +614,7 @@ impl State {
                 JsonSink::open(&target, plan.desc.clone(), sink_format, output_len).map_err(PlanError::invalid)?,
             ),
         };
-        let feeds = self.source_feeds(&plan)?;
+        let feeds = self.source_feeds(&plan, &BTreeMap::new())?;
         let created_ms = self.creation_ms();
         self.persist_created(name, sql, created_ms)?;
         let upstream = self.upstream_feeds(name, &feeds, &plan);
@@ -636,6 +650,8 @@ impl State {
             restoring: self.restoring.is_some(),
             expiry_floors: self.restoring_floors.clone(),
             floor_report: floor_report.clone(),
+            snapshot_capture: None,
+            restored_rows: None,
         };
         self.engine.broadcast(Command::CreateView(Box::new(spec)));
         self.catalog.insert(CatalogEntry {

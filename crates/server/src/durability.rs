@@ -7,13 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use rampart_dataflow::{now_ms, Diff, FeedProgress, SinkWriter};
+use rampart_dataflow::snapshot::RestoredRows;
+use rampart_dataflow::{now_ms, Diff, FeedProgress, SinkWriter, SnapshotCapture, SourceFeed};
 use rampart_repr::Row;
 use rampart_sql::PlanError;
 use rampart_storage::{
-    describe_io, is_disk_full, CatalogLog, DataDir, ResumableSink, SinkCheckpoint, SinkStateLog, StoredObject, TableLog,
+    describe_io, is_disk_full, CatalogLog, DataDir, ResumableSink, SinkCheckpoint, SinkStateLog, StoredObject,
+    TableLog, ViewCheckpoint, ViewLog,
 };
 
+use crate::checkpoint::{Checkpointer, SnapshottedView};
 use crate::coordinator::{Coordinator, State};
 
 /// The open data directory of a server.
@@ -21,8 +24,11 @@ pub(crate) struct Storage {
     pub(crate) dir: DataDir,
     pub(crate) catalog: CatalogLog,
     pub(crate) tables: Mutex<HashMap<String, TableLog>>,
-    /// How often sinks make their output and progress durable.
+    /// How often sinks make their output and progress durable, and views write
+    /// checkpoints.
     pub(crate) sync_every: Duration,
+    /// Writes the checkpoints of snapshotted views.
+    pub(crate) checkpointer: Arc<Checkpointer>,
 }
 
 /// A sink's log and checkpoint, opened before its connector (which may cut its output back
@@ -115,7 +121,84 @@ impl State {
         if sink.exists() {
             let _ = std::fs::remove_file(sink);
         }
+        storage.checkpointer.unregister(name);
+        let view = storage.dir.view_path(name);
+        if view.exists() {
+            let _ = std::fs::remove_file(view);
+        }
         Ok(())
+    }
+
+    /// Whether a view with this plan is snapshotted at checkpoints: it reads only sources
+    /// (none with a `WATERMARK`), through maps, filters and unions, so its rows and its
+    /// readers' positions are all a restart needs (`rampart_dataflow::snapshot`).
+    pub(crate) fn snapshottable(&self, plan: &rampart_plan::Plan) -> bool {
+        let deps = plan.dependencies();
+        plan.keeps_no_state()
+            && !deps.is_empty()
+            && deps.iter().all(|d| {
+                self.catalog
+                    .get(d)
+                    .is_some_and(|e| e.connector.is_some() && e.watermark.is_none())
+            })
+    }
+
+    /// The snapshot log of a new snapshottable view (created empty), or while restoring
+    /// its existing one with its last checkpoint. `None` without a data directory or for a
+    /// view that is not snapshotted.
+    pub(crate) fn open_view_log(
+        &self,
+        name: &str,
+        plan: &rampart_plan::Plan,
+    ) -> Result<Option<(ViewLog, Option<ViewCheckpoint>)>, PlanError> {
+        let Some(storage) = self.storage.as_ref() else {
+            return Ok(None);
+        };
+        if !self.snapshottable(plan) {
+            return Ok(None);
+        }
+        let path = storage.dir.view_path(name);
+        if self.restoring.is_some() {
+            let (log, checkpoint) =
+                ViewLog::open(&path).map_err(|e| io_error(&format!("cannot read the checkpoint of {name}"), e))?;
+            if let Some(cp) = &checkpoint {
+                tracing::info!(view = name, rows = cp.rows.len(), "restoring from its last checkpoint");
+            }
+            Ok(Some((log, checkpoint)))
+        } else {
+            let log = ViewLog::create(&path).map_err(|e| io_error(&format!("cannot create the log of {name}"), e))?;
+            Ok(Some((log, None)))
+        }
+    }
+
+    /// Registers a snapshotted view with the checkpointer: the capture its dataflow
+    /// writes to, and the rows of its checkpoint to start from.
+    pub(crate) fn snapshot_view(
+        &self,
+        name: &str,
+        snapshot: Option<(ViewLog, Option<ViewCheckpoint>)>,
+        feeds: &std::collections::BTreeMap<String, SourceFeed>,
+    ) -> (Option<Arc<SnapshotCapture>>, Option<RestoredRows>) {
+        let (Some(storage), Some((log, checkpoint))) = (self.storage.as_ref(), snapshot) else {
+            return (None, None);
+        };
+        let capture = SnapshotCapture::new(self.engine.workers());
+        let (last, rows) = match checkpoint {
+            // The restored checkpoint's time is the old process's clock: only its
+            // positions matter from here on.
+            Some(cp) => (Some((0, cp.positions)), Some(Arc::new(cp.rows))),
+            None => (None, None),
+        };
+        storage.checkpointer.register(
+            name,
+            SnapshottedView {
+                capture: capture.clone(),
+                log,
+                feeds: feeds.iter().map(|(s, f)| (s.clone(), f.progress.clone())).collect(),
+                last,
+            },
+        );
+        (Some(capture), rows)
     }
 
     /// Opens a new table's change log (empty) or, while restoring, the existing one and

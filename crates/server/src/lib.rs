@@ -2,6 +2,7 @@
 //! queries over consistent snapshots) and the PostgreSQL wire front end that serves it.
 
 pub mod catalog;
+mod checkpoint;
 pub mod coordinator;
 mod ddl;
 mod dml;

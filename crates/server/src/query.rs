@@ -179,6 +179,20 @@ impl State {
             ctx.register_table(system_tables::SOURCES, Arc::new(mem))
                 .map_err(PlanError::from_datafusion)?;
         }
+        if names.contains(system_tables::CHECKPOINTS) {
+            let stats = self
+                .storage
+                .as_ref()
+                .map(|s| s.checkpointer.stats())
+                .unwrap_or_default();
+            let mem = MemTable::try_new(
+                system_tables::checkpoints_schema(),
+                vec![vec![system_tables::checkpoints_batch(&stats)]],
+            )
+            .map_err(PlanError::from_datafusion)?;
+            ctx.register_table(system_tables::CHECKPOINTS, Arc::new(mem))
+                .map_err(PlanError::from_datafusion)?;
+        }
         for e in self.catalog.in_creation_order() {
             if let (ObjectKind::View, Some(q)) = (e.kind, &e.view_query) {
                 if names.contains(&e.name) {

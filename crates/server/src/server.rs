@@ -10,7 +10,7 @@ use rampart_dataflow::Engine;
 use rampart_repr::ErrorLog;
 use tokio::net::TcpListener;
 
-use rampart_storage::{describe_io, CatalogLog, DataDir};
+use rampart_storage::{describe_io, CatalogLog, DataDir, ErrorJournal};
 
 use crate::coordinator::Coordinator;
 use crate::durability::Storage;
@@ -72,6 +72,7 @@ impl ServerHandle {
 /// Starts the engine and the pgwire listener. Must be called inside a tokio runtime.
 pub async fn start_server(config: ServerConfig) -> Result<ServerHandle, String> {
     let mut stored = Vec::new();
+    let errors = ErrorLog::new();
     let storage = match &config.data_dir {
         None => None,
         Some(dir) => {
@@ -79,16 +80,26 @@ pub async fn start_server(config: ServerConfig) -> Result<ServerHandle, String> 
             let (catalog, objects) = CatalogLog::open(&data_dir.catalog_path())
                 .map_err(|e| format!("cannot read the catalog in {}: {}", dir.display(), describe_io(&e)))?;
             stored = objects;
+            let (journal, saved) = ErrorJournal::open(&data_dir.errors_path()).map_err(|e| {
+                format!(
+                    "cannot read the saved source errors in {}: {}",
+                    dir.display(),
+                    describe_io(&e)
+                )
+            })?;
+            errors.restore(saved);
+            let checkpointer = crate::checkpoint::Checkpointer::start(config.checkpoint_interval);
+            checkpointer.save_errors(errors.clone(), journal);
             Some(Storage {
                 dir: data_dir,
                 catalog,
                 tables: Default::default(),
                 sync_every: config.checkpoint_interval,
+                checkpointer,
             })
         }
     };
     let engine = Arc::new(Engine::start(config.workers)?);
-    let errors = ErrorLog::new();
     let coordinator = Coordinator::with_storage(engine, errors.clone(), storage);
     let restored = stored.len();
     let restore_failures = if stored.is_empty() {

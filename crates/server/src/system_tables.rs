@@ -13,7 +13,7 @@ pub const SOURCE_ERRORS: &str = "rampart_source_errors";
 pub const LATE_EVENTS: &str = "rampart_late_events";
 
 /// Every system table's name.
-pub const ALL: [&str; 3] = [SOURCE_ERRORS, LATE_EVENTS, SOURCES];
+pub const ALL: [&str; 4] = [SOURCE_ERRORS, LATE_EVENTS, SOURCES, CHECKPOINTS];
 
 /// Whether `name` is a system table.
 pub fn is_system_table(name: &str) -> bool {
@@ -102,4 +102,38 @@ pub fn sources_batch() -> RecordBatch {
         Arc::new(StringArray::from_iter(st.iter().map(|s| s.last_error.as_deref()))),
     ];
     RecordBatch::try_new(sources_schema(), cols).unwrap_or_else(|_| RecordBatch::new_empty(sources_schema()))
+}
+
+/// Name of the table of snapshotted views and their last checkpoint.
+pub const CHECKPOINTS: &str = "rampart_checkpoints";
+
+/// Columns of `rampart_checkpoints`.
+pub fn checkpoints_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("view", DataType::Utf8, false),
+        Field::new("checkpoints", DataType::Int64, false),
+        Field::new("last_rows", DataType::Int64, false),
+        Field::new("last_duration_ms", DataType::Float64, false),
+        Field::new("log_bytes", DataType::Int64, false),
+        Field::new("last_error", DataType::Utf8, true),
+    ]))
+}
+
+/// One row per snapshotted view that has written (or failed to write) a checkpoint since
+/// the server started.
+pub(crate) fn checkpoints_batch(
+    stats: &std::collections::BTreeMap<String, crate::checkpoint::CheckpointStats>,
+) -> RecordBatch {
+    use datafusion::arrow::array::Float64Array;
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(stats.keys().map(String::as_str))),
+        Arc::new(Int64Array::from_iter_values(stats.values().map(|s| s.count as i64))),
+        Arc::new(Int64Array::from_iter_values(stats.values().map(|s| s.rows as i64))),
+        Arc::new(Float64Array::from_iter_values(
+            stats.values().map(|s| s.duration.as_secs_f64() * 1e3),
+        )),
+        Arc::new(Int64Array::from_iter_values(stats.values().map(|s| s.log_bytes as i64))),
+        Arc::new(StringArray::from_iter(stats.values().map(|s| s.error.as_deref()))),
+    ];
+    RecordBatch::try_new(checkpoints_schema(), cols).unwrap_or_else(|_| RecordBatch::new_empty(checkpoints_schema()))
 }

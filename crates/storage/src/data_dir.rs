@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 /// D/catalog.log      CatalogLog
 /// D/tables/NAME.log  TableLog per table
 /// D/sinks/NAME.log   SinkStateLog per sink
+/// D/views/NAME.log   ViewLog per snapshotted view
+/// D/errors.log       ErrorJournal (rampart_source_errors)
 /// ```
 pub struct DataDir {
     root: PathBuf,
@@ -20,7 +22,12 @@ pub struct DataDir {
 impl DataDir {
     /// Creates (if needed) and locks `root`. Fails if another server holds it.
     pub fn open(root: &Path) -> Result<DataDir, String> {
-        for dir in [root.to_path_buf(), root.join("tables"), root.join("sinks")] {
+        for dir in [
+            root.to_path_buf(),
+            root.join("tables"),
+            root.join("sinks"),
+            root.join("views"),
+        ] {
             fs::create_dir_all(&dir).map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
         }
         let lock_path = root.join("LOCK");
@@ -51,9 +58,19 @@ impl DataDir {
         self.root.join("catalog.log")
     }
 
+    /// The journal of rejected input.
+    pub fn errors_path(&self) -> PathBuf {
+        self.root.join("errors.log")
+    }
+
     /// A table's change log.
     pub fn table_path(&self, table: &str) -> PathBuf {
         self.root.join("tables").join(format!("{}.log", file_name(table)))
+    }
+
+    /// A snapshotted view's log.
+    pub fn view_path(&self, view: &str) -> PathBuf {
+        self.root.join("views").join(format!("{}.log", file_name(view)))
     }
 
     /// A sink's state log.

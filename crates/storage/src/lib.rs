@@ -6,30 +6,40 @@
 //!   acknowledged;
 //! - [`SinkStateLog`] and [`ResumableSink`]: what each sink has emitted and how far its
 //!   inputs had been read, so that after a restart a sink emits neither a change twice
-//!   nor loses one.
+//!   nor loses one;
+//! - [`ErrorJournal`]: the rows of `rampart_source_errors`, so a restart still shows input
+//!   rejected before it;
+//! - [`ViewLog`]: the rows of each view that reads sources only through maps, filters and
+//!   unions (no watermark), with the source positions they reflect, appended at each
+//!   checkpoint, so a restart loads them and resumes those readers there.
 //!
 //! Every file is a [`RecordLog`]: length- and CRC-framed records, so a torn write (a kill
 //! during an append) or a corrupt byte is detected and the file is cut back to its last
 //! whole record.
 //!
 //! Recovery model: readers replay deterministically from their start (files and Kafka from
-//! their startup position, the generator from its creation time), so re-running the
-//! catalog's statements rebuilds every view exactly; sinks then emit only the difference
-//! between what the rebuilt view holds and what they had emitted.
+//! their startup position, the generator from its creation time), or from a snapshotted
+//! view's last checkpoint, so re-running the catalog's statements rebuilds every view
+//! exactly; sinks then emit only the difference between what the rebuilt view holds and
+//! what they had emitted.
 
 mod catalog_log;
 mod data_dir;
+mod error_journal;
 mod record_log;
 mod resumable_sink;
 mod sink_state;
 mod table_log;
+mod view_log;
 
 pub use catalog_log::{CatalogLog, StoredObject};
 pub use data_dir::{describe_io, DataDir};
+pub use error_journal::ErrorJournal;
 pub use record_log::RecordLog;
 pub use resumable_sink::ResumableSink;
 pub use sink_state::{SinkCheckpoint, SinkStateLog};
 pub use table_log::TableLog;
+pub use view_log::{ViewCheckpoint, ViewLog};
 
 /// Whether an I/O error means the disk is full (so callers can say so, SQLSTATE 53100).
 pub fn is_disk_full(e: &std::io::Error) -> bool {

@@ -2,8 +2,8 @@
 //!
 //! Each record is `len: u32 LE | crc32(payload): u32 LE | payload`. Opening a log reads
 //! every whole, valid record; anything after the first record that is cut short or fails
-//! its checksum is a torn or corrupt tail: the file is copied aside (`*.corrupt`) and cut
-//! back to the valid prefix, so appends continue from a clean end.
+//! its checksum is a torn or corrupt tail: the tail is copied aside (`*.corrupt`) and the
+//! file cut back to the valid prefix, so appends continue from a clean end.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -24,35 +24,48 @@ pub struct RecordLog {
 impl RecordLog {
     /// Opens (creating if missing) the log at `path` and returns it with its valid records.
     pub fn open(path: &Path) -> io::Result<(RecordLog, Vec<Vec<u8>>)> {
+        let mut records = Vec::new();
+        let log = Self::open_each(path, |payload, _| {
+            records.push(payload.to_vec());
+            Ok(())
+        })?;
+        Ok((log, records))
+    }
+
+    /// Opens (creating if missing) the log at `path`, handing each valid record to `each`
+    /// in order, with the log's length just past it, without keeping them (for logs too
+    /// large to hold twice).
+    pub fn open_each(path: &Path, mut each: impl FnMut(&[u8], u64) -> io::Result<()>) -> io::Result<RecordLog> {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir)?;
         }
         let mut file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
-        let (records, valid) = parse(&bytes);
+        let mut valid = 0;
+        for (payload, end) in Records::new(&bytes) {
+            each(payload, end as u64)?;
+            valid = end;
+        }
         if valid < bytes.len() {
             let aside = path.with_extension("corrupt");
             tracing::warn!(
                 file = %path.display(),
                 valid_bytes = valid,
                 dropped_bytes = bytes.len() - valid,
-                "torn or corrupt tail in a log: keeping the valid records, a copy of the file is at {}",
+                "torn or corrupt tail in a log: keeping the valid records, a copy of the tail is at {}",
                 aside.display()
             );
-            fs::write(&aside, &bytes)?;
+            fs::write(&aside, &bytes[valid..])?;
             file.set_len(valid as u64)?;
             file.sync_all()?;
         }
         file.seek(SeekFrom::End(0))?;
-        Ok((
-            RecordLog {
-                path: path.to_path_buf(),
-                file,
-                len: valid as u64,
-            },
-            records,
-        ))
+        Ok(RecordLog {
+            path: path.to_path_buf(),
+            file,
+            len: valid as u64,
+        })
     }
 
     /// Creates an empty log at `path`, replacing any file there.
@@ -98,6 +111,17 @@ impl RecordLog {
         Ok(())
     }
 
+    /// Cuts the log back to its first `len` bytes (a record boundary: a length this log
+    /// reported), dropping every record after them, durably.
+    pub fn cut_to(&mut self, len: u64) -> io::Result<()> {
+        if len < self.len {
+            self.file.set_len(len)?;
+            self.file.sync_data()?;
+            self.len = len;
+        }
+        Ok(())
+    }
+
     /// Makes every appended record durable.
     pub fn sync(&mut self) -> io::Result<()> {
         self.file.sync_data()
@@ -125,24 +149,39 @@ fn frame(payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(payload);
 }
 
-/// The valid records of `bytes` and the length of the valid prefix.
-fn parse(bytes: &[u8]) -> (Vec<Vec<u8>>, usize) {
-    let mut records = Vec::new();
-    let mut at = 0;
-    while bytes.len() - at >= HEADER {
+/// The valid records of a log's bytes, each with the offset just past it; stops at the
+/// first record cut short or failing its checksum.
+struct Records<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Records<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Records { bytes, at: 0 }
+    }
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = (&'a [u8], usize);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (bytes, at) = (self.bytes, self.at);
+        if bytes.len() - at < HEADER {
+            return None;
+        }
         let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
         let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes"));
         if len > MAX_RECORD || bytes.len() - at - HEADER < len as usize {
-            break;
+            return None;
         }
         let payload = &bytes[at + HEADER..at + HEADER + len as usize];
         if crc32fast::hash(payload) != crc {
-            break;
+            return None;
         }
-        records.push(payload.to_vec());
-        at += HEADER + len as usize;
+        self.at = at + HEADER + len as usize;
+        Some((payload, self.at))
     }
-    (records, at)
 }
 
 /// Fsyncs a directory, so a rename or a new file in it survives a power cut.

@@ -659,7 +659,7 @@ mod tests {
             vec![],
         );
         assert!(!sink.resuming());
-        feed.ingested(0, &at(10));
+        feed.ingested(0, &at(10), 0);
         sink.write(&[(row("a"), 1, 1), (row("b"), 1, 1)]);
         sink.progress(2);
         drop(sink);
@@ -671,14 +671,14 @@ mod tests {
         let sink = sink_over(log, cp, second.clone(), &feed, vec![]);
         assert!(sink.resuming());
         // Batch 1 arrives before batch 0: it counts only once batch 0 is in.
-        feed.ingested(1, &at(12));
+        feed.ingested(1, &at(12), 0);
         assert!(feed.complete().is_empty());
         assert_eq!(feed.ingested_max(), at(12));
         sink.write(&[(row("a"), 5, 1)]);
         sink.progress(6);
         assert!(sink.resuming(), "inputs have not reached position 10");
         assert!(second.0.lock().unwrap().is_empty());
-        feed.ingested(0, &at(4));
+        feed.ingested(0, &at(4), 0);
         assert_eq!(feed.complete(), at(12));
         sink.write(&[(row("b"), 7, 1), (row("c"), 7, 1)]);
         sink.progress(8);
@@ -708,7 +708,7 @@ mod tests {
             first.clone(),
             &feed,
         );
-        feed.ingested(0, &at(10));
+        feed.ingested(0, &at(10), 0);
         sink.write(&[(alert("a", 100), 1, 1)]);
         sink.progress(2);
         drop(sink);
@@ -719,7 +719,7 @@ mod tests {
         let second = Arc::new(Collect::default());
         let sink = open(log, cp, second.clone(), &feed);
         assert!(sink.resuming());
-        feed.ingested(0, &at(12));
+        feed.ingested(0, &at(12), 0);
         sink.write(&[(alert("a", 900), 5, 1), (alert("b", 901), 5, 1)]);
         sink.progress(now_ms() + 1);
         sink.progress(now_ms() + 2);
@@ -893,9 +893,9 @@ mod tests {
             Some(0),
             "a new sink records where its output starts"
         );
-        feed.ingested(0, &at(10));
+        feed.ingested(0, &at(10), 0);
         sink.write(&[(row("a"), 1, 1)]);
-        feed.ingested(1, &at(20));
+        feed.ingested(1, &at(20), 0);
         sink.write(&[(row("b"), 2, 1)]);
         first.acked.store(1, SeqCst);
         sink.progress(3);
@@ -912,8 +912,8 @@ mod tests {
         let feed = FeedProgress::default();
         let sink = open(&second, &feed);
         assert!(sink.resuming());
-        feed.ingested(0, &at(10));
-        feed.ingested(1, &at(20));
+        feed.ingested(0, &at(10), 0);
+        feed.ingested(1, &at(20), 0);
         sink.write(&[(row("a"), 1, 1), (row("b"), 2, 1), (row("c"), 3, 1)]);
         let deadline = Instant::now() + Duration::from_secs(10);
         while sink.resuming() {
@@ -948,10 +948,10 @@ mod tests {
         let open = |out: &Arc<Queued>, feed: &FeedProgress| reopen(&path, out.clone(), feed);
         SinkStateLog::create(&path).unwrap();
         let sink = open(&out, &feed);
-        feed.ingested(0, &at(10));
+        feed.ingested(0, &at(10), 0);
         sink.write(&[(row("a"), 1, 1)]);
         sink.progress(2);
-        feed.ingested(1, &at(20));
+        feed.ingested(1, &at(20), 0);
         sink.write(&[(row("b"), 2, 1)]);
         sink.progress(3);
         assert_eq!(out.writes.load(SeqCst), 2, "writes do not wait for the destination");
@@ -972,7 +972,7 @@ mod tests {
         let out = Arc::new(Queued::default());
         SinkStateLog::create(&path).unwrap();
         let sink = open(&out, &feed);
-        feed.ingested(0, &at(5));
+        feed.ingested(0, &at(5), 0);
         sink.write(&[(row("c"), 1, 1)]);
         *out.error.lock().unwrap() = Some("broker down".into());
         out.acked.store(1, SeqCst);

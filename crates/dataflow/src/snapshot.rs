@@ -1,0 +1,115 @@
+//! View snapshots: [`SnapshotCapture`] holds a view's updates, per worker, until a
+//! checkpointer takes them through a time it can name the source positions of; and
+//! [`restored_rows`] puts the rows of a restored snapshot back into the view's dataflow.
+//!
+//! Only views whose rows are a function of single source events (reads of sources through
+//! maps, filters and unions, no watermark, no retention) are snapshotted: such a view only
+//! ever inserts, its snapshot is the rows it holds, and nothing else in its dataflow keeps
+//! state, so the rows plus the positions its readers had reached are all a restart needs.
+
+use std::sync::Arc;
+
+use differential_dataflow::AsCollection;
+use parking_lot::Mutex;
+use rampart_repr::Row;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::operator::{source, Operator};
+use timely::dataflow::Scope;
+
+use crate::render::Rows;
+use crate::{Diff, Time};
+
+/// The rows of a view's checkpoint, with multiplicities, that its dataflow starts from.
+pub type RestoredRows = Arc<Vec<(Row, Diff)>>;
+
+/// A view's updates not yet taken by a checkpoint, on every worker.
+pub struct SnapshotCapture {
+    workers: Mutex<Vec<Captured>>,
+}
+
+#[derive(Default)]
+struct Captured {
+    /// Updates at times below `upper`, and at `upper` or later once their time closes.
+    pending: Vec<(Row, Time, Diff)>,
+    /// The worker's frontier: every update before it has been captured.
+    upper: Time,
+}
+
+impl SnapshotCapture {
+    /// A capture for a view maintained by `workers` workers.
+    pub fn new(workers: usize) -> Arc<SnapshotCapture> {
+        Arc::new(SnapshotCapture {
+            workers: Mutex::new((0..workers.max(1)).map(|_| Captured::default()).collect()),
+        })
+    }
+
+    fn push(&self, worker: usize, updates: &mut Vec<(Row, Time, Diff)>, upper: Time) {
+        let mut workers = self.workers.lock();
+        if let Some(w) = workers.get_mut(worker) {
+            w.pending.append(updates);
+            w.upper = w.upper.max(upper);
+        }
+    }
+
+    /// The latest time through which every worker has captured every update, if any.
+    pub fn complete_through(&self) -> Option<Time> {
+        let workers = self.workers.lock();
+        workers.iter().map(|w| w.upper).min().and_then(|u| u.checked_sub(1))
+    }
+
+    /// Removes and returns the updates at or before `t` (call with `t` at most
+    /// [`SnapshotCapture::complete_through`]).
+    pub fn take_through(&self, t: Time) -> Vec<(Row, Diff)> {
+        let mut out = Vec::new();
+        for w in self.workers.lock().iter_mut() {
+            let (through, later): (Vec<_>, Vec<_>) = w.pending.drain(..).partition(|(_, at, _)| *at <= t);
+            w.pending = later;
+            out.extend(through.into_iter().map(|(row, _, diff)| (row, diff)));
+        }
+        out
+    }
+
+    /// Gives back updates a checkpoint took but could not write, as of time `t`, so the
+    /// next checkpoint writes them.
+    pub fn put_back(&self, rows: Vec<(Row, Diff)>, t: Time) {
+        if let Some(w) = self.workers.lock().first_mut() {
+            w.pending.extend(rows.into_iter().map(|(row, diff)| (row, t, diff)));
+        }
+    }
+
+    /// How many updates wait for a checkpoint.
+    pub fn pending(&self) -> usize {
+        self.workers.lock().iter().map(|w| w.pending.len()).sum()
+    }
+}
+
+/// Hands every update of `rows` on this worker to `capture`, with the worker's frontier.
+pub(crate) fn capture_snapshot(rows: Rows<'_>, capture: Arc<SnapshotCapture>, worker: usize) {
+    let mut batch: Vec<(Row, Time, Diff)> = Vec::new();
+    rows.inner.sink(Pipeline, "SnapshotCapture", move |(input, frontier)| {
+        input.for_each(|_cap, data| batch.append(data));
+        let upper = frontier.frontier().first().copied().unwrap_or(Time::MAX);
+        capture.push(worker, &mut batch, upper);
+    });
+}
+
+/// This worker's share of a restored snapshot (every `peers`-th row), as a collection at
+/// the dataflow's first time: the view starts from these rows.
+pub(crate) fn restored_rows<'s>(scope: Scope<'s, Time>, rows: RestoredRows, worker: usize, peers: usize) -> Rows<'s> {
+    source(scope, "RestoredSnapshot", move |cap, _info| {
+        let mut cap = Some(cap);
+        move |output| {
+            if let Some(c) = cap.take() {
+                let t = *c.time();
+                let mut data: Vec<(Row, Time, Diff)> = rows
+                    .iter()
+                    .skip(worker)
+                    .step_by(peers.max(1))
+                    .map(|(row, diff)| (row.clone(), t, *diff))
+                    .collect();
+                output.session(&c).give_container(&mut data);
+            }
+        }
+    })
+    .as_collection()
+}

@@ -1,0 +1,199 @@
+//! [`Checkpointer`]: every checkpoint interval, writes each snapshotted view's new rows and
+//! the positions its readers had reached at one dataflow time to the view's
+//! [`ViewLog`], so a restart loads the rows and resumes the readers there.
+//!
+//! A view is snapshotted when it reads sources without a watermark only through maps,
+//! filters and unions (`Plan::keeps_no_state`, `normalized_events` as the seed writes it):
+//! it only ever inserts, and nothing in its dataflow keeps state besides its rows.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use rampart_dataflow::{FeedProgress, SnapshotCapture, Time};
+use rampart_repr::ErrorLog;
+use rampart_repr::Positions;
+use rampart_storage::{describe_io, ErrorJournal, ViewLog};
+
+/// How many earlier times a checkpoint tries, from the latest complete one back, to find
+/// one that splits every reader's batches exactly (see `FeedProgress::positions_through`).
+const TIMES_TRIED: u64 = 2_000;
+
+/// A view the checkpointer writes.
+pub(crate) struct SnapshottedView {
+    /// The view's updates not yet written.
+    pub(crate) capture: Arc<SnapshotCapture>,
+    /// Its log in the data directory.
+    pub(crate) log: ViewLog,
+    /// Its readers' progress, by source name.
+    pub(crate) feeds: Vec<(String, FeedProgress)>,
+    /// The time of the last checkpoint written (or restored), and its positions.
+    pub(crate) last: Option<(Time, BTreeMap<String, Positions>)>,
+}
+
+/// What the last checkpoint of a view cost, for `rampart_checkpoints`.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct CheckpointStats {
+    /// Rows written by it.
+    pub(crate) rows: usize,
+    /// How long writing and syncing it took.
+    pub(crate) duration: Duration,
+    /// The log's size after it (bytes).
+    pub(crate) log_bytes: u64,
+    /// Checkpoints written since the server started.
+    pub(crate) count: u64,
+    /// Why the last attempt failed, if it did.
+    pub(crate) error: Option<String>,
+}
+
+/// Writes the checkpoints of every snapshotted view, on its own thread.
+pub(crate) struct Checkpointer {
+    views: Mutex<BTreeMap<String, SnapshottedView>>,
+    /// `rampart_source_errors` and where its new records are saved.
+    errors: Mutex<Option<(ErrorLog, ErrorJournal)>>,
+    stats: Mutex<BTreeMap<String, CheckpointStats>>,
+    stopped: AtomicBool,
+}
+
+impl Checkpointer {
+    /// Starts the checkpoint thread, writing every `interval`.
+    pub(crate) fn start(interval: Duration) -> Arc<Checkpointer> {
+        let me = Arc::new(Checkpointer {
+            views: Mutex::new(BTreeMap::new()),
+            errors: Mutex::new(None),
+            stats: Mutex::new(BTreeMap::new()),
+            stopped: AtomicBool::new(false),
+        });
+        let weak = Arc::downgrade(&me);
+        let spawned = std::thread::Builder::new()
+            .name("checkpointer".into())
+            .spawn(move || loop {
+                std::thread::sleep(interval);
+                match weak.upgrade() {
+                    Some(c) if !c.stopped.load(Ordering::Relaxed) => c.checkpoint_all(),
+                    _ => return,
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!("could not start the checkpoint thread ({e}): views replay their sources after a restart");
+        }
+        me
+    }
+
+    /// Saves the new records of `errors` to `journal` at every checkpoint.
+    pub(crate) fn save_errors(&self, errors: ErrorLog, journal: ErrorJournal) {
+        errors.save_new_records();
+        *self.errors.lock() = Some((errors, journal));
+    }
+
+    /// Adds a view to checkpoint.
+    pub(crate) fn register(&self, name: &str, view: SnapshottedView) {
+        for (_, feed) in &view.feeds {
+            feed.track_times();
+        }
+        self.views.lock().insert(name.to_string(), view);
+    }
+
+    /// Stops checkpointing a view (dropped).
+    pub(crate) fn unregister(&self, name: &str) {
+        self.views.lock().remove(name);
+        self.stats.lock().remove(name);
+    }
+
+    /// The last checkpoint of each view, by name.
+    pub(crate) fn stats(&self) -> BTreeMap<String, CheckpointStats> {
+        self.stats.lock().clone()
+    }
+
+    /// Writes a checkpoint of every view that has progressed.
+    pub(crate) fn checkpoint_all(&self) {
+        // Errors first: a view checkpoint past a bad line must not outlive its record.
+        if let Some((errors, journal)) = self.errors.lock().as_mut() {
+            let new = errors.take_unsaved();
+            if let Err(e) = journal.append(&new) {
+                tracing::error!("cannot save rejected input to the data directory: {}", describe_io(&e));
+                errors.unsaved_again(new);
+                return;
+            }
+            if journal.oversized() {
+                if let Err(e) = journal.compact(&errors.snapshot()) {
+                    tracing::warn!("cannot compact the error journal: {}", describe_io(&e));
+                }
+            }
+        }
+        let mut views = self.views.lock();
+        for (name, view) in views.iter_mut() {
+            let Some(result) = checkpoint(view) else { continue };
+            let mut stats = self.stats.lock();
+            let s = stats.entry(name.clone()).or_default();
+            match result {
+                Ok(written) => {
+                    *s = CheckpointStats {
+                        count: s.count + 1,
+                        error: None,
+                        ..written
+                    }
+                }
+                Err(e) => {
+                    if s.error.is_none() {
+                        tracing::error!(view = %name, "cannot write a checkpoint: {e}; its rows stay in memory and the next checkpoint tries again");
+                    }
+                    s.error = Some(e);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stopped.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Writes one checkpoint of `view` if it has progressed: `None` when there was nothing to
+/// write.
+fn checkpoint(view: &mut SnapshottedView) -> Option<Result<CheckpointStats, String>> {
+    let complete = view.capture.complete_through()?;
+    let floor = view.last.as_ref().map_or(0, |(t, _)| t + 1);
+    if complete < floor {
+        return None;
+    }
+    // The latest time whose batches every reader can name exactly.
+    let (time, positions) = (0..TIMES_TRIED)
+        .map_while(|back| complete.checked_sub(back).filter(|t| *t >= floor))
+        .find_map(|t| {
+            let positions: Option<BTreeMap<String, Positions>> = view
+                .feeds
+                .iter()
+                .map(|(source, feed)| Some((source.clone(), feed.positions_through(t)?)))
+                .collect();
+            positions.map(|p| (t, p))
+        })?;
+    let rows = view.capture.take_through(time);
+    if rows.is_empty() && view.last.as_ref().is_some_and(|(_, p)| *p == positions) {
+        return None;
+    }
+    let started = Instant::now();
+    match view.log.checkpoint(&rows, time, &positions) {
+        Ok(()) => {
+            for (_, feed) in &view.feeds {
+                feed.forget_through(time);
+            }
+            view.last = Some((time, positions));
+            Some(Ok(CheckpointStats {
+                rows: rows.len(),
+                duration: started.elapsed(),
+                log_bytes: view.log.len(),
+                count: 0,
+                error: None,
+            }))
+        }
+        Err(e) => {
+            view.capture.put_back(rows, time);
+            Some(Err(describe_io(&e)))
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! [`ViewLog`]: a snapshotted view's rows, appended at each checkpoint together with the
+//! source positions they reflect, so a restart loads the rows and resumes its readers there
+//! instead of replaying every source from its start.
+//!
+//! Records: `Rows` (the rows the view gained since the previous checkpoint) followed by
+//! `Mark` (the checkpoint's dataflow time and, per source, the positions its readers had
+//! reached at that time), written together and synced once. Opening keeps everything up to
+//! the last `Mark` and cuts the rest: rows written without their mark (a kill between the
+//! two, or a failed write) are not part of any checkpoint.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::Path;
+
+use rampart_dataflow::Diff;
+use rampart_repr::{Positions, Row};
+use serde::{Deserialize, Serialize};
+
+use crate::record_log::RecordLog;
+
+#[derive(Serialize, Deserialize)]
+enum ViewRecord {
+    Rows(Vec<(Row, Diff)>),
+    Mark {
+        time: u64,
+        positions: BTreeMap<String, Positions>,
+    },
+}
+
+/// What the last checkpoint of a view holds.
+#[derive(Debug, Default, PartialEq)]
+pub struct ViewCheckpoint {
+    /// The dataflow time (ms) the rows and positions are taken at.
+    pub time: u64,
+    /// Per source the view reads, the positions its reader had reached at `time`.
+    pub positions: BTreeMap<String, Positions>,
+    /// The view's rows at `time`, with multiplicities.
+    pub rows: Vec<(Row, Diff)>,
+}
+
+/// An open view snapshot log.
+pub struct ViewLog {
+    log: RecordLog,
+    /// Checkpoints in the log.
+    marks: u64,
+}
+
+impl ViewLog {
+    /// Starts an empty log for a new view (replacing a stale file of a dropped one).
+    pub fn create(path: &Path) -> io::Result<ViewLog> {
+        Ok(ViewLog {
+            log: RecordLog::create(path)?,
+            marks: 0,
+        })
+    }
+
+    /// Opens a view's log: its last checkpoint (`None` if it has none yet). Records after
+    /// the last checkpoint's mark are cut from the file.
+    pub fn open(path: &Path) -> io::Result<(ViewLog, Option<ViewCheckpoint>)> {
+        let mut rows: Vec<(Row, Diff)> = Vec::new();
+        let mut unmarked = 0;
+        let mut last: Option<(u64, BTreeMap<String, Positions>, usize, u64)> = None;
+        let mut marks = 0;
+        let bad = |e: bincode::Error| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("a record in {} does not decode: {e}", path.display()),
+            )
+        };
+        let mut log = RecordLog::open_each(path, |payload, end| {
+            match bincode::deserialize::<ViewRecord>(payload).map_err(bad)? {
+                ViewRecord::Rows(mut more) => {
+                    unmarked += more.len();
+                    rows.append(&mut more);
+                }
+                ViewRecord::Mark { time, positions } => {
+                    marks += 1;
+                    unmarked = 0;
+                    last = Some((time, positions, rows.len(), end));
+                }
+            }
+            Ok(())
+        })?;
+        let Some((time, positions, kept, end)) = last else {
+            log.cut_to(0)?;
+            return Ok((ViewLog { log, marks: 0 }, None));
+        };
+        if unmarked > 0 || end < log.len() {
+            tracing::warn!(
+                file = %path.display(),
+                rows = unmarked,
+                "rows written after the view's last checkpoint mark are dropped (the server stopped before the mark)"
+            );
+            log.cut_to(end)?;
+        }
+        rows.truncate(kept);
+        Ok((ViewLog { log, marks }, Some(ViewCheckpoint { time, positions, rows })))
+    }
+
+    /// Durably appends a checkpoint: the rows gained since the last one, then the mark.
+    /// On failure the log is cut back to the previous checkpoint.
+    pub fn checkpoint(
+        &mut self,
+        rows: &[(Row, Diff)],
+        time: u64,
+        positions: &BTreeMap<String, Positions>,
+    ) -> io::Result<()> {
+        let before = self.log.len();
+        let result = self.append(rows, time, positions);
+        if result.is_err() {
+            let _ = self.log.cut_to(before);
+        } else {
+            self.marks += 1;
+        }
+        result
+    }
+
+    fn append(&mut self, rows: &[(Row, Diff)], time: u64, positions: &BTreeMap<String, Positions>) -> io::Result<()> {
+        let encode = |r: &ViewRecord| bincode::serialize(r).map_err(|e| io::Error::other(e.to_string()));
+        if !rows.is_empty() {
+            self.log.append(&encode(&ViewRecord::Rows(rows.to_vec()))?)?;
+        }
+        self.log.append(&encode(&ViewRecord::Mark {
+            time,
+            positions: positions.clone(),
+        })?)?;
+        self.log.sync()
+    }
+
+    /// Bytes in the log.
+    pub fn len(&self) -> u64 {
+        self.log.len()
+    }
+
+    /// Whether the log holds no checkpoint.
+    pub fn is_empty(&self) -> bool {
+        self.marks == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rampart_repr::{row, Datum};
+
+    fn at(offset: u64) -> BTreeMap<String, Positions> {
+        let mut p = Positions::default();
+        p.advance("partition 0", offset);
+        BTreeMap::from([("auth".to_string(), p)])
+    }
+
+    fn rows(range: std::ops::Range<i64>) -> Vec<(Row, Diff)> {
+        range.map(|i| (row![Datum::Int(i), Datum::str("user")], 1)).collect()
+    }
+
+    #[test]
+    fn checkpoints_reopen_with_their_rows_and_positions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.log");
+        let mut log = ViewLog::create(&path).unwrap();
+        assert!(log.is_empty());
+        log.checkpoint(&rows(0..3), 10, &at(3)).unwrap();
+        log.checkpoint(&[], 11, &at(3)).unwrap();
+        log.checkpoint(&rows(3..5), 12, &at(5)).unwrap();
+        drop(log);
+        let (log, cp) = ViewLog::open(&path).unwrap();
+        assert!(!log.is_empty());
+        let cp = cp.unwrap();
+        assert_eq!((cp.time, cp.positions), (12, at(5)));
+        assert_eq!(cp.rows, rows(0..5));
+    }
+
+    #[test]
+    fn rows_without_their_mark_are_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.log");
+        let mut log = ViewLog::create(&path).unwrap();
+        log.checkpoint(&rows(0..2), 10, &at(2)).unwrap();
+        let marked = log.len();
+        // A kill after the rows record, before its mark.
+        log.log
+            .append(&bincode::serialize(&ViewRecord::Rows(rows(2..4))).unwrap())
+            .unwrap();
+        drop(log);
+        let (mut log, cp) = ViewLog::open(&path).unwrap();
+        assert_eq!(cp.unwrap().rows, rows(0..2));
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), marked);
+        // Appends continue from the mark.
+        log.checkpoint(&rows(2..3), 11, &at(3)).unwrap();
+        drop(log);
+        let (_, cp) = ViewLog::open(&path).unwrap();
+        assert_eq!(cp.unwrap().rows, rows(0..3));
+    }
+
+    #[test]
+    fn a_torn_mark_falls_back_to_the_previous_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.log");
+        let mut log = ViewLog::create(&path).unwrap();
+        log.checkpoint(&rows(0..2), 10, &at(2)).unwrap();
+        log.checkpoint(&rows(2..4), 11, &at(4)).unwrap();
+        drop(log);
+        // Cut the last byte: the second mark fails its checksum.
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
+        let (_, cp) = ViewLog::open(&path).unwrap();
+        let cp = cp.unwrap();
+        assert_eq!((cp.time, cp.positions, cp.rows), (10, at(2), rows(0..2)));
+    }
+
+    #[test]
+    fn a_log_without_a_checkpoint_has_nothing_to_restore() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.log");
+        let mut log = ViewLog::create(&path).unwrap();
+        log.log
+            .append(&bincode::serialize(&ViewRecord::Rows(rows(0..2))).unwrap())
+            .unwrap();
+        drop(log);
+        let (log, cp) = ViewLog::open(&path).unwrap();
+        assert!(cp.is_none());
+        assert!(log.is_empty());
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+    }
+}
