@@ -93,21 +93,45 @@ pub(crate) fn capture_snapshot(rows: Rows<'_>, capture: Arc<SnapshotCapture>, wo
     });
 }
 
-/// This worker's share of a restored snapshot (every `peers`-th row), as a collection at
-/// the dataflow's first time: the view starts from these rows.
-pub(crate) fn restored_rows<'s>(scope: Scope<'s, Time>, rows: RestoredRows, worker: usize, peers: usize) -> Rows<'s> {
-    source(scope, "RestoredSnapshot", move |cap, _info| {
-        let mut cap = Some(cap);
+/// Rows of a restored snapshot a worker hands on at one time: the views downstream
+/// rebuild from them chunk by chunk, as they would from a replay, rather than from one
+/// batch of everything.
+const RESTORE_CHUNK: usize = 16_384;
+
+/// This worker's share of a restored snapshot (every `peers`-th row), as a collection
+/// starting at time `start` (the dataflow's creation, after the restored tables' contents),
+/// [`RESTORE_CHUNK`] rows per millisecond of dataflow time.
+pub(crate) fn restored_rows<'s>(
+    scope: Scope<'s, Time>,
+    rows: RestoredRows,
+    worker: usize,
+    peers: usize,
+    start: Time,
+) -> Rows<'s> {
+    source(scope, "RestoredSnapshot", move |cap, info| {
+        let activator = scope.activator_for(info.address);
+        let mut cap = Some(cap.delayed(&start));
+        let mut next = worker;
+        let step = peers.max(1);
         move |output| {
-            if let Some(c) = cap.take() {
-                let t = *c.time();
-                let mut data: Vec<(Row, Time, Diff)> = rows
-                    .iter()
-                    .skip(worker)
-                    .step_by(peers.max(1))
-                    .map(|(row, diff)| (row.clone(), t, *diff))
-                    .collect();
-                output.session(&c).give_container(&mut data);
+            let Some(c) = cap.as_mut() else { return };
+            let t = *c.time();
+            let mut data: Vec<(Row, Time, Diff)> = rows
+                .iter()
+                .skip(next)
+                .step_by(step)
+                .take(RESTORE_CHUNK)
+                .map(|(row, diff)| (row.clone(), t, *diff))
+                .collect();
+            next += data.len() * step;
+            if !data.is_empty() {
+                output.session(c).give_container(&mut data);
+            }
+            if next >= rows.len() {
+                cap = None;
+            } else {
+                c.downgrade(&(t + 1));
+                activator.activate();
             }
         }
     })

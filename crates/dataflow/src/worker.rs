@@ -352,7 +352,13 @@ fn build_view(
         let rows = match &spec.restored_rows {
             Some(restored) => {
                 let peers = scope.peers();
-                rows.concat(crate::snapshot::restored_rows(scope, restored.clone(), index, peers))
+                rows.concat(crate::snapshot::restored_rows(
+                    scope,
+                    restored.clone(),
+                    index,
+                    peers,
+                    epoch,
+                ))
             }
             None => rows,
         };

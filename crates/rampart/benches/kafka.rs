@@ -26,6 +26,8 @@
 //! per batch (`RAMPART_BENCH_LINGER_MS`); the probe prints
 //! the producer's longest queue of unacknowledged messages, which grows when the broker
 //! falls behind. `RAMPART_BENCH_SOURCE_OPTIONS` adds options to every source.
+//! `RAMPART_BENCH_DURABLE=1` gives the server a data directory, as `rampart serve` has by
+//! default, and prints its size and the views' checkpoints at the end.
 
 #[path = "../../server/tests/broker/mod.rs"]
 mod broker;
@@ -35,7 +37,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use broker::Broker;
-use common::{count, rss_mib};
+use common::{count, print_checkpoints, rss_mib};
 use rampart_connectors::generator::{EventGenerator, GeneratorKind};
 use rampart_connectors::rdkafka::config::ClientConfig;
 use rampart_connectors::rdkafka::consumer::{BaseConsumer, Consumer};
@@ -248,9 +250,15 @@ fn main() {
     let sql = pipeline_sql(&dir, &bootstrap);
     rt.block_on(async {
         let workers = cpus;
-        let server = start_server(ServerConfig::ephemeral("127.0.0.1:0".parse().unwrap(), workers))
-            .await
-            .expect("server");
+        let mut config = ServerConfig::ephemeral("127.0.0.1:0".parse().unwrap(), workers);
+        // `RAMPART_BENCH_DURABLE=1`: a data directory, as `rampart serve` keeps by default
+        // (catalog, sink log, view checkpoints every second).
+        let durable = std::env::var("RAMPART_BENCH_DURABLE").is_ok_and(|v| v == "1");
+        if durable {
+            config.data_dir = Some(dir.join("data"));
+        }
+        println!("data directory: {}", if durable { "yes (checkpoints every second)" } else { "none" });
+        let server = start_server(config).await.expect("server");
         let backend: &dyn SqlBackend = server.coordinator.as_ref();
         let consumed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let alerts = alert_reader(&bootstrap, consumed.clone());
@@ -372,6 +380,9 @@ fn main() {
             latencies.last().copied().unwrap_or(f64::NAN),
         );
         println!("peak RSS: {:.0} MiB", rss_mib("VmHWM:"));
+        if durable {
+            print_checkpoints(backend, &dir.join("data")).await;
+        }
     });
     drop(broker);
     let _ = std::fs::remove_dir_all(&dir);

@@ -22,6 +22,12 @@
 //! and times a new one recovering on that directory (catalog restored, sources replayed)
 //! until every event is counted again, and checks that the alert counts came back the same.
 //! Each phase runs in its own process (the bench re-runs itself with `RAMPART_SOAK_ROLE`).
+//!
+//! `RAMPART_SOAK_WATERMARK=none` leaves out the watermarks and `EMIT ON WINDOW CLOSE`
+//! (with `RAMPART_SOAK_RETENTION=none`: the seed pipeline exactly as written); its
+//! `normalized_events` is then snapshotted at every checkpoint, and the recovery starts
+//! from that snapshot. `RAMPART_SOAK_COMPARE_REPLAY=1` adds a second recovery with the
+//! snapshots removed, which replays every source from its start.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -32,7 +38,7 @@ use rampart_server::{start_server, ServerConfig};
 
 mod common;
 
-use common::{count, rss_mib};
+use common::{count, dir_bytes, print_checkpoints, rss_mib};
 
 /// Detections straight over the sources: brute force and impossible travel on auth events.
 const DETECT_ONLY: &str = "
@@ -55,7 +61,13 @@ SELECT COUNT(*) AS n FROM (
   UNION ALL SELECT event_time FROM endpoint_events);
 ";
 
-fn soak_sql(dir: &std::path::Path, files: &[std::path::PathBuf], detect_only: bool, retention: &str) -> String {
+fn soak_sql(
+    dir: &std::path::Path,
+    files: &[std::path::PathBuf],
+    detect_only: bool,
+    retention: &str,
+    watermarked: bool,
+) -> String {
     let mut sql = common::file_pipeline_sql(dir, files);
     if retention != "none" {
         for view in ["normalized_events", "enriched_events"] {
@@ -67,17 +79,19 @@ fn soak_sql(dir: &std::path::Path, files: &[std::path::PathBuf], detect_only: bo
         }
     }
     // Each source gets a watermark after its last column.
-    for file in files {
+    for file in files.iter().filter(|_| watermarked) {
         let with = format!("\n)\nWITH (connector = 'file', path = '{}'", file.display());
         let watermarked = format!(",\n    WATERMARK FOR event_time AS event_time - INTERVAL '5 seconds'{with}");
         sql = sql.replacen(&with, &watermarked, 1);
     }
-    sql = sql
-        .replace("HAVING COUNT(*) > 10;", "HAVING COUNT(*) > 10\nEMIT ON WINDOW CLOSE;")
-        .replace(
-            "GROUP BY window_start, window_end, rule_name, severity;",
-            "GROUP BY window_start, window_end, rule_name, severity\nEMIT ON WINDOW CLOSE;",
-        );
+    if watermarked {
+        sql = sql
+            .replace("HAVING COUNT(*) > 10;", "HAVING COUNT(*) > 10\nEMIT ON WINDOW CLOSE;")
+            .replace(
+                "GROUP BY window_start, window_end, rule_name, severity;",
+                "GROUP BY window_start, window_end, rule_name, severity\nEMIT ON WINDOW CLOSE;",
+            );
+    }
     if detect_only {
         let cut = sql
             .find("CREATE TABLE asset_taxonomy")
@@ -98,6 +112,12 @@ fn main() {
     match std::env::var("RAMPART_SOAK_ROLE").as_deref() {
         Ok("run") => run(),
         Ok("recover") => recover(),
+        Ok("recover-replay") => {
+            let Setup { dir, .. } = setup();
+            let _ = std::fs::remove_dir_all(dir.join("data").join("views"));
+            println!("recovery without view checkpoints (views/ removed): every source replays from its start");
+            recover()
+        }
         _ => orchestrate(),
     }
 }
@@ -110,7 +130,13 @@ fn orchestrate() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let me = std::env::current_exe().expect("bench binary");
     let args: Vec<String> = std::env::args().skip(1).collect();
-    for role in ["run", "recover"] {
+    // `RAMPART_SOAK_COMPARE_REPLAY=1`: a second recovery without the view checkpoints
+    // (`views/` removed first), which replays every source from its start.
+    let mut roles = vec!["run", "recover"];
+    if std::env::var("RAMPART_SOAK_COMPARE_REPLAY").is_ok_and(|v| v == "1") {
+        roles.push("recover-replay");
+    }
+    for role in roles {
         let status = std::process::Command::new(&me)
             .args(&args)
             .env("RAMPART_SOAK_ROLE", role)
@@ -134,6 +160,7 @@ struct Setup {
     event_ms: i64,
     detect_only: bool,
     retention: String,
+    watermarked: bool,
 }
 
 fn setup() -> Setup {
@@ -157,6 +184,7 @@ fn setup() -> Setup {
         event_ms,
         detect_only: std::env::var("RAMPART_SOAK_MODE").as_deref() == Ok("detect"),
         retention: std::env::var("RAMPART_SOAK_RETENTION").unwrap_or_else(|_| "1 hour".into()),
+        watermarked: std::env::var("RAMPART_SOAK_WATERMARK").as_deref() != Ok("none"),
     }
 }
 
@@ -174,22 +202,6 @@ fn server_config(dir: &std::path::Path) -> ServerConfig {
     config
 }
 
-/// Total size of the files under `dir`, in bytes.
-fn dir_bytes(dir: &std::path::Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-                    Ok(m) => m.len(),
-                    Err(_) => 0,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
 fn run() {
     let Setup {
         dir,
@@ -199,16 +211,18 @@ fn run() {
         event_ms,
         detect_only,
         retention,
+        watermarked,
     } = setup();
     for f in &files {
         std::fs::write(f, "").expect("create events file");
     }
-    let sql = soak_sql(&dir, &files, detect_only, &retention);
+    let sql = soak_sql(&dir, &files, detect_only, &retention, watermarked);
     println!(
-        "soak: {} events per source at {rate}/s each, {event_ms} ms of event time per event, mode {}, retention {}",
+        "soak: {} events per source at {rate}/s each, {event_ms} ms of event time per event, mode {}, retention {}, watermarks {}",
         per_source,
         if detect_only { "detect" } else { "seed" },
-        if detect_only { "n/a" } else { retention.as_str() }
+        if detect_only { "n/a" } else { retention.as_str() },
+        if watermarked { "yes" } else { "none" }
     );
 
     // The writer appends each source's next slice every 100 ms.
@@ -291,6 +305,7 @@ fn run() {
             files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).sum::<u64>() as f64
                 / (1024.0 * 1024.0)
         );
+        print_checkpoints(backend, &dir.join("data")).await;
         std::fs::write(dir.join(RESULT_FILE), format!("{total} {bf} {it}")).expect("write result");
     });
     writer.join().expect("writer");

@@ -87,3 +87,54 @@ pub fn file_pipeline_sql(dir: &Path, files: &[std::path::PathBuf]) -> String {
         format!("connector = 'file', path = '{}'", files[i].display())
     })
 }
+
+/// Total size of the files under `dir`, in bytes.
+pub fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Prints the size of the data directory `data` (and of its view checkpoints) and each
+/// snapshotted view's checkpoint figures from `rampart_checkpoints`.
+pub async fn print_checkpoints(backend: &dyn SqlBackend, data: &Path) {
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    println!(
+        "data directory {:.1} MiB, of which view checkpoints {:.1} MiB",
+        mib(dir_bytes(data)),
+        mib(dir_bytes(&data.join("views")))
+    );
+    let sql = "SELECT view, checkpoints, last_rows, last_duration_ms, log_bytes FROM rampart_checkpoints";
+    for o in backend.execute(sql).await {
+        let Ok(QueryOutput::Rows { batches, .. }) = o.result else {
+            continue;
+        };
+        for b in &batches {
+            for r in rampart_repr::batch_to_rows(b).unwrap_or_default() {
+                let text = |i: usize| match &r[i] {
+                    rampart_repr::Datum::Str(s) => s.to_string(),
+                    rampart_repr::Datum::Int(n) => n.to_string(),
+                    rampart_repr::Datum::Float(f) => format!("{:.1}", f.0),
+                    other => format!("{other:?}"),
+                };
+                println!(
+                    "checkpoints of {}: {} written, the last {} rows in {} ms, log {:.1} MiB",
+                    text(0),
+                    text(1),
+                    text(2),
+                    text(3),
+                    mib(r[4].as_int().unwrap_or(0) as u64)
+                );
+            }
+        }
+    }
+}
