@@ -159,8 +159,24 @@ impl State {
         }
         let path = storage.dir.view_path(name);
         if self.restoring.is_some() {
-            let (log, checkpoint) =
-                ViewLog::open(&path).map_err(|e| io_error(&format!("cannot read the checkpoint of {name}"), e))?;
+            let (log, checkpoint) = match ViewLog::open(&path) {
+                Ok(opened) => opened,
+                // Whole records that do not decode (written by another version): the view
+                // replays its sources instead, and the file is kept aside.
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    let aside = path.with_extension("undecodable");
+                    tracing::warn!(
+                        view = name,
+                        "{e}: the view replays its sources from their start; the log is kept at {}",
+                        aside.display()
+                    );
+                    std::fs::rename(&path, &aside)
+                        .and_then(|()| ViewLog::create(&path))
+                        .map(|log| (log, None))
+                        .map_err(|e| io_error(&format!("cannot replace the checkpoint log of {name}"), e))?
+                }
+                Err(e) => return Err(io_error(&format!("cannot read the checkpoint of {name}"), e)),
+            };
             if let Some(cp) = &checkpoint {
                 tracing::info!(view = name, rows = cp.rows.len(), "restoring from its last checkpoint");
             }

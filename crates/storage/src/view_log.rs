@@ -209,6 +209,17 @@ mod tests {
     }
 
     #[test]
+    fn a_whole_record_that_does_not_decode_is_invalid_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.log");
+        let (mut raw, _) = RecordLog::open(&path).unwrap();
+        raw.append(&[0xff; 16]).unwrap();
+        drop(raw);
+        let err = ViewLog::open(&path).err().expect("undecodable");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
     fn a_log_without_a_checkpoint_has_nothing_to_restore() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v.log");
