@@ -479,9 +479,10 @@ impl State {
         // Readers start before the statement is recorded: one that cannot start fails the
         // statement without leaving it in the catalog.
         let feeds = self.source_feeds(&plan, &resume)?;
-        let (snapshot_capture, restored_rows) = self.snapshot_view(&name, snapshot, &feeds);
         let created_ms = self.creation_ms();
         self.persist_created(&name, sql, created_ms)?;
+        // Registered once the view exists, before its dataflow reads a batch.
+        let (snapshot_capture, restored_rows) = self.snapshot_view(&name, snapshot, &feeds);
         let upstream = self.upstream_feeds(&name, &feeds, &plan);
         let store = ViewStore::new(self.engine.workers(), self.engine.registry());
         let floor_report = rampart_dataflow::ExpiryFloors::default();
