@@ -15,6 +15,9 @@ use crate::kafka_source::KafkaStartup;
 /// Rows per batch handed to a worker.
 pub const BATCH_ROWS: usize = 1024;
 
+/// Consecutive batches a reader hands to one worker before the next.
+pub const BATCH_RUN: usize = 8;
+
 /// Batches buffered per worker before a reader waits (backpressure).
 pub const CHANNEL_BATCHES: usize = 64;
 
@@ -378,7 +381,8 @@ pub struct SourceContext {
     pub resume_at: Option<Positions>,
 }
 
-/// Spreads batches over the workers round-robin; `send` fails once the dataflow is gone.
+/// Spreads batches over the workers in runs of [`BATCH_RUN`]; `send` fails once the
+/// dataflow is gone.
 /// Each batch carries the reader's positions ([`BatchSender::advance`]) as of its last row.
 pub struct BatchSender {
     senders: Vec<Sender<SourceBatch>>,
@@ -417,7 +421,10 @@ impl BatchSender {
         }
         self.positions_changed = false;
         let n = batch.len() as u64;
-        let i = self.next % self.senders.len();
+        // Runs of batches to each worker in turn: a checkpointed feed's batches enter in
+        // order, so a worker waits for the other's run before its own (longer runs, fewer
+        // waits; the workers still share the rows evenly).
+        let i = (self.next / BATCH_RUN) % self.senders.len();
         self.next = self.next.wrapping_add(1);
         let ok = self.senders[i]
             .send(SourceBatch {

@@ -66,6 +66,8 @@ struct ProgressState {
     timed_base_time: Time,
     /// Whether ingestion times are kept (a checkpointer reads them; nothing else does).
     timed_enabled: bool,
+    /// The latest time a batch entered at.
+    last_time: Time,
 }
 
 /// How many ingested batches a feed remembers the time of before it forgets the oldest
@@ -93,6 +95,21 @@ impl FeedProgress {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).timed_enabled = true;
     }
 
+    /// Whether ingestion times are kept ([`FeedProgress::track_times`]).
+    pub fn tracks_times(&self) -> bool {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).timed_enabled
+    }
+
+    /// For a feed whose batches enter in order: the time batch `seq` enters at, if every
+    /// batch before it has entered (`None`: wait). That is the worker's input time `now`,
+    /// or the time of the batch before if that is later (another worker's clock ran
+    /// ahead), so times never go back along the batches and every time splits them at a
+    /// position ([`FeedProgress::positions_through`] always answers).
+    pub fn ingest_time(&self, seq: u64, now: Time) -> Option<Time> {
+        let st = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        (seq == st.next).then_some(now.max(st.last_time))
+    }
+
     /// Counts batch `seq` (with its cumulative positions) as ingested at dataflow time `at`.
     pub fn ingested(&self, seq: u64, positions: &Positions, at: Time) {
         let mut st = self.0.lock().unwrap_or_else(|p| p.into_inner());
@@ -106,6 +123,7 @@ impl FeedProgress {
                 st.forget_before(oldest);
             }
         }
+        st.last_time = st.last_time.max(at);
         st.max.merge(positions);
         st.ahead.insert(seq, positions.clone());
         loop {
@@ -367,6 +385,27 @@ mod tests {
         assert_eq!(feed.positions_through(6), Some(at(40)));
         feed.ingested(4, &at(50), 8);
         assert_eq!(feed.positions_through(8), Some(at(50)));
+    }
+
+    #[test]
+    fn batches_entering_in_order_never_go_back_in_time() {
+        let feed = FeedProgress::default();
+        feed.track_times();
+        assert_eq!(feed.ingest_time(1, 5), None, "batch 0 first");
+        assert_eq!(feed.ingest_time(0, 5), Some(5));
+        feed.ingested(0, &at(10), 5);
+        // The other worker's clock is behind: batch 1 enters at batch 0's time.
+        assert_eq!(feed.ingest_time(1, 3), Some(5));
+        feed.ingested(1, &at(20), 5);
+        assert_eq!(feed.ingest_time(2, 9), Some(9));
+        feed.ingested(2, &at(30), 9);
+        for t in 0..12 {
+            assert!(
+                feed.positions_through(t).is_some(),
+                "every time splits the batches: {t}"
+            );
+        }
+        assert_eq!(feed.positions_through(8), Some(at(20)));
     }
 
     #[test]

@@ -111,12 +111,16 @@ pub(crate) fn restored_rows<'s>(
     source(scope, "RestoredSnapshot", move |cap, info| {
         let activator = scope.activator_for(info.address);
         let mut cap = Some(cap.delayed(&start));
+        // Let go once every row is handed on: the dataflow lives on, the list need not.
+        let mut rows = Some(rows);
         let mut next = worker;
         let step = peers.max(1);
         move |output| {
-            let Some(c) = cap.as_mut() else { return };
+            let (Some(c), Some(all)) = (cap.as_mut(), rows.as_ref()) else {
+                return;
+            };
             let t = *c.time();
-            let mut data: Vec<(Row, Time, Diff)> = rows
+            let mut data: Vec<(Row, Time, Diff)> = all
                 .iter()
                 .skip(next)
                 .step_by(step)
@@ -127,8 +131,9 @@ pub(crate) fn restored_rows<'s>(
             if !data.is_empty() {
                 output.session(c).give_container(&mut data);
             }
-            if next >= rows.len() {
+            if next >= all.len() {
                 cap = None;
+                rows = None;
             } else {
                 c.downgrade(&(t + 1));
                 activator.activate();

@@ -54,6 +54,10 @@ struct SourceInput {
     watermarks: Option<InputSession<Time, (u64, i64), Diff>>,
     receiver: Receiver<SourceBatch>,
     progress: FeedProgress,
+    /// The feed's batches enter in order (a checkpointed feed: `FeedProgress::track_times`).
+    ordered: bool,
+    /// A batch taken from the channel whose turn has not come yet.
+    held: Option<SourceBatch>,
     closed: bool,
 }
 
@@ -102,25 +106,37 @@ pub(crate) fn run(worker: &mut Worker, commands: Receiver<Command>, registry: Ar
         for o in objects.values_mut().filter(|_| !lagging) {
             for s in o.sources.iter_mut().filter(|s| !s.closed) {
                 for _ in 0..BATCHES_PER_STEP {
-                    match s.receiver.try_recv() {
-                        Ok(batch) => {
-                            busy = true;
-                            for row in batch.rows {
-                                s.session.update(row, 1);
-                            }
-                            // Counted before the input advances past this batch's time.
-                            if let Some(seq) = batch.seq {
-                                if let Some(w) = s.watermarks.as_mut() {
-                                    w.update((seq, batch.watermark.unwrap_or(i64::MIN)), 1);
-                                }
-                                s.progress.ingested(seq, &batch.positions, *s.session.time());
-                            }
-                        }
+                    let batch = match s.held.take().map_or_else(|| s.receiver.try_recv(), Ok) {
+                        Ok(batch) => batch,
                         Err(TryRecvError::Empty) => break,
                         Err(TryRecvError::Disconnected) => {
                             s.closed = true;
                             break;
                         }
+                    };
+                    // A checkpointed feed's batches enter in order, at times that never
+                    // go back (`FeedProgress::ingest_time`); a batch whose turn has not
+                    // come waits here for the other worker to enter the ones before it.
+                    let at = match (batch.seq, s.ordered) {
+                        (Some(seq), true) => match s.progress.ingest_time(seq, *s.session.time()) {
+                            Some(at) => at,
+                            None => {
+                                s.held = Some(batch);
+                                break;
+                            }
+                        },
+                        _ => *s.session.time(),
+                    };
+                    busy = true;
+                    for row in batch.rows {
+                        s.session.update_at(row, at, 1);
+                    }
+                    // Counted before the input advances past this batch's time.
+                    if let Some(seq) = batch.seq {
+                        if let Some(w) = s.watermarks.as_mut() {
+                            w.update_at((seq, batch.watermark.unwrap_or(i64::MIN)), at, 1);
+                        }
+                        s.progress.ingested(seq, &batch.positions, at);
                     }
                 }
             }
@@ -291,6 +307,8 @@ fn build_view(
                     watermarks,
                     receiver,
                     progress: feed.progress.clone(),
+                    ordered: feed.progress.tracks_times(),
+                    held: None,
                     closed: false,
                 });
                 if feed.projected {

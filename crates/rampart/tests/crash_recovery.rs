@@ -1073,5 +1073,8 @@ async fn seed_pipeline_from_kafka_matches_a_run_without_crashes() {
     // a kill it starts from its last checkpoint, and its readers resume there.
     let from_checkpoint = server_log.matches("restoring from its last checkpoint").count();
     eprintln!("restarts where normalized_events started from its checkpoint: {from_checkpoint} of {kills}");
-    assert!(from_checkpoint > 0, "normalized_events never restored from a checkpoint:\n{server_log}");
+    assert!(
+        from_checkpoint > 0,
+        "normalized_events never restored from a checkpoint:\n{server_log}"
+    );
 }

@@ -33,38 +33,43 @@ impl RecordLog {
     }
 
     /// Opens (creating if missing) the log at `path`, handing each valid record to `each`
-    /// in order, with the log's length just past it, without keeping them (for logs too
-    /// large to hold twice).
+    /// in order, with the log's length just past it. The file is read record by record,
+    /// so a log larger than memory can be opened.
     pub fn open_each(path: &Path, mut each: impl FnMut(&[u8], u64) -> io::Result<()>) -> io::Result<RecordLog> {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir)?;
         }
         let mut file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)?;
-        let mut valid = 0;
-        for (payload, end) in Records::new(&bytes) {
-            each(payload, end as u64)?;
-            valid = end;
+        let size = file.metadata()?.len();
+        let mut reader = io::BufReader::with_capacity(1 << 20, &file);
+        let mut valid: u64 = 0;
+        let mut payload = Vec::new();
+        while let Some(len) = next_record(&mut reader, size - valid, &mut payload)? {
+            valid += len;
+            each(&payload, valid)?;
         }
-        if valid < bytes.len() {
+        drop(reader);
+        if valid < size {
             let aside = path.with_extension("corrupt");
             tracing::warn!(
                 file = %path.display(),
                 valid_bytes = valid,
-                dropped_bytes = bytes.len() - valid,
+                dropped_bytes = size - valid,
                 "torn or corrupt tail in a log: keeping the valid records, a copy of the tail is at {}",
                 aside.display()
             );
-            fs::write(&aside, &bytes[valid..])?;
-            file.set_len(valid as u64)?;
+            let mut tail = Vec::new();
+            file.seek(SeekFrom::Start(valid))?;
+            (&file).read_to_end(&mut tail)?;
+            fs::write(&aside, &tail)?;
+            file.set_len(valid)?;
             file.sync_all()?;
         }
         file.seek(SeekFrom::End(0))?;
         Ok(RecordLog {
             path: path.to_path_buf(),
             file,
-            len: valid as u64,
+            len: valid,
         })
     }
 
@@ -149,39 +154,26 @@ fn frame(payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(payload);
 }
 
-/// The valid records of a log's bytes, each with the offset just past it; stops at the
-/// first record cut short or failing its checksum.
-struct Records<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Records<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
-        Records { bytes, at: 0 }
+/// Reads the next record's payload into `payload` if a whole, valid one follows within the
+/// `left` bytes of the file not read yet; returns its framed length. `None` at the end, and
+/// at a record cut short or failing its checksum.
+fn next_record(reader: &mut impl Read, left: u64, payload: &mut Vec<u8>) -> io::Result<Option<u64>> {
+    if left < HEADER as u64 {
+        return Ok(None);
     }
-}
-
-impl<'a> Iterator for Records<'a> {
-    type Item = (&'a [u8], usize);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let (bytes, at) = (self.bytes, self.at);
-        if bytes.len() - at < HEADER {
-            return None;
-        }
-        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
-        let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes"));
-        if len > MAX_RECORD || bytes.len() - at - HEADER < len as usize {
-            return None;
-        }
-        let payload = &bytes[at + HEADER..at + HEADER + len as usize];
-        if crc32fast::hash(payload) != crc {
-            return None;
-        }
-        self.at = at + HEADER + len as usize;
-        Some((payload, self.at))
+    let mut header = [0u8; HEADER];
+    reader.read_exact(&mut header)?;
+    let len = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes"));
+    let crc = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
+    if len > MAX_RECORD || left - (HEADER as u64) < len as u64 {
+        return Ok(None);
     }
+    payload.resize(len as usize, 0);
+    reader.read_exact(payload)?;
+    if crc32fast::hash(payload) != crc {
+        return Ok(None);
+    }
+    Ok(Some(HEADER as u64 + len as u64))
 }
 
 /// Fsyncs a directory, so a rename or a new file in it survives a power cut.
