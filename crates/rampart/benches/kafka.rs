@@ -27,7 +27,8 @@
 //! the producer's longest queue of unacknowledged messages, which grows when the broker
 //! falls behind. `RAMPART_BENCH_SOURCE_OPTIONS` adds options to every source.
 //! `RAMPART_BENCH_DURABLE=1` gives the server a data directory, as `rampart serve` has by
-//! default, and prints its size and the views' checkpoints at the end.
+//! default, and prints its size and the views' checkpoints at the end;
+//! `RAMPART_BENCH_CHECKPOINT_MS` sets the checkpoint interval.
 
 #[path = "../../server/tests/broker/mod.rs"]
 mod broker;
@@ -257,7 +258,15 @@ fn main() {
         if durable {
             config.data_dir = Some(dir.join("data"));
         }
-        println!("data directory: {}", if durable { "yes (checkpoints every second)" } else { "none" });
+        // `RAMPART_BENCH_CHECKPOINT_MS`: the checkpoint interval (default 1000, as `rampart serve`).
+        if let Some(ms) = std::env::var("RAMPART_BENCH_CHECKPOINT_MS").ok().and_then(|v| v.parse().ok()) {
+            config.checkpoint_interval = Duration::from_millis(ms);
+        }
+        if durable {
+            println!("data directory: yes (checkpoints every {} ms)", config.checkpoint_interval.as_millis());
+        } else {
+            println!("data directory: none");
+        }
         let server = start_server(config).await.expect("server");
         let backend: &dyn SqlBackend = server.coordinator.as_ref();
         let consumed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));

@@ -109,12 +109,24 @@ impl Checkpointer {
 
     /// Writes a checkpoint of every view that has progressed.
     pub(crate) fn checkpoint_all(&self) {
-        // Errors first: a view checkpoint past a bad line must not outlive its record.
+        let mut views = self.views.lock();
+        // What each view's checkpoint will hold, fixed first: every input rejected before
+        // those positions is in the error log by now.
+        let prepared: Vec<(String, Prepared)> = views
+            .iter_mut()
+            .filter_map(|(name, view)| Some((name.clone(), prepare(view)?)))
+            .collect();
+        // Errors next: a view checkpoint past a bad line must not outlive its record.
         if let Some((errors, journal)) = self.errors.lock().as_mut() {
             let new = errors.take_unsaved();
             if let Err(e) = journal.append(&new) {
                 tracing::error!("cannot save rejected input to the data directory: {}", describe_io(&e));
                 errors.unsaved_again(new);
+                for (name, p) in prepared {
+                    if let Some(view) = views.get(&name) {
+                        view.capture.put_back(p.rows, p.time);
+                    }
+                }
                 return;
             }
             if journal.oversized() {
@@ -123,9 +135,9 @@ impl Checkpointer {
                 }
             }
         }
-        let mut views = self.views.lock();
-        for (name, view) in views.iter_mut() {
-            let Some(result) = checkpoint(view) else { continue };
+        for (name, p) in prepared {
+            let Some(view) = views.get_mut(&name) else { continue };
+            let result = write(view, p);
             let mut stats = self.stats.lock();
             let s = stats.entry(name.clone()).or_default();
             match result {
@@ -153,9 +165,16 @@ impl Drop for Checkpointer {
     }
 }
 
-/// Writes one checkpoint of `view` if it has progressed: `None` when there was nothing to
-/// write.
-fn checkpoint(view: &mut SnapshottedView) -> Option<Result<CheckpointStats, String>> {
+/// A view's next checkpoint, taken from its capture but not written yet.
+struct Prepared {
+    time: Time,
+    positions: BTreeMap<String, Positions>,
+    rows: Vec<(rampart_repr::Row, rampart_dataflow::Diff)>,
+}
+
+/// Takes the next checkpoint of `view` if it has progressed: `None` when there is nothing
+/// to write.
+fn prepare(view: &mut SnapshottedView) -> Option<Prepared> {
     let complete = view.capture.complete_through()?;
     let floor = view.last.as_ref().map_or(0, |(t, _)| t + 1);
     if complete < floor {
@@ -176,24 +195,29 @@ fn checkpoint(view: &mut SnapshottedView) -> Option<Result<CheckpointStats, Stri
     if rows.is_empty() && view.last.as_ref().is_some_and(|(_, p)| *p == positions) {
         return None;
     }
+    Some(Prepared { time, positions, rows })
+}
+
+/// Writes a prepared checkpoint; on failure its rows go back to the capture.
+fn write(view: &mut SnapshottedView, p: Prepared) -> Result<CheckpointStats, String> {
     let started = Instant::now();
-    match view.log.checkpoint(&rows, time, &positions) {
+    match view.log.checkpoint(&p.rows, p.time, &p.positions) {
         Ok(()) => {
             for (_, feed) in &view.feeds {
-                feed.forget_through(time);
+                feed.forget_through(p.time);
             }
-            view.last = Some((time, positions));
-            Some(Ok(CheckpointStats {
-                rows: rows.len(),
+            view.last = Some((p.time, p.positions));
+            Ok(CheckpointStats {
+                rows: p.rows.len(),
                 duration: started.elapsed(),
                 log_bytes: view.log.len(),
                 count: 0,
                 error: None,
-            }))
+            })
         }
         Err(e) => {
-            view.capture.put_back(rows, time);
-            Some(Err(describe_io(&e)))
+            view.capture.put_back(p.rows, p.time);
+            Err(describe_io(&e))
         }
     }
 }
