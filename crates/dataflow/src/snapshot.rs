@@ -76,11 +76,6 @@ impl SnapshotCapture {
             w.pending.extend(rows.into_iter().map(|(row, diff)| (row, t, diff)));
         }
     }
-
-    /// How many updates wait for a checkpoint.
-    pub fn pending(&self) -> usize {
-        self.workers.lock().iter().map(|w| w.pending.len()).sum()
-    }
 }
 
 /// Hands every update of `rows` on this worker to `capture`, with the worker's frontier.

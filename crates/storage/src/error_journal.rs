@@ -49,7 +49,7 @@ impl ErrorJournal {
             records: records.len() + excess,
         };
         if excess > 0 {
-            journal.rewrite(&records)?;
+            journal.compact(&records)?;
         }
         Ok((journal, records))
     }
@@ -72,16 +72,12 @@ impl ErrorJournal {
         self.records > 2 * MAX_RECORDS
     }
 
-    fn rewrite(&mut self, records: &[ErrorRecord]) -> io::Result<()> {
+    /// Replaces the journal with `records` (the ones still kept in memory).
+    pub fn compact(&mut self, records: &[ErrorRecord]) -> io::Result<()> {
         let bytes = serde_json::to_vec(records).map_err(|e| io::Error::other(e.to_string()))?;
         self.log = RecordLog::replace(self.log.path(), &[bytes])?;
         self.records = records.len();
         Ok(())
-    }
-
-    /// Replaces the journal with `records` (the ones still kept in memory).
-    pub fn compact(&mut self, records: &[ErrorRecord]) -> io::Result<()> {
-        self.rewrite(records)
     }
 }
 
