@@ -31,7 +31,7 @@ pub(crate) fn spawn(
 ) -> Result<(), String> {
     glob::Pattern::new(&path).map_err(|e| format!("option 'path' is not a valid file name or glob: {e}"))?;
     let mut rows = RowBuilder::new(&ctx.desc, ctx.projection.clone());
-    let mut late = crate::late::LateFilter::new(ctx.watermark, ctx.late.clone(), &ctx.name);
+    let mut late = crate::late::LateFilter::for_reader(&ctx);
     let initial: Vec<PathBuf> = matches(&path);
     std::thread::Builder::new()
         .name(format!("source-{}", ctx.name))
@@ -101,7 +101,7 @@ pub(crate) fn spawn(
                                     Ok(()) => {
                                         if late.admit(rows.values(), &location, Some(f.line_no), text) {
                                             batch.push(rows.finish());
-                                            out.set_watermark(late.watermark());
+                                            late.report(&location, &mut out);
                                         }
                                     }
                                     Err(e) => ctx.errors.record(&ctx.name, &location, Some(f.line_no), text, e),

@@ -27,7 +27,7 @@ pub(crate) fn spawn(
     mut out: BatchSender,
 ) -> Result<(), String> {
     let mut rows = RowBuilder::new(&ctx.desc, ctx.projection.clone());
-    let mut late = crate::late::LateFilter::new(ctx.watermark, ctx.late.clone(), &ctx.name);
+    let mut late = crate::late::LateFilter::for_reader(&ctx);
     std::thread::Builder::new()
         .name(format!("generator-{}", ctx.name))
         .spawn(move || {
@@ -52,7 +52,7 @@ pub(crate) fn spawn(
                         Ok(()) => {
                             if late.admit(rows.values(), "generator", Some(emitted as i64), &event) {
                                 batch.push(rows.finish());
-                                out.set_watermark(late.watermark());
+                                late.report("generator", &mut out);
                             }
                         }
                         Err(e) => ctx

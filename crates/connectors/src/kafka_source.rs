@@ -309,7 +309,7 @@ impl Reader {
     fn run(mut self) {
         // The JSON columns are the declared ones; metadata columns come last.
         let json_columns = self.ctx.desc.columns.len().saturating_sub(self.include.len());
-        let mut late = crate::late::LateFilter::new(self.ctx.watermark, self.ctx.late.clone(), &self.ctx.name);
+        let mut late = crate::late::LateFilter::for_reader(&self.ctx);
         let mut rows = RowBuilder::new(
             &rampart_repr::RelationDesc {
                 columns: self.ctx.desc.columns[..json_columns].to_vec(),
@@ -361,9 +361,10 @@ impl Reader {
                                         for m in &self.include {
                                             rows.push_value(meta_datum(*m, &msg));
                                         }
-                                        if late.admit(rows.values(), &location(), Some(offset), text) {
+                                        let stream = location();
+                                        if late.admit(rows.values(), &stream, Some(offset), text) {
                                             batch.push(rows.finish());
-                                            self.out.set_watermark(late.watermark());
+                                            late.report(&stream, &mut self.out);
                                         }
                                     }
                                     Err(e) => {

@@ -36,6 +36,40 @@ impl LateFilter {
         }
     }
 
+    /// The filter of a reader started with `ctx`: one resuming at a checkpoint's positions
+    /// starts from the largest event time each stream had reached there, so it finds late
+    /// exactly the rows the reader before the restart would have.
+    pub(crate) fn for_reader(ctx: &crate::source::SourceContext) -> Self {
+        let mut filter = LateFilter::new(ctx.watermark, ctx.late.clone(), &ctx.name);
+        if let Some(at) = &ctx.resume_at {
+            filter.resume(at);
+        }
+        filter
+    }
+
+    /// Starts every stream of `at` from the largest event time it records.
+    pub(crate) fn resume(&mut self, at: &rampart_repr::Positions) {
+        if self.spec.is_none() {
+            return;
+        }
+        for (stream, us) in at.event_times() {
+            let max = self.max_seen.entry(stream.to_string()).or_insert(i64::MIN);
+            *max = (*max).max(us);
+        }
+    }
+
+    /// Hands the reader's watermark, and `stream`'s largest event time, to the batches
+    /// `out` sends next (call after a row of `stream` was admitted).
+    pub(crate) fn report(&self, stream: &str, out: &mut crate::source::BatchSender) {
+        if self.spec.is_none() {
+            return;
+        }
+        out.set_watermark(self.watermark());
+        if let Some(max) = self.max_seen.get(stream) {
+            out.set_event_time(stream, *max);
+        }
+    }
+
     /// Whether `row` (read from `stream` at `offset`, as `raw`) is on time. A late row is
     /// recorded in the late-events log. Rows with a NULL event time are let through.
     pub(crate) fn admit(&mut self, row: &[Datum], stream: &str, offset: Option<i64>, raw: &str) -> bool {
@@ -79,6 +113,15 @@ impl LateFilter {
     }
 }
 
+/// The watermark a reader resuming at `at` starts with: its streams' largest event times
+/// there, minus the delay, the lowest of them (`None` without a `WATERMARK` or before any
+/// event).
+pub fn resumed_watermark(spec: Option<Watermark>, at: &rampart_repr::Positions) -> Option<i64> {
+    let mut filter = LateFilter::new(spec, ErrorLog::new(), "");
+    filter.resume(at);
+    filter.watermark()
+}
+
 fn fmt_us(us: i64) -> String {
     chrono::DateTime::from_timestamp_micros(us)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
@@ -118,6 +161,19 @@ mod tests {
             Some(45_000_000),
             "the source's watermark is its slowest stream's"
         );
+        // A reader resuming where this one reported its positions decides the same.
+        let mut positions = rampart_repr::Positions::default();
+        for (stream, max) in &f.max_seen {
+            positions.advance_event_time(stream, *max);
+        }
+        let mut resumed = LateFilter::new(f.spec, ErrorLog::new(), "auth");
+        resumed.resume(&positions);
+        assert_eq!(resumed.watermark(), Some(45_000_000));
+        assert_eq!(resumed_watermark(f.spec, &positions), Some(45_000_000));
+        assert!(!resumed.admit(&at(94), "a", Some(6), "{}"), "still late on stream a");
+        assert!(resumed.admit(&at(95), "a", Some(7), "{}"));
+        assert!(!resumed.admit(&at(44), "b", Some(2), "{}"), "and on stream b");
+        assert_eq!(resumed_watermark(None, &positions), None, "no WATERMARK, no watermark");
         let recs = late.snapshot();
         assert_eq!(recs.len(), 1);
         assert_eq!((recs[0].location.as_str(), recs[0].offset), ("a", Some(4)));

@@ -1,7 +1,7 @@
 //! Source connectors: validated configuration from `WITH (...)` options, and readers that
 //! decode input into rows and hand batches to the dataflow workers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -305,6 +305,7 @@ impl SourceConnector {
     pub fn start(&self, ctx: SourceContext, workers: usize) -> Result<SourceFeed, String> {
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..workers.max(1)).map(|_| bounded(CHANNEL_BATCHES)).unzip();
         let resume_at = ctx.resume_at.clone();
+        let ctx_watermark = ctx.watermark;
         let out = BatchSender {
             wake: ctx.wake.clone(),
             senders,
@@ -313,7 +314,11 @@ impl SourceConnector {
             positions: resume_at.clone().unwrap_or_default(),
             positions_changed: false,
             seq: 0,
-            watermark: None,
+            watermark: resume_at
+                .as_ref()
+                .and_then(|at| crate::late::resumed_watermark(ctx.watermark, at)),
+            event_times: HashMap::new(),
+            event_times_changed: false,
         };
         match self.clone() {
             SourceConnector::File {
@@ -349,6 +354,7 @@ impl SourceConnector {
         }
         let mut feed = SourceFeed::new(receivers);
         if let Some(at) = resume_at {
+            feed.resumed_watermark = crate::late::resumed_watermark(ctx_watermark, &at);
             feed.progress = rampart_dataflow::FeedProgress::starting_at(at);
         }
         Ok(feed)
@@ -393,6 +399,10 @@ pub struct BatchSender {
     positions_changed: bool,
     seq: u64,
     watermark: Option<i64>,
+    /// The largest event time admitted per stream (sources with a `WATERMARK`), merged
+    /// into the positions of the next batch.
+    event_times: HashMap<String, i64>,
+    event_times_changed: bool,
 }
 
 impl BatchSender {
@@ -413,13 +423,31 @@ impl BatchSender {
         }
     }
 
+    /// Records the largest event time admitted from `stream` (the next batch's positions
+    /// carry it: see `Positions::advance_event_time`).
+    pub fn set_event_time(&mut self, stream: &str, us: i64) {
+        match self.event_times.get_mut(stream) {
+            Some(t) if *t >= us => return,
+            Some(t) => *t = us,
+            None => {
+                self.event_times.insert(stream.to_string(), us);
+            }
+        }
+        self.event_times_changed = true;
+    }
+
     /// Sends a batch to the next worker, waiting while its buffer is full. Returns false
     /// when the dataflow no longer reads this source.
     pub fn send(&mut self, batch: Vec<Row>) -> bool {
-        if batch.is_empty() && !self.positions_changed {
+        if batch.is_empty() && !self.positions_changed && !self.event_times_changed {
             return true;
         }
         self.positions_changed = false;
+        if std::mem::take(&mut self.event_times_changed) {
+            for (stream, us) in &self.event_times {
+                self.positions.advance_event_time(stream, *us);
+            }
+        }
         let n = batch.len() as u64;
         // Runs of batches to each worker in turn: a checkpointed feed's batches enter in
         // order, so a worker waits for the other's run before its own (longer runs, fewer

@@ -213,6 +213,9 @@ pub struct SourceFeed {
     /// The reader applies the projection right above every read of the source in the
     /// view's plan ([`crate::SourceProjection`]): its rows are that projection's output.
     pub projected: bool,
+    /// The watermark of the source where the reader resumed (a view checkpoint's
+    /// positions): the dataflow starts from it once the checkpoint's rows are in.
+    pub resumed_watermark: Option<i64>,
 }
 
 impl SourceFeed {
@@ -223,6 +226,7 @@ impl SourceFeed {
             progress: FeedProgress::default(),
             watermarked: false,
             projected: false,
+            resumed_watermark: None,
         }
     }
 

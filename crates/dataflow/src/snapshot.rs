@@ -3,9 +3,11 @@
 //! [`restored_rows`] puts the rows of a restored snapshot back into the view's dataflow.
 //!
 //! Only views whose rows are a function of single source events (reads of sources through
-//! maps, filters and unions, no watermark, no retention) are snapshotted: such a view only
-//! ever inserts, its snapshot is the rows it holds, and nothing else in its dataflow keeps
-//! state, so the rows plus the positions its readers had reached are all a restart needs.
+//! maps, filters and unions, no retention) are snapshotted: such a view only ever inserts,
+//! its snapshot is the rows it holds, and nothing else in its dataflow keeps state, so the
+//! rows plus the positions its readers had reached (with, for a watermarked source, each
+//! stream's largest event time) are all a restart needs. A restored watermark is held back
+//! until [`restored_by`]: the restored rows are all in before it closes a window.
 
 use std::sync::Arc;
 
@@ -92,6 +94,14 @@ pub(crate) fn capture_snapshot(rows: Rows<'_>, capture: Arc<SnapshotCapture>, wo
 /// rebuild from them chunk by chunk, as they would from a replay, rather than from one
 /// batch of everything.
 const RESTORE_CHUNK: usize = 16_384;
+
+/// The first time after every worker has handed on its share of `rows` restored rows
+/// ([`restored_rows`] from `start`, with `peers` workers): what a restored watermark waits
+/// for.
+pub(crate) fn restored_by(rows: usize, peers: usize, start: Time) -> Time {
+    let share = rows.div_ceil(peers.max(1));
+    start + share.div_ceil(RESTORE_CHUNK) as Time
+}
 
 /// This worker's share of a restored snapshot (every `peers`-th row), as a collection
 /// starting at time `start` (the dataflow's creation, after the restored tables' contents),

@@ -295,7 +295,10 @@ fn build_view(
                 let (watermarks, watermark) = if feed.watermarked {
                     let (mut w, batches) = scope.new_collection::<(u64, i64), Diff>();
                     w.advance_to(epoch);
-                    (Some(w), Some(safe_watermark(batches)))
+                    let restored = spec.restored_rows.as_ref().map_or(0, |r| r.len());
+                    let hold = crate::snapshot::restored_by(restored, scope.peers(), epoch);
+                    let resumed = feed.resumed_watermark.map(|w| (w, hold));
+                    (Some(w), Some(safe_watermark(batches, resumed)))
                 } else {
                     (None, None)
                 };

@@ -24,9 +24,9 @@
 //! Each phase runs in its own process (the bench re-runs itself with `RAMPART_SOAK_ROLE`).
 //!
 //! `RAMPART_SOAK_WATERMARK=none` leaves out the watermarks and `EMIT ON WINDOW CLOSE`
-//! (with `RAMPART_SOAK_RETENTION=none`: the seed pipeline exactly as written); its
-//! `normalized_events` is then snapshotted at every checkpoint, and the recovery starts
-//! from that snapshot. `RAMPART_SOAK_COMPARE_REPLAY=1` adds a second recovery with the
+//! (with `RAMPART_SOAK_RETENTION=none`: the seed pipeline exactly as written). Without a
+//! retention (`RAMPART_SOAK_RETENTION=none`, watermarks or not) `normalized_events` is
+//! snapshotted at every checkpoint, and the recovery starts from that snapshot. `RAMPART_SOAK_COMPARE_REPLAY=1` adds a second recovery with the
 //! snapshots removed, which replays every source from its start.
 
 use std::io::Write;

@@ -506,22 +506,7 @@ async fn a_snapshotted_view_resumes_at_its_checkpoint_instead_of_replaying() {
         .unwrap();
     let total = |n: i64, s: i64| vec![vec![n.to_string(), s.to_string()]];
     wait_rows(&client, "SELECT n, s FROM totals", &total(READ, READ * 10)).await;
-    // A checkpoint that holds every row read (the checkpointer runs every 50 ms).
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let cp = rows(
-            &client,
-            "SELECT checkpoints, log_bytes FROM rampart_checkpoints WHERE view = 'scaled'",
-        )
-        .await;
-        let synced = cp.first().is_some_and(|r| r[0].parse::<i64>().unwrap() > 0);
-        if synced {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            break;
-        }
-        assert!(Instant::now() < deadline, "no checkpoint of scaled: {cp:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_checkpoint_settled(&client, "scaled").await;
     drop(client);
     server.child.kill().unwrap();
     server.child.wait().unwrap();
@@ -571,6 +556,138 @@ async fn a_snapshotted_view_resumes_at_its_checkpoint_instead_of_replaying() {
         assert!(Instant::now() < deadline, "sink holds {} of {n} ids", ids.len());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A view of a source with a `WATERMARK` is snapshotted too, and after a kill the
+/// watermark comes back with it. The source's reader resumes with the largest event time it
+/// had read, so the first line after the restart that is behind that watermark is late, as
+/// it would have been without the kill; the window aggregate over the view closes the
+/// windows the watermark had closed from the restored rows alone (before any new line),
+/// and the late line read before the kill is still in `rampart_late_events`. The lines
+/// read before the kill are overwritten while the server is down (user `a` becomes `z`,
+/// same length), so a replay from the file's start would show `z`. Expected windows by
+/// hand: one event per second, 10-second windows, 5 seconds of delay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watermarked_snapshotted_view_resumes_with_its_watermark() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let data = dir.join("data");
+    let log = dir.join("server.log");
+    let file = dir.join("ev.jsonl");
+    let line = |u: &str, s: u32| format!("{{\"u\": \"{u}\", \"t\": \"2026-11-22T10:00:{s:02}Z\"}}\n");
+    let lines = |u: &str, r: std::ops::Range<u32>| r.map(|s| line(u, s)).collect::<String>();
+    // Seconds 0..30, then second 3: behind the watermark (29 - 5), so late.
+    std::fs::write(&file, lines("a", 0..30) + &line("a", 3)).unwrap();
+
+    let mut server = start(&data, &log);
+    let client = connect(&server).await;
+    client
+        .batch_execute(&format!(
+            "CREATE SOURCE ev (u VARCHAR, t TIMESTAMPTZ, WATERMARK FOR t AS t - INTERVAL '5 seconds')
+               WITH (connector = 'file', path = '{}') FORMAT PLAIN ENCODE JSON;
+             CREATE MATERIALIZED VIEW evs AS SELECT u, t FROM ev;
+             CREATE MATERIALIZED VIEW per_window AS
+               SELECT window_start, u, COUNT(*) AS n FROM TUMBLE(evs, t, INTERVAL '10 seconds')
+               GROUP BY window_start, window_end, u EMIT ON WINDOW CLOSE;",
+            file.display()
+        ))
+        .await
+        .unwrap();
+    let windows = |closed: &[(u32, i64)]| {
+        closed
+            .iter()
+            .map(|(s, n)| vec![format!("2026-11-22 10:00:{s:02}+00"), "a".to_string(), n.to_string()])
+            .collect::<Vec<_>>()
+    };
+    const WINDOWS: &str = "SELECT window_start, u, n FROM per_window ORDER BY window_start";
+    const LATE: &str = "SELECT line_or_offset FROM rampart_late_events ORDER BY line_or_offset";
+    wait_rows(&client, WINDOWS, &windows(&[(0, 10), (10, 10)])).await;
+    wait_rows(&client, LATE, &[vec!["31".to_string()]]).await;
+    wait_checkpoint_settled(&client, "evs").await;
+    drop(client);
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+
+    std::fs::write(&file, lines("z", 0..30) + &line("z", 3)).unwrap();
+    let mut server = start(&data, &log);
+    let client = connect(&server).await;
+    // From the restored rows and watermark alone: nothing new has been read.
+    wait_rows(&client, WINDOWS, &windows(&[(0, 10), (10, 10)])).await;
+    wait_rows(&client, LATE, &[vec!["31".to_string()]]).await;
+    let users = rows(&client, "SELECT u, COUNT(*) FROM evs GROUP BY u").await;
+    assert_eq!(
+        users,
+        vec![vec!["a".to_string(), "30".to_string()]],
+        "restored, not replayed"
+    );
+
+    // Second 22 is behind the restored watermark (29 - 5): late. Then seconds 30..50 close
+    // the windows at 20 (still 10 events: not 11) and 30.
+    let mut f = std::fs::OpenOptions::new().append(true).open(&file).unwrap();
+    f.write_all((line("a", 22) + &lines("a", 30..50)).as_bytes()).unwrap();
+    drop(f);
+    wait_rows(&client, WINDOWS, &windows(&[(0, 10), (10, 10), (20, 10), (30, 10)])).await;
+    wait_rows(&client, LATE, &[vec!["31".to_string()], vec!["32".to_string()]]).await;
+    let restored = std::fs::read_to_string(&log).unwrap();
+    assert!(restored.contains("restoring from its last checkpoint"));
+    drop(client);
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}
+
+/// The restored watermark waits until every restored row is in: with 40,000 restored rows
+/// (more than the 16,384 a worker puts in per dataflow time, so restoring spans several
+/// times), a watermark that came first would close windows before their rows arrived, and
+/// those rows would be late. Expected by hand: one event per second for 40,000 s, 10-second
+/// windows, 5 s of delay: the watermark 39,994 s closes the 3,999 windows before 39,990 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_watermark_waits_for_every_restored_row() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let data = dir.join("data");
+    let log = dir.join("server.log");
+    let file = dir.join("ev.jsonl");
+    const EVENTS: u32 = 40_000;
+    let text: String = (0..EVENTS)
+        .map(|s| {
+            let (h, m, s) = (s / 3600, s / 60 % 60, s % 60);
+            format!("{{\"t\": \"2026-11-22T{h:02}:{m:02}:{s:02}Z\"}}\n")
+        })
+        .collect();
+    std::fs::write(&file, text).unwrap();
+    let mut server = start(&data, &log);
+    let client = connect(&server).await;
+    client
+        .batch_execute(&format!(
+            "CREATE SOURCE ev (t TIMESTAMPTZ, WATERMARK FOR t AS t - INTERVAL '5 seconds')
+               WITH (connector = 'file', path = '{}') FORMAT PLAIN ENCODE JSON;
+             CREATE MATERIALIZED VIEW evs AS SELECT t FROM ev;
+             CREATE MATERIALIZED VIEW per_window AS
+               SELECT window_start, COUNT(*) AS n FROM TUMBLE(evs, t, INTERVAL '10 seconds')
+               GROUP BY window_start, window_end EMIT ON WINDOW CLOSE;",
+            file.display()
+        ))
+        .await
+        .unwrap();
+    const SUMMARY: &str = "SELECT COUNT(*), SUM(n), MAX(n) FROM per_window";
+    let closed = vec![vec!["3999".to_string(), "39990".to_string(), "10".to_string()]];
+    wait_rows(&client, SUMMARY, &closed).await;
+    wait_checkpoint_settled(&client, "evs").await;
+    drop(client);
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+
+    let mut server = start(&data, &log);
+    let client = connect(&server).await;
+    wait_rows(&client, SUMMARY, &closed).await;
+    let late = rows(&client, "SELECT COUNT(*) FROM rampart_late_events").await;
+    assert_eq!(late, vec![vec!["0".to_string()]], "no restored row was late");
+    assert!(std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("restoring from its last checkpoint"));
+    drop(client);
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
 }
 
 /// A view without a retention created over a retained view starts from the rows that view
@@ -682,6 +799,26 @@ async fn a_view_created_over_a_retained_view_comes_back_the_same_after_a_restart
     }
     assert_eq!(users(), ["b", "c", "d"]);
     drop(server);
+}
+
+/// Waits until `view` has been checkpointed and no checkpoint followed for 500 ms (the
+/// checkpointer runs every 50 ms in these tests and writes only when the view has new
+/// rows), so the last checkpoint holds every row the caller saw.
+async fn wait_checkpoint_settled(client: &Client, view: &str) {
+    let sql = format!("SELECT checkpoints FROM rampart_checkpoints WHERE view = '{view}'");
+    let count = |cp: Vec<Vec<String>>| cp.first().map_or(0, |r| r[0].parse::<i64>().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (mut last, mut since) = (0, Instant::now());
+    loop {
+        let now = count(rows(client, &sql).await);
+        if now != last {
+            (last, since) = (now, Instant::now());
+        } else if now > 0 && since.elapsed() >= Duration::from_millis(500) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{view}: {now} checkpoints, still changing");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn wait_rows(client: &Client, sql: &str, want: &[Vec<String>]) {

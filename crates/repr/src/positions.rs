@@ -40,6 +40,35 @@ impl Positions {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Raises the largest event time (microseconds) read from `stream` to `us`: a source
+    /// with a `WATERMARK` keeps it beside the stream's position, so a reader that resumes
+    /// at these positions decides which rows are late as the reader before it would have.
+    pub fn advance_event_time(&mut self, stream: &str, us: i64) {
+        self.advance(&format!("{EVENT_TIME_KEY}{stream}"), order_preserving(us));
+    }
+
+    /// The largest event time read per stream ([`Positions::advance_event_time`]).
+    pub fn event_times(&self) -> impl Iterator<Item = (&str, i64)> {
+        self.0
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix(EVENT_TIME_KEY)?, from_order_preserving(*v))))
+    }
+}
+
+/// Key prefix of the entries that hold a stream's largest event time. No reader names a
+/// stream so (file paths, `partition N`, `events`), and readers look their streams up by
+/// name, so the entries pass through them unread.
+const EVENT_TIME_KEY: &str = "\u{1}max event time of ";
+
+/// An `i64` as a `u64` with the same order, so merging positions (the larger wins) keeps the
+/// larger event time.
+fn order_preserving(v: i64) -> u64 {
+    (v as u64) ^ (1 << 63)
+}
+
+fn from_order_preserving(v: u64) -> i64 {
+    (v ^ (1 << 63)) as i64
 }
 
 #[cfg(test)]
@@ -61,5 +90,23 @@ mod tests {
         assert!(a.covers(&Positions::default()));
         b.advance("p1", 11);
         assert!(!a.covers(&b));
+    }
+
+    #[test]
+    fn event_times_keep_the_largest_including_negative_ones_and_leave_streams_alone() {
+        let mut a = Positions::default();
+        a.advance("p0", 3);
+        a.advance_event_time("p0", -5);
+        a.advance_event_time("p0", -9);
+        let mut b = Positions::default();
+        b.advance_event_time("p0", 1_700_000_000_000_000);
+        b.advance_event_time("p1", i64::MIN);
+        let before = a.clone();
+        a.merge(&b);
+        assert!(a.covers(&before));
+        let times: Vec<(&str, i64)> = a.event_times().collect();
+        assert_eq!(times, vec![("p0", 1_700_000_000_000_000), ("p1", i64::MIN)]);
+        assert_eq!(a.0.get("p0"), Some(&3), "the stream's position is its own entry");
+        assert_eq!(before.event_times().collect::<Vec<_>>(), vec![("p0", -5)]);
     }
 }

@@ -2,9 +2,11 @@
 //! the positions its readers had reached at one dataflow time to the view's
 //! [`ViewLog`], so a restart loads the rows and resumes the readers there.
 //!
-//! A view is snapshotted when it reads sources without a watermark only through maps,
-//! filters and unions (`Plan::keeps_no_state`, `normalized_events` as the seed writes it):
-//! it only ever inserts, and nothing in its dataflow keeps state besides its rows.
+//! A view is snapshotted when it reads sources only through maps, filters and unions
+//! (`Plan::keeps_no_state`, `normalized_events` as the seed writes it): it only ever
+//! inserts, and nothing in its dataflow keeps state besides its rows. For a source with a
+//! `WATERMARK` the positions also carry each stream's largest event time, from which the
+//! restart rebuilds the watermark.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -51,8 +53,9 @@ pub(crate) struct CheckpointStats {
 /// Writes the checkpoints of every snapshotted view, on its own thread.
 pub(crate) struct Checkpointer {
     views: Mutex<BTreeMap<String, SnapshottedView>>,
-    /// `rampart_source_errors` and where its new records are saved.
-    errors: Mutex<Option<(ErrorLog, ErrorJournal)>>,
+    /// `rampart_source_errors` and `rampart_late_events`, and where their new records are
+    /// saved.
+    errors: Mutex<Vec<(ErrorLog, ErrorJournal)>>,
     stats: Mutex<BTreeMap<String, CheckpointStats>>,
     stopped: AtomicBool,
 }
@@ -62,7 +65,7 @@ impl Checkpointer {
     pub(crate) fn start(interval: Duration) -> Arc<Checkpointer> {
         let me = Arc::new(Checkpointer {
             views: Mutex::new(BTreeMap::new()),
-            errors: Mutex::new(None),
+            errors: Mutex::new(Vec::new()),
             stats: Mutex::new(BTreeMap::new()),
             stopped: AtomicBool::new(false),
         });
@@ -85,7 +88,7 @@ impl Checkpointer {
     /// Saves the new records of `errors` to `journal` at every checkpoint.
     pub(crate) fn save_errors(&self, errors: ErrorLog, journal: ErrorJournal) {
         errors.save_new_records();
-        *self.errors.lock() = Some((errors, journal));
+        self.errors.lock().push((errors, journal));
     }
 
     /// Adds a view to checkpoint.
@@ -116,11 +119,15 @@ impl Checkpointer {
             .iter_mut()
             .filter_map(|(name, view)| Some((name.clone(), prepare(view)?)))
             .collect();
-        // Errors next: a view checkpoint past a bad line must not outlive its record.
-        if let Some((errors, journal)) = self.errors.lock().as_mut() {
+        // Errors and late rows next: a view checkpoint past a bad or late line must not
+        // outlive its record.
+        for (errors, journal) in self.errors.lock().iter_mut() {
             let new = errors.take_unsaved();
             if let Err(e) = journal.append(&new) {
-                tracing::error!("cannot save rejected input to the data directory: {}", describe_io(&e));
+                tracing::error!(
+                    "cannot save rejected or late input to the data directory: {}",
+                    describe_io(&e)
+                );
                 errors.unsaved_again(new);
                 for (name, p) in prepared {
                     if let Some(view) = views.get(&name) {

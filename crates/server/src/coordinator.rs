@@ -73,11 +73,17 @@ impl Executed {
 impl Coordinator {
     /// A coordinator driving `engine`; rejected input is recorded in `errors`.
     pub fn new(engine: Arc<Engine>, errors: ErrorLog) -> Arc<Self> {
-        Self::with_storage(engine, errors, None)
+        Self::with_storage(engine, errors, ErrorLog::new(), None)
     }
 
-    /// A coordinator that records objects and table changes in a data directory.
-    pub(crate) fn with_storage(engine: Arc<Engine>, errors: ErrorLog, storage: Option<Storage>) -> Arc<Self> {
+    /// A coordinator that records objects and table changes in a data directory; `errors`
+    /// and `late` are `rampart_source_errors` and `rampart_late_events`.
+    pub(crate) fn with_storage(
+        engine: Arc<Engine>,
+        errors: ErrorLog,
+        late: ErrorLog,
+        storage: Option<Storage>,
+    ) -> Arc<Self> {
         let schema_ctx = new_session_context();
         crate::pg_catalog::register(&schema_ctx, None);
         let _ = schema_ctx.register_table(
@@ -102,7 +108,7 @@ impl Coordinator {
                 engine,
                 schema_ctx,
                 errors,
-                late: ErrorLog::new(),
+                late,
                 storage,
                 restoring: None,
                 restoring_positions: None,

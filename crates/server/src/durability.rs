@@ -129,18 +129,18 @@ impl State {
         Ok(())
     }
 
-    /// Whether a view with this plan is snapshotted at checkpoints: it reads only sources
-    /// (none with a `WATERMARK`), through maps, filters and unions, so its rows and its
-    /// readers' positions are all a restart needs (`rampart_dataflow::snapshot`).
+    /// Whether a view with this plan is snapshotted at checkpoints: it reads only sources,
+    /// through maps, filters and unions, so its rows and its readers' positions are all a
+    /// restart needs (`rampart_dataflow::snapshot`). For a source with a `WATERMARK` the
+    /// positions carry each stream's largest event time, so the resumed reader's watermark
+    /// and its late rows are those of the reader before the restart.
     pub(crate) fn snapshottable(&self, plan: &rampart_plan::Plan) -> bool {
         let deps = plan.dependencies();
         plan.keeps_no_state()
             && !deps.is_empty()
-            && deps.iter().all(|d| {
-                self.catalog
-                    .get(d)
-                    .is_some_and(|e| e.connector.is_some() && e.watermark.is_none())
-            })
+            && deps
+                .iter()
+                .all(|d| self.catalog.get(d).is_some_and(|e| e.connector.is_some()))
     }
 
     /// The snapshot log of a new snapshottable view (created empty), or while restoring

@@ -73,6 +73,7 @@ impl ServerHandle {
 pub async fn start_server(config: ServerConfig) -> Result<ServerHandle, String> {
     let mut stored = Vec::new();
     let errors = ErrorLog::new();
+    let late = ErrorLog::new();
     let storage = match &config.data_dir {
         None => None,
         Some(dir) => {
@@ -88,8 +89,17 @@ pub async fn start_server(config: ServerConfig) -> Result<ServerHandle, String> 
                 )
             })?;
             errors.restore(saved);
+            let (late_journal, late_saved) = ErrorJournal::open(&data_dir.late_events_path()).map_err(|e| {
+                format!(
+                    "cannot read the saved late events in {}: {}",
+                    dir.display(),
+                    describe_io(&e)
+                )
+            })?;
+            late.restore(late_saved);
             let checkpointer = crate::checkpoint::Checkpointer::start(config.checkpoint_interval);
             checkpointer.save_errors(errors.clone(), journal);
+            checkpointer.save_errors(late.clone(), late_journal);
             Some(Storage {
                 dir: data_dir,
                 catalog,
@@ -100,7 +110,7 @@ pub async fn start_server(config: ServerConfig) -> Result<ServerHandle, String> 
         }
     };
     let engine = Arc::new(Engine::start(config.workers)?);
-    let coordinator = Coordinator::with_storage(engine, errors.clone(), storage);
+    let coordinator = Coordinator::with_storage(engine, errors.clone(), late, storage);
     let restored = stored.len();
     let restore_failures = if stored.is_empty() {
         vec![]

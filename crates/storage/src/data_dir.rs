@@ -63,6 +63,11 @@ impl DataDir {
         self.root.join("errors.log")
     }
 
+    /// The saved rows of `rampart_late_events`.
+    pub fn late_events_path(&self) -> PathBuf {
+        self.root.join("late.log")
+    }
+
     /// A table's change log.
     pub fn table_path(&self, table: &str) -> PathBuf {
         self.root.join("tables").join(format!("{}.log", file_name(table)))

@@ -1,4 +1,4 @@
-//! [`ErrorJournal`]: the rows of `rampart_source_errors`, kept in the data directory so a
+//! [`ErrorJournal`]: the rows of `rampart_source_errors` (or of `rampart_late_events`), kept in the data directory so a
 //! restart shows the input rejected before it. Views restored from a checkpoint do not
 //! read that input again, so without it the errors would be gone.
 

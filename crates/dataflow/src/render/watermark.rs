@@ -31,11 +31,20 @@ pub type BatchWatermarks<'s> = VecCollection<'s, Time, (u64, i64), Diff>;
 
 /// The watermark of a source feed from the `(seq, watermark)` of the batches ingested (on
 /// worker 0; other workers' collections stay empty).
-pub fn safe_watermark<'s>(batches: BatchWatermarks<'s>) -> Watermark<'s> {
+///
+/// `resumed`: a reader that resumed at a checkpoint starts from the watermark `W` it had
+/// there, and no value is given before time `hold` (once the checkpoint's restored rows are
+/// all in: an operator closing windows must see them before the watermark that was already
+/// past them).
+pub fn safe_watermark<'s>(batches: BatchWatermarks<'s>, resumed: Option<(i64, Time)>) -> Watermark<'s> {
     let mut pending: BTreeMap<Time, Vec<(u64, i64)>> = BTreeMap::new();
     let mut ahead: BTreeMap<u64, i64> = BTreeMap::new();
     let mut next: u64 = 0;
-    let mut best = i64::MIN;
+    let first_worker = batches.inner.scope().index() == 0;
+    let (mut best, hold) = match resumed {
+        Some((w, hold)) if first_worker => (w, hold),
+        _ => (i64::MIN, Time::MIN),
+    };
     let mut current: Option<i64> = None;
     batches
         .inner
@@ -54,6 +63,12 @@ pub fn safe_watermark<'s>(batches: BatchWatermarks<'s>) -> Watermark<'s> {
                     });
                     let frontier = frontier.frontier();
                     let Some(held) = cap.as_mut() else { return };
+                    if current.is_none() && best > i64::MIN {
+                        // The resumed watermark, before any batch (the capability has not
+                        // moved yet: it is released only below).
+                        output.session(&held.delayed(&hold)).give((best, hold, 1));
+                        current = Some(best);
+                    }
                     while let Some(entry) = pending.first_entry() {
                         let t = *entry.key();
                         if frontier.less_equal(&t) {
@@ -69,6 +84,7 @@ pub fn safe_watermark<'s>(batches: BatchWatermarks<'s>) -> Watermark<'s> {
                             next += 1;
                         }
                         if best > i64::MIN && current != Some(best) {
+                            let t = t.max(hold);
                             let at = held.delayed(&t);
                             let mut session = output.session(&at);
                             if let Some(old) = current {
