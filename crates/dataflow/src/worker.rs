@@ -20,7 +20,7 @@ use timely::worker::Worker;
 use crate::capture::{SinkWriter, StoreRegistry, ViewStore};
 use crate::command::{Command, FeedProgress, PeekReply, PeekRequest, SourceBatch, ViewSpec};
 use crate::render::watermark::safe_watermark;
-use crate::render::{render, ExpiryCut, ImportedView, RenderContext, Rendered, Rows};
+use crate::render::{render_view, ExpiryCut, ImportedView, RenderContext, Rendered, Rows};
 use crate::row_log::RowLog;
 use crate::stored::{retention_of, Stored, ViewStorage};
 use crate::{now_ms, Diff, Time};
@@ -273,6 +273,28 @@ fn apply(
 
 type Built = (Option<Stored>, Option<WatermarkTrace>, Vec<SourceInput>);
 
+/// Hands the rows a view takes in to its snapshot capture, if it is snapshotted, and adds
+/// the rows of its restored snapshot, if any.
+fn snapshot_and_restore<'s>(rows: Rows<'s>, spec: &ViewSpec, worker: usize, epoch: Time) -> Rows<'s> {
+    if let Some(capture) = &spec.snapshot_capture {
+        crate::snapshot::capture_snapshot(rows.clone(), capture.clone(), worker);
+    }
+    match &spec.restored_rows {
+        Some(restored) => {
+            let scope = rows.scope();
+            let peers = scope.peers();
+            rows.concat(crate::snapshot::restored_rows(
+                scope,
+                restored.clone(),
+                worker,
+                peers,
+                epoch,
+            ))
+        }
+        None => rows,
+    }
+}
+
 fn build_view(
     worker: &mut Worker,
     spec: &ViewSpec,
@@ -365,24 +387,20 @@ fn build_view(
             errors: spec.errors.clone(),
             late: spec.late.clone(),
         };
-        let Rendered { rows, watermark } = render(&spec.plan, &ctx)?;
-        // Captured before the restored rows join: a checkpoint writes each row once.
-        if let Some(capture) = &spec.snapshot_capture {
-            crate::snapshot::capture_snapshot(rows.clone(), capture.clone(), index);
-        }
-        let rows = match &spec.restored_rows {
-            Some(restored) => {
-                let peers = scope.peers();
-                rows.concat(crate::snapshot::restored_rows(
-                    scope,
-                    restored.clone(),
-                    index,
-                    peers,
-                    epoch,
-                ))
-            }
-            None => rows,
-        };
+        // A restored view's retention starts from its sources' restored watermark (the
+        // slowest one's, as the view's watermark is).
+        let resumed_watermark = spec
+            .sources
+            .values()
+            .filter(|f| f.watermarked)
+            .map(|f| f.resumed_watermark)
+            .min()
+            .flatten();
+        // The rows the view takes in (before its retention, if it has one) are captured
+        // before the restored rows join, so a checkpoint writes each row once; restored rows
+        // join there so that they expire like the others.
+        let entered = |rows| snapshot_and_restore(rows, spec, index, epoch);
+        let Rendered { rows, watermark } = render_view(&spec.plan, &ctx, resumed_watermark, entered)?;
         if let Some(sink) = &spec.sink {
             capture_to_sink(rows.clone(), sink.clone(), index, snapshot);
         }

@@ -273,9 +273,8 @@ impl Plan {
     }
 
     /// Whether the plan is made only of reads, maps, filters and unions: each output row
-    /// comes from one input row, and no operator keeps anything between rows. Over sources
-    /// without a watermark, such a view's rows are all a restart needs to resume it
-    /// (`rampart_dataflow::snapshot`).
+    /// comes from one input row, and no operator keeps anything between rows. Over sources,
+    /// such a view's rows are all a restart needs to resume it (`rampart_dataflow::snapshot`).
     pub fn keeps_no_state(&self) -> bool {
         match self {
             Plan::Get { .. } => true,
@@ -283,6 +282,38 @@ impl Plan {
             Plan::Union { inputs } => inputs.iter().all(Plan::keeps_no_state),
             _ => false,
         }
+    }
+
+    /// Whether the plan keeps no state but its rows and their retention: a plan that
+    /// [`Plan::keeps_no_state`], or a `Retain` at the root over one. Its rows entered so
+    /// far and the watermark decide what it holds, so those are all a restart needs.
+    pub fn keeps_only_retained_rows(&self) -> bool {
+        match self {
+            Plan::Retain { input, .. } => input.keeps_no_state(),
+            other => other.keeps_no_state(),
+        }
+    }
+
+    /// Whether the plan's rows are a function of its inputs' current rows (and processing
+    /// time) alone: reads, constants, maps, filters, temporal filters, unions, retentions
+    /// and enrichment joins against tables. Windows and interval joins free state as the
+    /// watermark passes, so what they hold depends on rows their inputs may no longer hold;
+    /// every other operator is left out too, to be safe.
+    pub fn is_function_of_inputs(&self) -> bool {
+        if let Some(e) = self.enrich_join() {
+            return [e.input, e.table, e.ranges].iter().all(|p| p.is_function_of_inputs());
+        }
+        let here = matches!(
+            self,
+            Plan::Get { .. }
+                | Plan::Constant { .. }
+                | Plan::Map { .. }
+                | Plan::Filter { .. }
+                | Plan::TemporalFilter { .. }
+                | Plan::Retain { .. }
+                | Plan::Union { .. }
+        );
+        here && self.children().iter().all(|c| c.is_function_of_inputs())
     }
 
     /// The projection every read of `name` in this plan is the direct input of, as its

@@ -690,6 +690,105 @@ async fn a_restored_watermark_waits_for_every_restored_row() {
     server.child.wait().unwrap();
 }
 
+/// A view with a retention over a source is snapshotted too: after a kill it comes back
+/// with the rows it held (not replayed: the lines read before the kill are overwritten
+/// while the server is down), expires them as the watermark moves on, and a retained view
+/// over it rebuilds from them. Once a view without a retention reads it (it keeps what it
+/// derived from expired rows, which no checkpoint holds), the retained view stops being
+/// snapshotted and a restart replays its source. Expected rows by hand: one event per
+/// second, 5 s of delay, 20 s of retention: at watermark W a view holds the seconds > W - 20.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retained_view_is_snapshotted_until_a_view_without_retention_reads_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let data = dir.join("data");
+    let log = dir.join("server.log");
+    let file = dir.join("ev.jsonl");
+    let line = |u: &str, s: u32| {
+        format!(
+            "{{\"u\": \"{u}\", \"t\": \"2026-11-22T10:{:02}:{:02}Z\"}}\n",
+            s / 60,
+            s % 60
+        )
+    };
+    let lines = |u: &str, r: std::ops::Range<u32>| r.map(|s| line(u, s)).collect::<String>();
+    std::fs::write(&file, lines("a", 0..60)).unwrap();
+    let mut server = start(&data, &log);
+    let client = connect(&server).await;
+    client
+        .batch_execute(&format!(
+            "CREATE SOURCE ev (u VARCHAR, t TIMESTAMPTZ, WATERMARK FOR t AS t - INTERVAL '5 seconds')
+               WITH (connector = 'file', path = '{}') FORMAT PLAIN ENCODE JSON;
+             CREATE MATERIALIZED VIEW recent WITH (retention = '20 seconds') AS SELECT u, t FROM ev;
+             CREATE MATERIALIZED VIEW recent_named WITH (retention = '20 seconds') AS
+               SELECT u, t FROM recent WHERE u <> 'nobody';",
+            file.display()
+        ))
+        .await
+        .unwrap();
+    // (user, rows, first second held) of each view.
+    let held = |u: &str, n: u32, first: u32| {
+        vec![vec![
+            u.to_string(),
+            n.to_string(),
+            format!("2026-11-22 10:{:02}:{:02}+00", first / 60, first % 60),
+        ]]
+    };
+    let query = |view: &str| format!("SELECT u, COUNT(*), MIN(t) FROM {view} GROUP BY u");
+    // Watermark 54: seconds 35..=59.
+    wait_rows(&client, &query("recent"), &held("a", 25, 35)).await;
+    wait_rows(&client, &query("recent_named"), &held("a", 25, 35)).await;
+    wait_checkpoint_settled(&client, "recent").await;
+    drop(client);
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+
+    std::fs::write(&file, lines("z", 0..60)).unwrap();
+    let mut server = start(&data, &log);
+    let client = connect(&server).await;
+    wait_rows(&client, &query("recent"), &held("a", 25, 35)).await;
+    wait_rows(&client, &query("recent_named"), &held("a", 25, 35)).await;
+    let restores = |text: &str| text.matches("restoring from its last checkpoint").count();
+    assert_eq!(restores(&std::fs::read_to_string(&log).unwrap()), 1);
+    // Ten more seconds: watermark 64, seconds 45..=69, the restored rows expiring too.
+    let mut f = std::fs::OpenOptions::new().append(true).open(&file).unwrap();
+    f.write_all(lines("a", 60..70).as_bytes()).unwrap();
+    drop(f);
+    wait_rows(&client, &query("recent"), &held("a", 25, 45)).await;
+    wait_rows(&client, &query("recent_named"), &held("a", 25, 45)).await;
+
+    // A view without a retention over it: no longer snapshotted.
+    client
+        .batch_execute("CREATE MATERIALIZED VIEW every_user AS SELECT DISTINCT u FROM recent")
+        .await
+        .unwrap();
+    assert!(!data.join("views").join("recent.log").exists(), "its log is deleted");
+    let listed = rows(&client, "SELECT view FROM rampart_checkpoints").await;
+    assert!(!listed.contains(&vec!["recent".to_string()]), "{listed:?}");
+    drop(client);
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let server = start(&data, &log);
+    let client = connect(&server).await;
+    // Replayed from the file's start: seconds 45..=59 now say z.
+    wait_rows(
+        &client,
+        "SELECT u, COUNT(*) FROM recent GROUP BY u ORDER BY u",
+        &[
+            vec!["a".to_string(), "10".to_string()],
+            vec!["z".to_string(), "15".to_string()],
+        ],
+    )
+    .await;
+    assert_eq!(
+        restores(&std::fs::read_to_string(&log).unwrap()),
+        1,
+        "not restored again"
+    );
+    drop(client);
+    drop(server);
+}
+
 /// A view without a retention created over a retained view starts from the rows that view
 /// holds then. A restart replays every source from the start, so the rebuilt view sees
 /// rows that had expired before it was created; the expiry floor recorded in the catalog

@@ -33,7 +33,26 @@ pub(crate) struct SnapshottedView {
     pub(crate) feeds: Vec<(String, FeedProgress)>,
     /// The time of the last checkpoint written (or restored), and its positions.
     pub(crate) last: Option<(Time, BTreeMap<String, Positions>)>,
+    /// For a view with a retention: how its log drops expired rows.
+    pub(crate) expiry: Option<Expiry>,
 }
+
+/// How a retained view's log is compacted: its rows expire once the watermark passes
+/// their event time plus the retention, and the watermark at a checkpoint follows from
+/// its positions (each stream's largest event time).
+pub(crate) struct Expiry {
+    /// The view's retention.
+    pub(crate) retention: rampart_plan::Retention,
+    /// The view's watermark at a checkpoint with these positions (`None`: none yet).
+    pub(crate) watermark_at: WatermarkAt,
+}
+
+/// The watermark a view's sources had at a checkpoint's positions.
+pub(crate) type WatermarkAt = Box<dyn Fn(&BTreeMap<String, Positions>) -> Option<i64> + Send>;
+
+/// How much a retained view's log grows (and at least doubles) before it is rewritten
+/// without its expired rows.
+const COMPACT_AFTER_BYTES: u64 = 64 << 20;
 
 /// What the last checkpoint of a view cost, for `rampart_checkpoints`.
 #[derive(Clone, Debug, Default)]
@@ -97,6 +116,11 @@ impl Checkpointer {
             feed.track_times();
         }
         self.views.lock().insert(name.to_string(), view);
+    }
+
+    /// Whether `name` is a view this checkpointer writes.
+    pub(crate) fn is_registered(&self, name: &str) -> bool {
+        self.views.lock().contains_key(name)
     }
 
     /// Stops checkpointing a view (dropped).
@@ -205,6 +229,34 @@ fn prepare(view: &mut SnapshottedView) -> Option<Prepared> {
     Some(Prepared { time, positions, rows })
 }
 
+/// Rewrites a retained view's log without the rows expired by its last checkpoint, once
+/// it has grown enough. A failure leaves the longer log, which is as good.
+fn compact_if_grown(view: &mut SnapshottedView) {
+    let (Some(expiry), Some((_, positions))) = (&view.expiry, &view.last) else {
+        return;
+    };
+    if !view.log.wants_compaction(COMPACT_AFTER_BYTES) {
+        return;
+    }
+    let Some(watermark) = (expiry.watermark_at)(positions) else {
+        return;
+    };
+    let started = Instant::now();
+    let before = view.log.len();
+    let retention = expiry.retention;
+    let keep = |row: &rampart_repr::Row| retention.expires(row).is_none_or(|e| e > watermark);
+    match view.log.compact(keep) {
+        Ok(kept) => tracing::info!(
+            rows_kept = kept,
+            bytes_before = before,
+            bytes_after = view.log.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "compacted a retained view's checkpoint log"
+        ),
+        Err(e) => tracing::warn!("cannot compact a retained view's checkpoint log: {}", describe_io(&e)),
+    }
+}
+
 /// Writes a prepared checkpoint; on failure its rows go back to the capture.
 fn write(view: &mut SnapshottedView, p: Prepared) -> Result<CheckpointStats, String> {
     let started = Instant::now();
@@ -214,6 +266,7 @@ fn write(view: &mut SnapshottedView, p: Prepared) -> Result<CheckpointStats, Str
                 feed.forget_through(p.time);
             }
             view.last = Some((p.time, p.positions));
+            compact_if_grown(view);
             Ok(CheckpointStats {
                 rows: p.rows.len(),
                 duration: started.elapsed(),

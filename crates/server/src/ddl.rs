@@ -479,10 +479,11 @@ impl State {
         // Readers start before the statement is recorded: one that cannot start fails the
         // statement without leaving it in the catalog.
         let feeds = self.source_feeds(&plan, &resume)?;
+        self.keep_restores_exact(&name, &plan.plan, retention.is_some())?;
         let created_ms = self.creation_ms();
         self.persist_created(&name, sql, created_ms)?;
         // Registered once the view exists, before its dataflow reads a batch.
-        let (snapshot_capture, restored_rows) = self.snapshot_view(&name, snapshot, &feeds);
+        let (snapshot_capture, restored_rows) = self.snapshot_view(&name, &plan.plan, snapshot, &feeds);
         let upstream = self.upstream_feeds(&name, &feeds, &plan);
         let store = ViewStore::new(self.engine.workers(), self.engine.registry());
         let floor_report = rampart_dataflow::ExpiryFloors::default();
@@ -616,6 +617,7 @@ impl State {
             ),
         };
         let feeds = self.source_feeds(&plan, &BTreeMap::new())?;
+        self.keep_restores_exact(name, &plan.plan, false)?;
         let created_ms = self.creation_ms();
         self.persist_created(name, sql, created_ms)?;
         let upstream = self.upstream_feeds(name, &feeds, &plan);

@@ -16,7 +16,7 @@ use rampart_storage::{
     TableLog, ViewCheckpoint, ViewLog,
 };
 
-use crate::checkpoint::{Checkpointer, SnapshottedView};
+use crate::checkpoint::{Checkpointer, Expiry, SnapshottedView, WatermarkAt};
 use crate::coordinator::{Coordinator, State};
 
 /// The open data directory of a server.
@@ -129,6 +129,52 @@ impl State {
         Ok(())
     }
 
+    /// Keeps every restore exact before a view or sink with `plan` is recorded (`retained`:
+    /// the new view has a retention). A snapshotted view with a retention restores only
+    /// the rows it holds, so an object over it comes back exactly only if what it holds is a
+    /// function of those rows: it has a retention itself (it sees the expiries) and its
+    /// plan [`rampart_plan::Plan::is_function_of_inputs`]. Otherwise (an alert view without
+    /// retention, keeping what it derived from expired rows; a window) the retained views
+    /// it derives from stop being snapshotted and their logs are deleted, so a restart
+    /// replays their sources from the start, as it did before snapshots.
+    pub(crate) fn keep_restores_exact(
+        &self,
+        name: &str,
+        plan: &rampart_plan::Plan,
+        retained: bool,
+    ) -> Result<(), PlanError> {
+        let Some(storage) = self.storage.as_ref() else {
+            return Ok(());
+        };
+        if retained && plan.is_function_of_inputs() {
+            return Ok(());
+        }
+        let mut stack = plan.dependencies();
+        let mut seen = std::collections::HashSet::new();
+        while let Some(dep) = stack.pop() {
+            if !seen.insert(dep.clone()) {
+                continue;
+            }
+            let Some(entry) = self.catalog.get(&dep) else { continue };
+            if entry.retention.is_some() && storage.checkpointer.is_registered(&dep) {
+                storage.checkpointer.unregister(&dep);
+                let path = storage.dir.view_path(&dep);
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_error(&format!("cannot stop snapshotting {dep}"), e)),
+                }
+                tracing::info!(
+                    view = %dep,
+                    by = %name,
+                    "no longer snapshotted: {name} keeps what it derived from rows {dep} has expired, which a checkpoint of {dep} does not hold; a restart replays {dep}'s sources from their start"
+                );
+            }
+            stack.extend(entry.depends_on.iter().cloned());
+        }
+        Ok(())
+    }
+
     /// Whether a view with this plan is snapshotted at checkpoints: it reads only sources,
     /// through maps, filters and unions, so its rows and its readers' positions are all a
     /// restart needs (`rampart_dataflow::snapshot`). For a source with a `WATERMARK` the
@@ -136,7 +182,7 @@ impl State {
     /// and its late rows are those of the reader before the restart.
     pub(crate) fn snapshottable(&self, plan: &rampart_plan::Plan) -> bool {
         let deps = plan.dependencies();
-        plan.keeps_no_state()
+        plan.keeps_only_retained_rows()
             && !deps.is_empty()
             && deps
                 .iter()
@@ -192,6 +238,7 @@ impl State {
     pub(crate) fn snapshot_view(
         &self,
         name: &str,
+        plan: &rampart_plan::Plan,
         snapshot: Option<(ViewLog, Option<ViewCheckpoint>)>,
         feeds: &std::collections::BTreeMap<String, SourceFeed>,
     ) -> (Option<Arc<SnapshotCapture>>, Option<RestoredRows>) {
@@ -212,9 +259,37 @@ impl State {
                 log,
                 feeds: feeds.iter().map(|(s, f)| (s.clone(), f.progress.clone())).collect(),
                 last,
+                expiry: self.expiry_of(plan, feeds),
             },
         );
         (Some(capture), rows)
+    }
+
+    /// How the log of a snapshotted view with a retention drops expired rows: its
+    /// watermark at a checkpoint is its watermarked sources' lowest resumed watermark.
+    fn expiry_of(
+        &self,
+        plan: &rampart_plan::Plan,
+        feeds: &std::collections::BTreeMap<String, SourceFeed>,
+    ) -> Option<Expiry> {
+        let rampart_plan::Plan::Retain { retention, .. } = plan else {
+            return None;
+        };
+        let specs: Vec<(String, rampart_connectors::late::Watermark)> = feeds
+            .keys()
+            .filter_map(|s| Some((s.clone(), self.catalog.get(s)?.watermark?)))
+            .collect();
+        let watermark_at: WatermarkAt = Box::new(move |positions| {
+            specs
+                .iter()
+                .map(|(source, spec)| rampart_connectors::late::resumed_watermark(Some(*spec), positions.get(source)?))
+                .min()
+                .flatten()
+        });
+        Some(Expiry {
+            retention: *retention,
+            watermark_at,
+        })
     }
 
     /// Opens a new table's change log (empty) or, while restoring, the existing one and

@@ -43,7 +43,12 @@ pub struct ViewLog {
     log: RecordLog,
     /// Checkpoints in the log.
     marks: u64,
+    /// The log's size when it was last compacted (or opened).
+    compacted_len: u64,
 }
+
+/// Rows per `Rows` record when a log is rewritten.
+const ROWS_PER_RECORD: usize = 65_536;
 
 impl ViewLog {
     /// Starts an empty log for a new view (replacing a stale file of a dropped one).
@@ -51,6 +56,7 @@ impl ViewLog {
         Ok(ViewLog {
             log: RecordLog::create(path)?,
             marks: 0,
+            compacted_len: 0,
         })
     }
 
@@ -83,7 +89,14 @@ impl ViewLog {
         })?;
         let Some((time, positions, kept, end)) = last else {
             log.cut_to(0)?;
-            return Ok((ViewLog { log, marks: 0 }, None));
+            return Ok((
+                ViewLog {
+                    log,
+                    marks: 0,
+                    compacted_len: 0,
+                },
+                None,
+            ));
         };
         if unmarked > 0 || end < log.len() {
             tracing::warn!(
@@ -94,7 +107,15 @@ impl ViewLog {
             log.cut_to(end)?;
         }
         rows.truncate(kept);
-        Ok((ViewLog { log, marks }, Some(ViewCheckpoint { time, positions, rows })))
+        let compacted_len = log.len();
+        Ok((
+            ViewLog {
+                log,
+                marks,
+                compacted_len,
+            },
+            Some(ViewCheckpoint { time, positions, rows }),
+        ))
     }
 
     /// Durably appends a checkpoint: the rows gained since the last one, then the mark.
@@ -125,6 +146,36 @@ impl ViewLog {
             positions: positions.clone(),
         })?)?;
         self.log.sync()
+    }
+
+    /// Whether the log has grown to twice its size after the last compaction, and by at
+    /// least `min_growth` bytes: time to [`ViewLog::compact`] a view whose rows expire.
+    pub fn wants_compaction(&self, min_growth: u64) -> bool {
+        let len = self.log.len();
+        len >= self.compacted_len.saturating_mul(2) && len - self.compacted_len >= min_growth
+    }
+
+    /// Rewrites the log as its last checkpoint with only the rows `keep` accepts (a view
+    /// with a retention: the rows that have not expired by that checkpoint's watermark),
+    /// atomically: a crash leaves the old log or the new one. Returns the rows kept.
+    pub fn compact(&mut self, keep: impl Fn(&Row) -> bool) -> io::Result<usize> {
+        let path = self.log.path().to_path_buf();
+        let (_, checkpoint) = ViewLog::open(&path)?;
+        let Some(cp) = checkpoint else { return Ok(0) };
+        let kept: Vec<(Row, Diff)> = cp.rows.into_iter().filter(|(row, _)| keep(row)).collect();
+        let encode = |r: &ViewRecord| bincode::serialize(r).map_err(|e| io::Error::other(e.to_string()));
+        let mut records = Vec::new();
+        for chunk in kept.chunks(ROWS_PER_RECORD) {
+            records.push(encode(&ViewRecord::Rows(chunk.to_vec()))?);
+        }
+        records.push(encode(&ViewRecord::Mark {
+            time: cp.time,
+            positions: cp.positions,
+        })?);
+        self.log = RecordLog::replace(&path, &records)?;
+        self.marks = 1;
+        self.compacted_len = self.log.len();
+        Ok(kept.len())
     }
 
     /// Bytes in the log.
@@ -206,6 +257,29 @@ mod tests {
         let (_, cp) = ViewLog::open(&path).unwrap();
         let cp = cp.unwrap();
         assert_eq!((cp.time, cp.positions, cp.rows), (10, at(2), rows(0..2)));
+    }
+
+    #[test]
+    fn compaction_keeps_the_last_checkpoint_with_the_rows_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.log");
+        let mut log = ViewLog::create(&path).unwrap();
+        log.checkpoint(&rows(0..100), 10, &at(100)).unwrap();
+        log.checkpoint(&rows(100..200), 11, &at(200)).unwrap();
+        assert!(log.wants_compaction(1));
+        assert!(!log.wants_compaction(u64::MAX), "not grown by that much");
+        let before = log.len();
+        let keep = |r: &Row| matches!(r.first(), Some(Datum::Int(i)) if *i >= 150);
+        assert_eq!(log.compact(keep).unwrap(), 50);
+        assert!(log.len() < before);
+        assert!(!log.wants_compaction(1), "just compacted");
+        // Checkpoints go on after the rewrite, and a reopen sees both.
+        log.checkpoint(&rows(200..210), 12, &at(210)).unwrap();
+        drop(log);
+        let (_, cp) = ViewLog::open(&path).unwrap();
+        let cp = cp.unwrap();
+        assert_eq!((cp.time, cp.positions), (12, at(210)));
+        assert_eq!(cp.rows, rows(150..210));
     }
 
     #[test]

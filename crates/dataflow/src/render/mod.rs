@@ -126,6 +126,46 @@ impl RenderContext<'_> {
     }
 }
 
+/// Renders a view's `plan` with `rows_entered` applied to the rows the view takes in: its
+/// output, or for a view with a retention the rows before the `Retain` at its root, so that
+/// rows added there (a restored snapshot) expire like any other. `resumed_watermark` is the
+/// watermark the view's retention starts from (its restored sources' watermark): restored
+/// rows already past their expiry are not let in again.
+pub fn render_view<'s>(
+    plan: &Plan,
+    ctx: &RenderContext<'s>,
+    resumed_watermark: Option<i64>,
+    rows_entered: impl FnOnce(Rows<'s>) -> Rows<'s>,
+) -> Result<Rendered<'s>, String> {
+    match plan {
+        Plan::Retain { input, retention } => {
+            let i = render(input, ctx)?;
+            let Some(watermark) = &i.watermark else {
+                return Err(retention_needs_watermark(ctx));
+            };
+            let rows = rows_entered(i.rows.clone());
+            Ok(Rendered {
+                rows: retain::render_retain(rows, watermark, *retention, resumed_watermark),
+                watermark: i.watermark,
+            })
+        }
+        _ => {
+            let Rendered { rows, watermark } = render(plan, ctx)?;
+            Ok(Rendered {
+                rows: rows_entered(rows),
+                watermark,
+            })
+        }
+    }
+}
+
+fn retention_needs_watermark(ctx: &RenderContext<'_>) -> String {
+    format!(
+        "the retention of {} needs an event-time column from a source with a WATERMARK",
+        ctx.view
+    )
+}
+
 /// Renders `plan`, returning its output collection and watermark.
 pub fn render<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rendered<'s>, String> {
     let same = |input: &Rendered<'s>, rows: Rows<'s>| Rendered {
@@ -213,12 +253,9 @@ pub fn render<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rendered<'s>, 
         Plan::Retain { input, retention } => {
             let i = render(input, ctx)?;
             let Some(watermark) = &i.watermark else {
-                return Err(format!(
-                    "the retention of {} needs an event-time column from a source with a WATERMARK",
-                    ctx.view
-                ));
+                return Err(retention_needs_watermark(ctx));
             };
-            same(&i, retain::render_retain(i.rows.clone(), watermark, *retention))
+            same(&i, retain::render_retain(i.rows.clone(), watermark, *retention, None))
         }
         Plan::Union { inputs } => {
             let mut rendered = Vec::new();

@@ -39,12 +39,18 @@ use crate::command::ExpiryFloors;
 use crate::{Diff, Time};
 
 /// Keeps `input`'s rows until `watermark` passes their expiry, then retracts them.
-pub(super) fn render_retain<'s>(input: Rows<'s>, watermark: &Watermark<'s>, retention: Retention) -> Rows<'s> {
+/// `resumed`: the watermark a restored view had reached, whose expired rows stay out.
+pub(super) fn render_retain<'s>(
+    input: Rows<'s>,
+    watermark: &Watermark<'s>,
+    retention: Retention,
+    resumed: Option<i64>,
+) -> Rows<'s> {
     let mut live: BTreeMap<i64, Vec<(Row, Diff)>> = BTreeMap::new();
     // The watermark as of the last time stepped: rows arriving now were promised to be
     // at or above it (the watermark at this very time may already be past rows that came
     // in the same batch), so only a row older than this is a change to an expired one.
-    let mut current = i64::MIN;
+    let mut current = resumed.unwrap_or(i64::MIN);
     in_time_order(
         input.inner,
         Pipeline,
