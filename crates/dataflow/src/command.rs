@@ -279,6 +279,10 @@ pub struct ViewSpec {
     /// The rows of the view's last checkpoint: the view starts with them, and its readers
     /// resume at the checkpoint's positions instead of replaying from the start.
     pub restored_rows: Option<crate::snapshot::RestoredRows>,
+    /// The dataflow time the restored rows start entering at, the same on every worker
+    /// (each worker's own clock may differ by a few milliseconds or more), so that the
+    /// restored watermark, given once they are all in, is after every one of them.
+    pub restore_start: Time,
 }
 
 /// Per retained view a view without retention reads: the highest watermark whose expiries

@@ -104,7 +104,8 @@ pub(crate) fn restored_by(rows: usize, peers: usize, start: Time) -> Time {
 }
 
 /// This worker's share of a restored snapshot (every `peers`-th row), as a collection
-/// starting at time `start` (the dataflow's creation, after the restored tables' contents),
+/// starting at time `start` (`ViewSpec::restore_start`: the coordinator's clock when it
+/// created the view, after the restored tables' contents, and the same on every worker),
 /// [`RESTORE_CHUNK`] rows per millisecond of dataflow time.
 pub(crate) fn restored_rows<'s>(
     scope: Scope<'s, Time>,

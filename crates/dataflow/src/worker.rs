@@ -275,7 +275,7 @@ type Built = (Option<Stored>, Option<WatermarkTrace>, Vec<SourceInput>);
 
 /// Hands the rows a view takes in to its snapshot capture, if it is snapshotted, and adds
 /// the rows of its restored snapshot, if any.
-fn snapshot_and_restore<'s>(rows: Rows<'s>, spec: &ViewSpec, worker: usize, epoch: Time) -> Rows<'s> {
+fn snapshot_and_restore<'s>(rows: Rows<'s>, spec: &ViewSpec, worker: usize) -> Rows<'s> {
     if let Some(capture) = &spec.snapshot_capture {
         crate::snapshot::capture_snapshot(rows.clone(), capture.clone(), worker);
     }
@@ -288,7 +288,7 @@ fn snapshot_and_restore<'s>(rows: Rows<'s>, spec: &ViewSpec, worker: usize, epoc
                 restored.clone(),
                 worker,
                 peers,
-                epoch,
+                spec.restore_start,
             ))
         }
         None => rows,
@@ -318,7 +318,7 @@ fn build_view(
                     let (mut w, batches) = scope.new_collection::<(u64, i64), Diff>();
                     w.advance_to(epoch);
                     let restored = spec.restored_rows.as_ref().map_or(0, |r| r.len());
-                    let hold = crate::snapshot::restored_by(restored, scope.peers(), epoch);
+                    let hold = crate::snapshot::restored_by(restored, scope.peers(), spec.restore_start);
                     let resumed = feed.resumed_watermark.map(|w| (w, hold));
                     (Some(w), Some(safe_watermark(batches, resumed)))
                 } else {
@@ -399,7 +399,7 @@ fn build_view(
         // The rows the view takes in (before its retention, if it has one) are captured
         // before the restored rows join, so a checkpoint writes each row once; restored rows
         // join there so that they expire like the others.
-        let entered = |rows| snapshot_and_restore(rows, spec, index, epoch);
+        let entered = |rows| snapshot_and_restore(rows, spec, index);
         let Rendered { rows, watermark } = render_view(&spec.plan, &ctx, resumed_watermark, entered)?;
         if let Some(sink) = &spec.sink {
             capture_to_sink(rows.clone(), sink.clone(), index, snapshot);

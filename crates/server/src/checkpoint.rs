@@ -1,6 +1,8 @@
 //! [`Checkpointer`]: every checkpoint interval, writes each snapshotted view's new rows and
-//! the positions its readers had reached at one dataflow time to the view's
-//! [`ViewLog`], so a restart loads the rows and resumes the readers there.
+//! the positions its readers had reached to the view's [`ViewLog`], so a restart loads the
+//! rows and resumes the readers there. All views are taken at one dataflow time, in one
+//! numbered round, which the [`RoundLog`] records as complete once every view's part is
+//! written: a restart brings every view back from the same complete round.
 //!
 //! A view is snapshotted when it reads sources only through maps, filters and unions
 //! (`Plan::keeps_no_state`, `normalized_events` as the seed writes it): it only ever
@@ -17,7 +19,7 @@ use parking_lot::Mutex;
 use rampart_dataflow::{FeedProgress, SnapshotCapture, Time};
 use rampart_repr::ErrorLog;
 use rampart_repr::Positions;
-use rampart_storage::{describe_io, ErrorJournal, ViewLog};
+use rampart_storage::{describe_io, ErrorJournal, RoundLog, ViewLog};
 
 /// How many earlier times a checkpoint tries, from the latest complete one back, to find
 /// one that splits every reader's batches exactly (see `FeedProgress::positions_through`).
@@ -31,8 +33,8 @@ pub(crate) struct SnapshottedView {
     pub(crate) log: ViewLog,
     /// Its readers' progress, by source name.
     pub(crate) feeds: Vec<(String, FeedProgress)>,
-    /// The time of the last checkpoint written (or restored), and its positions.
-    pub(crate) last: Option<(Time, BTreeMap<String, Positions>)>,
+    /// The positions of the last checkpoint written (or restored).
+    pub(crate) last: Option<BTreeMap<String, Positions>>,
     /// For a view with a retention: how its log drops expired rows.
     pub(crate) expiry: Option<Expiry>,
 }
@@ -76,16 +78,39 @@ pub(crate) struct Checkpointer {
     /// saved.
     errors: Mutex<Vec<(ErrorLog, ErrorJournal)>>,
     stats: Mutex<BTreeMap<String, CheckpointStats>>,
+    /// The complete rounds, the last one restored from, and the last round's time.
+    /// Locked after `views`.
+    rounds: Mutex<Rounds>,
     stopped: AtomicBool,
 }
 
+/// The checkpointer's rounds.
+struct Rounds {
+    log: RoundLog,
+    /// The last complete round when the server started: views restore from it.
+    restored: u64,
+    /// The number of the next round (every round written gets a new one, complete or not).
+    next: u64,
+    /// The dataflow time of the last round this process wrote (complete or not).
+    last_time: Option<Time>,
+}
+
 impl Checkpointer {
-    /// Starts the checkpoint thread, writing every `interval`.
-    pub(crate) fn start(interval: Duration) -> Arc<Checkpointer> {
+    /// Starts the checkpoint thread, writing every `interval`; `rounds` says which rounds
+    /// are complete.
+    pub(crate) fn start(interval: Duration, rounds: RoundLog) -> Arc<Checkpointer> {
+        let restored = rounds.last().unwrap_or(0);
         let me = Arc::new(Checkpointer {
             views: Mutex::new(BTreeMap::new()),
             errors: Mutex::new(Vec::new()),
             stats: Mutex::new(BTreeMap::new()),
+            rounds: Mutex::new(Rounds {
+                log: rounds,
+                restored,
+                // Marks of rounds after `restored` were cut when the logs were opened.
+                next: restored + 1,
+                last_time: None,
+            }),
             stopped: AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&me);
@@ -134,15 +159,21 @@ impl Checkpointer {
         self.stats.lock().clone()
     }
 
-    /// Writes a checkpoint of every view that has progressed.
+    /// The last complete round when the server started: views restore from it.
+    pub(crate) fn restored_round(&self) -> u64 {
+        self.rounds.lock().restored
+    }
+
+    /// Writes a round: every view that has progressed, at one dataflow time, then the
+    /// round's number to the round log.
     pub(crate) fn checkpoint_all(&self) {
         let mut views = self.views.lock();
-        // What each view's checkpoint will hold, fixed first: every input rejected before
-        // those positions is in the error log by now.
-        let prepared: Vec<(String, Prepared)> = views
-            .iter_mut()
-            .filter_map(|(name, view)| Some((name.clone(), prepare(view)?)))
-            .collect();
+        let mut rounds = self.rounds.lock();
+        // What the round will hold, fixed first: every input rejected before those
+        // positions is in the error log by now.
+        let Some((time, prepared)) = prepare_round(&mut views, rounds.last_time) else {
+            return;
+        };
         // Errors and late rows next: a view checkpoint past a bad or late line must not
         // outlive its record.
         for (errors, journal) in self.errors.lock().iter_mut() {
@@ -155,7 +186,7 @@ impl Checkpointer {
                 errors.unsaved_again(new);
                 for (name, p) in prepared {
                     if let Some(view) = views.get(&name) {
-                        view.capture.put_back(p.rows, p.time);
+                        view.capture.put_back(p.rows, time);
                     }
                 }
                 return;
@@ -166,9 +197,15 @@ impl Checkpointer {
                 }
             }
         }
+        let round = rounds.next;
+        rounds.next += 1;
+        // Even if this round is not completed, the next one must not be taken at an
+        // earlier time: the views whose parts were written are past it.
+        rounds.last_time = Some(time);
+        let mut complete = true;
         for (name, p) in prepared {
             let Some(view) = views.get_mut(&name) else { continue };
-            let result = write(view, p);
+            let result = write(view, p, round, time);
             let mut stats = self.stats.lock();
             let s = stats.entry(name.clone()).or_default();
             match result {
@@ -180,12 +217,25 @@ impl Checkpointer {
                     }
                 }
                 Err(e) => {
+                    complete = false;
                     if s.error.is_none() {
                         tracing::error!(view = %name, "cannot write a checkpoint: {e}; its rows stay in memory and the next checkpoint tries again");
                     }
                     s.error = Some(e);
                 }
             }
+        }
+        // A round with a view's part missing is never complete: a restart goes back to the
+        // previous one, and the next round writes the missing rows.
+        if !complete {
+            return;
+        }
+        if let Err(e) = rounds.log.complete(round) {
+            tracing::error!("cannot record a complete checkpoint round: {}", describe_io(&e));
+            return;
+        }
+        for view in views.values_mut() {
+            compact_if_grown(view);
         }
     }
 }
@@ -196,43 +246,56 @@ impl Drop for Checkpointer {
     }
 }
 
-/// A view's next checkpoint, taken from its capture but not written yet.
+/// A view's part of the next round, taken from its capture but not written yet.
 struct Prepared {
-    time: Time,
     positions: BTreeMap<String, Positions>,
     rows: Vec<(rampart_repr::Row, rampart_dataflow::Diff)>,
 }
 
-/// Takes the next checkpoint of `view` if it has progressed: `None` when there is nothing
-/// to write.
-fn prepare(view: &mut SnapshottedView) -> Option<Prepared> {
-    let complete = view.capture.complete_through()?;
-    let floor = view.last.as_ref().map_or(0, |(t, _)| t + 1);
-    if complete < floor {
-        return None;
-    }
+/// Takes the next round if any view has progressed: one dataflow time every view has
+/// captured through and every reader can name its positions at, and each view's part
+/// (views with no new rows and no new positions have none). `None`: nothing to write.
+fn prepare_round(
+    views: &mut BTreeMap<String, SnapshottedView>,
+    last_time: Option<Time>,
+) -> Option<(Time, Vec<(String, Prepared)>)> {
+    let complete = views
+        .values()
+        .map(|v| v.capture.complete_through())
+        .collect::<Option<Vec<Time>>>()?
+        .into_iter()
+        .min()?;
+    let floor = last_time.map_or(0, |t| t + 1);
     // The latest time whose batches every reader can name exactly.
     let (time, positions) = (0..TIMES_TRIED)
         .map_while(|back| complete.checked_sub(back).filter(|t| *t >= floor))
         .find_map(|t| {
-            let positions: Option<BTreeMap<String, Positions>> = view
-                .feeds
-                .iter()
-                .map(|(source, feed)| Some((source.clone(), feed.positions_through(t)?)))
+            let positions: Option<Vec<BTreeMap<String, Positions>>> = views
+                .values()
+                .map(|view| {
+                    view.feeds
+                        .iter()
+                        .map(|(source, feed)| Some((source.clone(), feed.positions_through(t)?)))
+                        .collect()
+                })
                 .collect();
             positions.map(|p| (t, p))
         })?;
-    let rows = view.capture.take_through(time);
-    if rows.is_empty() && view.last.as_ref().is_some_and(|(_, p)| *p == positions) {
-        return None;
+    let mut prepared = Vec::new();
+    for ((name, view), positions) in views.iter_mut().zip(positions) {
+        let rows = view.capture.take_through(time);
+        if rows.is_empty() && view.last.as_ref() == Some(&positions) {
+            continue;
+        }
+        prepared.push((name.clone(), Prepared { positions, rows }));
     }
-    Some(Prepared { time, positions, rows })
+    (!prepared.is_empty()).then_some((time, prepared))
 }
 
 /// Rewrites a retained view's log without the rows expired by its last checkpoint, once
 /// it has grown enough. A failure leaves the longer log, which is as good.
 fn compact_if_grown(view: &mut SnapshottedView) {
-    let (Some(expiry), Some((_, positions))) = (&view.expiry, &view.last) else {
+    let (Some(expiry), Some(positions)) = (&view.expiry, &view.last) else {
         return;
     };
     if !view.log.wants_compaction(COMPACT_AFTER_BYTES) {
@@ -257,16 +320,16 @@ fn compact_if_grown(view: &mut SnapshottedView) {
     }
 }
 
-/// Writes a prepared checkpoint; on failure its rows go back to the capture.
-fn write(view: &mut SnapshottedView, p: Prepared) -> Result<CheckpointStats, String> {
+/// Writes a view's part of round `round` at `time`; on failure its rows go back to the
+/// capture.
+fn write(view: &mut SnapshottedView, p: Prepared, round: u64, time: Time) -> Result<CheckpointStats, String> {
     let started = Instant::now();
-    match view.log.checkpoint(&p.rows, p.time, &p.positions) {
+    match view.log.checkpoint(&p.rows, round, time, &p.positions) {
         Ok(()) => {
             for (_, feed) in &view.feeds {
-                feed.forget_through(p.time);
+                feed.forget_through(time);
             }
-            view.last = Some((p.time, p.positions));
-            compact_if_grown(view);
+            view.last = Some(p.positions);
             Ok(CheckpointStats {
                 rows: p.rows.len(),
                 duration: started.elapsed(),
@@ -276,7 +339,7 @@ fn write(view: &mut SnapshottedView, p: Prepared) -> Result<CheckpointStats, Str
             })
         }
         Err(e) => {
-            view.capture.put_back(p.rows, p.time);
+            view.capture.put_back(p.rows, time);
             Err(describe_io(&e))
         }
     }

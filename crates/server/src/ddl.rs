@@ -503,6 +503,7 @@ impl State {
             floor_report: floor_report.clone(),
             snapshot_capture,
             restored_rows,
+            restore_start: rampart_dataflow::now_ms(),
         };
         self.register_schema(&name, plan.desc.arrow_schema())?;
         self.engine.broadcast(Command::CreateView(Box::new(spec)));
@@ -655,6 +656,7 @@ impl State {
             floor_report: floor_report.clone(),
             snapshot_capture: None,
             restored_rows: None,
+            restore_start: 0,
         };
         self.engine.broadcast(Command::CreateView(Box::new(spec)));
         self.catalog.insert(CatalogEntry {

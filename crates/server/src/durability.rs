@@ -205,7 +205,7 @@ impl State {
         }
         let path = storage.dir.view_path(name);
         if self.restoring.is_some() {
-            let (log, checkpoint) = match ViewLog::open(&path) {
+            let (log, checkpoint) = match ViewLog::open(&path, storage.checkpointer.restored_round()) {
                 Ok(opened) => opened,
                 // Whole records that do not decode (written by another version): the view
                 // replays its sources instead, and the file is kept aside.
@@ -249,7 +249,7 @@ impl State {
         let (last, rows) = match checkpoint {
             // The restored checkpoint's time is the old process's clock: only its
             // positions matter from here on.
-            Some(cp) => (Some((0, cp.positions)), Some(Arc::new(cp.rows))),
+            Some(cp) => (Some(cp.positions), Some(Arc::new(cp.rows))),
             None => (None, None),
         };
         storage.checkpointer.register(

@@ -10,7 +10,7 @@ use rampart_dataflow::Engine;
 use rampart_repr::ErrorLog;
 use tokio::net::TcpListener;
 
-use rampart_storage::{describe_io, CatalogLog, DataDir, ErrorJournal};
+use rampart_storage::{describe_io, CatalogLog, DataDir, ErrorJournal, RoundLog};
 
 use crate::coordinator::Coordinator;
 use crate::durability::Storage;
@@ -97,7 +97,14 @@ pub async fn start_server(config: ServerConfig) -> Result<ServerHandle, String> 
                 )
             })?;
             late.restore(late_saved);
-            let checkpointer = crate::checkpoint::Checkpointer::start(config.checkpoint_interval);
+            let rounds = RoundLog::open(&data_dir.rounds_path()).map_err(|e| {
+                format!(
+                    "cannot read the checkpoint rounds in {}: {}",
+                    dir.display(),
+                    describe_io(&e)
+                )
+            })?;
+            let checkpointer = crate::checkpoint::Checkpointer::start(config.checkpoint_interval, rounds);
             checkpointer.save_errors(errors.clone(), journal);
             checkpointer.save_errors(late.clone(), late_journal);
             Some(Storage {

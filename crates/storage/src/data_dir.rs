@@ -68,6 +68,11 @@ impl DataDir {
         self.root.join("late.log")
     }
 
+    /// The log of complete checkpoint rounds.
+    pub fn rounds_path(&self) -> PathBuf {
+        self.root.join("rounds.log")
+    }
+
     /// A table's change log.
     pub fn table_path(&self, table: &str) -> PathBuf {
         self.root.join("tables").join(format!("{}.log", file_name(table)))
