@@ -283,6 +283,14 @@ pub struct ViewSpec {
     /// (each worker's own clock may differ by a few milliseconds or more), so that the
     /// restored watermark, given once they are all in, is after every one of them.
     pub restore_start: Time,
+    /// While the catalog is being restored: the time from which the view's readers may
+    /// enter batches, `u64::MAX` until the restore is complete (every restored row and
+    /// watermark is in at earlier times). `None` outside a restore.
+    pub ingest_gate: Option<Arc<std::sync::atomic::AtomicU64>>,
+    /// A view rebuilt from retained inputs next to its own restored rows (`restored_rows`):
+    /// what its operators produce before `ingest_gate`'s time is already in those rows
+    /// (it comes from restored input), so it is dropped.
+    pub mute_until_gate: bool,
 }
 
 /// Per retained view a view without retention reads: the highest watermark whose expiries

@@ -98,7 +98,7 @@ const RESTORE_CHUNK: usize = 16_384;
 /// The first time after every worker has handed on its share of `rows` restored rows
 /// ([`restored_rows`] from `start`, with `peers` workers): what a restored watermark waits
 /// for.
-pub(crate) fn restored_by(rows: usize, peers: usize, start: Time) -> Time {
+pub fn restored_by(rows: usize, peers: usize, start: Time) -> Time {
     let share = rows.div_ceil(peers.max(1));
     start + share.div_ceil(RESTORE_CHUNK) as Time
 }

@@ -59,6 +59,18 @@ struct SourceInput {
     /// A batch taken from the channel whose turn has not come yet.
     held: Option<SourceBatch>,
     closed: bool,
+    /// While restoring: the time from which batches may enter (`ViewSpec::ingest_gate`).
+    gate: Option<Arc<std::sync::atomic::AtomicU64>>,
+}
+
+impl SourceInput {
+    /// Whether batches may enter at `epoch`: no gate, or the restore is complete and its
+    /// time has come.
+    fn open_at(&self, epoch: Time) -> bool {
+        self.gate
+            .as_ref()
+            .is_none_or(|g| epoch >= g.load(std::sync::atomic::Ordering::Acquire))
+    }
 }
 
 struct Object {
@@ -104,7 +116,7 @@ pub(crate) fn run(worker: &mut Worker, commands: Receiver<Command>, registry: Ar
         let sealed = registry.sealed();
         let lagging = sealed > 0 && epoch.saturating_sub(sealed) > MAX_INGEST_LAG_MS;
         for o in objects.values_mut().filter(|_| !lagging) {
-            for s in o.sources.iter_mut().filter(|s| !s.closed) {
+            for s in o.sources.iter_mut().filter(|s| !s.closed && s.open_at(epoch)) {
                 for _ in 0..BATCHES_PER_STEP {
                     let batch = match s.held.take().map_or_else(|| s.receiver.try_recv(), Ok) {
                         Ok(batch) => batch,
@@ -274,8 +286,20 @@ fn apply(
 type Built = (Option<Stored>, Option<WatermarkTrace>, Vec<SourceInput>);
 
 /// Hands the rows a view takes in to its snapshot capture, if it is snapshotted, and adds
-/// the rows of its restored snapshot, if any.
+/// the rows of its restored snapshot, if any. A view rebuilt next to its restored rows
+/// first drops what it produces before the restore is complete (`ViewSpec::mute_until_gate`).
 fn snapshot_and_restore<'s>(rows: Rows<'s>, spec: &ViewSpec, worker: usize) -> Rows<'s> {
+    let rows = match (&spec.ingest_gate, spec.mute_until_gate) {
+        (Some(gate), true) => {
+            use differential_dataflow::AsCollection;
+            use timely::dataflow::operators::core::Filter;
+            let gate = gate.clone();
+            rows.inner
+                .filter(move |(_, t, _)| *t >= gate.load(std::sync::atomic::Ordering::Acquire))
+                .as_collection()
+        }
+        _ => rows,
+    };
     if let Some(capture) = &spec.snapshot_capture {
         crate::snapshot::capture_snapshot(rows.clone(), capture.clone(), worker);
     }
@@ -335,6 +359,7 @@ fn build_view(
                     ordered: feed.progress.tracks_times(),
                     held: None,
                     closed: false,
+                    gate: spec.ingest_gate.clone(),
                 });
                 if feed.projected {
                     projected.insert(dep.clone());
@@ -401,6 +426,15 @@ fn build_view(
         // join there so that they expire like the others.
         let entered = |rows| snapshot_and_restore(rows, spec, index);
         let Rendered { rows, watermark } = render_view(&spec.plan, &ctx, resumed_watermark, entered)?;
+        // Views reading this one see its watermark only once its restored rows are all in:
+        // a window downstream must not close before they arrive.
+        let watermark = match (&spec.restored_rows, watermark) {
+            (Some(restored), Some(w)) => {
+                let hold = crate::snapshot::restored_by(restored.len(), scope.peers(), spec.restore_start);
+                Some(w.delay(move |t| (*t).max(hold)))
+            }
+            (_, w) => w,
+        };
         if let Some(sink) = &spec.sink {
             capture_to_sink(rows.clone(), sink.clone(), index, snapshot);
         }

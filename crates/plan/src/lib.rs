@@ -479,6 +479,34 @@ impl Plan {
         event_time::join_interval(&bounds, ll.len(), &ll, &rl)
     }
 
+    /// How far behind the watermark (µs of event time) the rows this plan's state needs
+    /// can reach, for a view restored by rebuilding its state from inputs that keep only a
+    /// stretch of event time (retained views): `Some(h)` when every operator either keeps
+    /// nothing between rows (maps, filters, unions) or frees its state as the watermark
+    /// passes: a windowed `GROUP BY` (twice its largest key lag, as a margin: a group
+    /// stays open until its key is that lag behind the watermark, and its rows are no
+    /// older than its key) or an interval join (a row waits for the other side's rows up
+    /// to the interval's far end, plus that side's lag). `None` for any other operator:
+    /// what it holds may depend on rows of any age.
+    pub fn restore_horizon(&self, inputs: &dyn Fn(&str) -> Option<event_time::Lags>) -> Option<i64> {
+        let here = match self {
+            Plan::Get { .. } | Plan::Constant { .. } | Plan::Map { .. } | Plan::Filter { .. } | Plan::Union { .. } => 0,
+            Plan::Reduce { .. } => {
+                let keys = self.window_keys(inputs)?;
+                2 * keys.iter().flatten().copied().max()?.max(0)
+            }
+            Plan::Join { .. } => {
+                let i = self.join_interval(inputs).filter(|i| i.frees_state())?;
+                let (left_lag, right_lag) = (i.left_lag?, i.right_lag?);
+                right_lag.saturating_add(i.hi).max(left_lag.saturating_sub(i.lo)).max(0)
+            }
+            _ => return None,
+        };
+        self.children()
+            .iter()
+            .try_fold(here, |h, c| Some(h.max(c.restore_horizon(inputs)?)))
+    }
+
     /// For a `Reduce`, which group keys are event-time columns (their lags), if any.
     pub fn window_keys(&self, inputs: &dyn Fn(&str) -> Option<event_time::Lags>) -> Option<event_time::Lags> {
         let Plan::Reduce {

@@ -20,6 +20,7 @@ use rampart_sql::{FormatSpec, PlanError, RampartStatement, SinkFrom, WatermarkSp
 
 use crate::catalog::CatalogEntry;
 use crate::coordinator::{Executed, State};
+use crate::durability::RestorePlan;
 
 impl State {
     /// `CREATE SOURCE` (and Flink's connector `CREATE TABLE`): `stmt` is the parsed statement.
@@ -471,19 +472,29 @@ impl State {
         let plan = self.with_retention(plan, &cv.options, sql)?;
         let (retention, retention_notices) = self.retention_chain(&name, &plan);
         let (lags, event_time) = self.plan_event_time(&plan);
-        // A view of single source events is snapshotted: restored from its last
-        // checkpoint, its readers resume there.
-        let snapshot = self.open_view_log(&name, &plan.plan)?;
+        // How it comes back after a restart: a view of single source events is snapshotted
+        // (restored from its last checkpoint, its readers resume there); a view without a
+        // retention over a retained snapshotted one is saved too and rebuilt beside it.
+        let rebuilt = match self.restore_plan(&name, &plan.plan, retention.is_some(), false)? {
+            RestorePlan::Rebuilt(roots) => Some(roots),
+            RestorePlan::AsUsual => None,
+        };
+        let snapshot = self.open_view_log(&name, &plan.plan, rebuilt.as_ref())?;
         let checkpoint = snapshot.as_ref().and_then(|(_, cp)| cp.as_ref());
         let resume = checkpoint.map(|cp| cp.positions.clone()).unwrap_or_default();
         // Readers start before the statement is recorded: one that cannot start fails the
         // statement without leaving it in the catalog.
         let feeds = self.source_feeds(&plan, &resume)?;
-        self.keep_restores_exact(&name, &plan.plan, retention.is_some())?;
         let created_ms = self.creation_ms();
         self.persist_created(&name, sql, created_ms)?;
         // Registered once the view exists, before its dataflow reads a batch.
         let (snapshot_capture, restored_rows) = self.snapshot_view(&name, &plan.plan, snapshot, &feeds);
+        let restore_start = rampart_dataflow::now_ms();
+        let ingest_gate = self.restore_gate(restored_rows.as_ref().map(|r| r.len()), restore_start);
+        let is_rebuilt = rebuilt.is_some();
+        if let Some(roots) = rebuilt {
+            self.register_rebuilt(&name, roots);
+        }
         let upstream = self.upstream_feeds(&name, &feeds, &plan);
         let store = ViewStore::new(self.engine.workers(), self.engine.registry());
         let floor_report = rampart_dataflow::ExpiryFloors::default();
@@ -501,9 +512,11 @@ impl State {
             restoring: self.restoring.is_some(),
             expiry_floors: self.restoring_floors.clone(),
             floor_report: floor_report.clone(),
+            mute_until_gate: is_rebuilt && restored_rows.is_some(),
             snapshot_capture,
             restored_rows,
-            restore_start: rampart_dataflow::now_ms(),
+            restore_start,
+            ingest_gate,
         };
         self.register_schema(&name, plan.desc.arrow_schema())?;
         self.engine.broadcast(Command::CreateView(Box::new(spec)));
@@ -531,6 +544,9 @@ impl State {
         let caught_up = notices.is_empty();
         notices.extend(self.record_expiry_floors(&name, &floor_report, caught_up));
         notices.extend(retention_notices);
+        if is_rebuilt && self.restoring.is_none() {
+            notices.extend(self.first_checkpoint(&name).await);
+        }
         Ok(Executed {
             notices,
             ..Executed::command("CREATE_MATERIALIZED_VIEW")
@@ -618,7 +634,7 @@ impl State {
             ),
         };
         let feeds = self.source_feeds(&plan, &BTreeMap::new())?;
-        self.keep_restores_exact(name, &plan.plan, false)?;
+        self.restore_plan(name, &plan.plan, false, true)?;
         let created_ms = self.creation_ms();
         self.persist_created(name, sql, created_ms)?;
         let upstream = self.upstream_feeds(name, &feeds, &plan);
@@ -657,6 +673,8 @@ impl State {
             snapshot_capture: None,
             restored_rows: None,
             restore_start: 0,
+            ingest_gate: self.restore_gate(None, 0),
+            mute_until_gate: false,
         };
         self.engine.broadcast(Command::CreateView(Box::new(spec)));
         self.catalog.insert(CatalogEntry {

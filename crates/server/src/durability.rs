@@ -2,7 +2,8 @@
 //! catalog log (statements of live objects), table change logs, and resumable sinks.
 //! Without a data directory, nothing is written and nothing survives a restart.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +30,37 @@ pub(crate) struct Storage {
     pub(crate) sync_every: Duration,
     /// Writes the checkpoints of snapshotted views.
     pub(crate) checkpointer: Arc<Checkpointer>,
+    /// Rebuilt views: views without a retention over retained snapshotted views, saved
+    /// with their rows and rebuilt from the retained views' restored rows, with the
+    /// retained views they derive from (see [`State::restore_plan`]).
+    pub(crate) rebuilt: Mutex<HashMap<String, BTreeSet<String>>>,
+    /// While the catalog is restored.
+    pub(crate) restore: Mutex<Option<RestoreProgress>>,
+}
+
+/// How long after the last restored row or watermark (ms of dataflow time) the restore is
+/// complete: what operators produce from restored input lands at most this much later.
+const RESTORE_MARGIN_MS: u64 = 10;
+
+/// What a restore in progress has restored so far.
+pub(crate) struct RestoreProgress {
+    /// When readers may enter batches: `u64::MAX` until the restore is complete.
+    pub(crate) gate: Arc<AtomicU64>,
+    /// The latest dataflow time a restored row or watermark enters at.
+    pub(crate) until: rampart_dataflow::Time,
+    /// The views restored from a checkpoint.
+    pub(crate) from_checkpoint: HashSet<String>,
+}
+
+/// How a new view comes back after a restart, as far as checkpoints go.
+pub(crate) enum RestorePlan {
+    /// Nothing to add: from its own checkpoint if it is snapshotted, else rebuilt from
+    /// its inputs or replayed.
+    AsUsual,
+    /// Saved with its rows and, after a restart, rebuilt from the restored rows of the
+    /// retained views it derives from (listed) with what that produces muted, next to its
+    /// own restored rows.
+    Rebuilt(BTreeSet<String>),
 }
 
 /// A sink's log and checkpoint, opened before its connector (which may cut its output back
@@ -129,50 +161,169 @@ impl State {
         Ok(())
     }
 
-    /// Keeps every restore exact before a view or sink with `plan` is recorded (`retained`:
-    /// the new view has a retention). A snapshotted view with a retention restores only
-    /// the rows it holds, so an object over it comes back exactly only if what it holds is a
-    /// function of those rows: it has a retention itself (it sees the expiries) and its
-    /// plan [`rampart_plan::Plan::is_function_of_inputs`]. Otherwise (an alert view without
-    /// retention, keeping what it derived from expired rows; a window) the retained views
-    /// it derives from stop being snapshotted and their logs are deleted, so a restart
-    /// replays their sources from the start, as it did before snapshots.
-    pub(crate) fn keep_restores_exact(
+    /// Decides how a new view or sink with `plan` comes back after a restart, keeping
+    /// every restore exact (`retained`: the new view has a retention; `sink`: it is a
+    /// sink). A snapshotted view with a retention restores only the rows it holds, so an
+    /// object over it comes back exactly if:
+    /// - it has a retention itself (it sees the expiries) and its plan
+    ///   [`rampart_plan::Plan::is_function_of_inputs`]: rebuilt from those rows as usual;
+    /// - or it is a view without a retention whose operators only need rows within the
+    ///   retention ([`rampart_plan::Plan::restore_horizon`] below it, and the retained
+    ///   input's only event-time column is its retention's): it is saved with its rows at
+    ///   every checkpoint ([`RestorePlan::Rebuilt`]), and after a restart rebuilds its
+    ///   operators' state from the restored rows with its output muted, next to its own.
+    ///
+    /// Otherwise (a `GROUP BY` over all time, a sink reading a retained view) the retained
+    /// views it derives from stop being snapshotted, with the rebuilt views over them, and
+    /// their logs are deleted, so a restart replays their sources from the start.
+    pub(crate) fn restore_plan(
         &self,
         name: &str,
         plan: &rampart_plan::Plan,
         retained: bool,
-    ) -> Result<(), PlanError> {
+        sink: bool,
+    ) -> Result<RestorePlan, PlanError> {
         let Some(storage) = self.storage.as_ref() else {
-            return Ok(());
+            return Ok(RestorePlan::AsUsual);
         };
-        if retained && plan.is_function_of_inputs() {
-            return Ok(());
+        let roots = self.retained_roots(plan);
+        if roots.is_empty() || retained && plan.is_function_of_inputs() {
+            return Ok(RestorePlan::AsUsual);
         }
+        if !sink && self.rebuildable(plan) {
+            return Ok(RestorePlan::Rebuilt(roots));
+        }
+        let mut stopped: Vec<String> = roots.into_iter().collect();
+        {
+            let mut rebuilt = storage.rebuilt.lock();
+            let over: Vec<String> = rebuilt
+                .iter()
+                .filter(|(_, r)| r.iter().any(|root| stopped.contains(root)))
+                .map(|(v, _)| v.clone())
+                .collect();
+            for v in over {
+                rebuilt.remove(&v);
+                stopped.push(v);
+            }
+        }
+        for view in stopped {
+            storage.checkpointer.unregister(&view);
+            let path = storage.dir.view_path(&view);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_error(&format!("cannot stop snapshotting {view}"), e)),
+            }
+            tracing::info!(
+                view = %view,
+                by = %name,
+                "no longer snapshotted: {name} needs rows {view} does not keep, which its checkpoint does not hold either; a restart replays the sources from their start"
+            );
+        }
+        Ok(RestorePlan::AsUsual)
+    }
+
+    /// While restoring: the gate the new object's readers wait at, having counted its
+    /// `restored` rows entering from `start` (so the gate opens after them).
+    pub(crate) fn restore_gate(
+        &self,
+        restored: Option<usize>,
+        start: rampart_dataflow::Time,
+    ) -> Option<Arc<AtomicU64>> {
+        let mut restore = self.storage.as_ref()?.restore.lock();
+        let r = restore.as_mut()?;
+        if let Some(rows) = restored {
+            let by = rampart_dataflow::snapshot::restored_by(rows, self.engine.workers(), start);
+            r.until = r.until.max(by);
+        }
+        Some(r.gate.clone())
+    }
+
+    /// Records a rebuilt view and the retained views it derives from.
+    pub(crate) fn register_rebuilt(&self, name: &str, roots: BTreeSet<String>) {
+        if let Some(storage) = self.storage.as_ref() {
+            storage.rebuilt.lock().insert(name.to_string(), roots);
+        }
+    }
+
+    /// Writes checkpoint rounds until a new rebuilt view has its first one, so a restart
+    /// right after its creation finds its rows (a NOTICE if that takes too long).
+    pub(crate) async fn first_checkpoint(&self, name: &str) -> Option<String> {
+        let storage = self.storage.as_ref()?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let checkpointer = storage.checkpointer.clone();
+            let written = tokio::task::spawn_blocking(move || checkpointer.checkpoint_all())
+                .await
+                .is_ok();
+            let done = storage
+                .checkpointer
+                .stats()
+                .get(name)
+                .is_some_and(|s| s.count > 0 && s.error.is_none());
+            if written && done {
+                return None;
+            }
+            if std::time::Instant::now() > deadline {
+                return Some(format!(
+                    "{name} has no checkpoint yet: if the server stops before its first one, it comes back from the retained rows alone"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The snapshotted retained views `plan` derives from, through views that rebuild
+    /// from their rows (a rebuilt view's own rows stand for what is below it).
+    fn retained_roots(&self, plan: &rampart_plan::Plan) -> BTreeSet<String> {
+        let Some(storage) = self.storage.as_ref() else {
+            return BTreeSet::new();
+        };
+        let rebuilt = storage.rebuilt.lock();
+        let mut roots = BTreeSet::new();
         let mut stack = plan.dependencies();
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         while let Some(dep) = stack.pop() {
-            if !seen.insert(dep.clone()) {
+            if !seen.insert(dep.clone()) || rebuilt.contains_key(&dep) {
                 continue;
             }
             let Some(entry) = self.catalog.get(&dep) else { continue };
             if entry.retention.is_some() && storage.checkpointer.is_registered(&dep) {
-                storage.checkpointer.unregister(&dep);
-                let path = storage.dir.view_path(&dep);
-                match std::fs::remove_file(&path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(io_error(&format!("cannot stop snapshotting {dep}"), e)),
-                }
-                tracing::info!(
-                    view = %dep,
-                    by = %name,
-                    "no longer snapshotted: {name} keeps what it derived from rows {dep} has expired, which a checkpoint of {dep} does not hold; a restart replays {dep}'s sources from their start"
-                );
+                roots.insert(dep.clone());
             }
             stack.extend(entry.depends_on.iter().cloned());
         }
-        Ok(())
+        roots
+    }
+
+    /// Whether a view without a retention with `plan` can be rebuilt from the rows of the
+    /// retained views it reads: its operators need rows no further behind the watermark
+    /// than each retained input keeps, measured on that input's only event-time column.
+    fn rebuildable(&self, plan: &rampart_plan::Plan) -> bool {
+        let deps = plan.dependencies();
+        // Read only through views (and tables): a source read directly replays.
+        if deps
+            .iter()
+            .any(|d| self.catalog.get(d).is_none_or(|e| e.connector.is_some()))
+        {
+            return false;
+        }
+        let lookup = |name: &str| self.event_time_of(name);
+        let Some(horizon) = plan.restore_horizon(&lookup) else {
+            return false;
+        };
+        deps.iter().all(|d| {
+            let Some(retention) = self.catalog.get(d).and_then(|e| e.retention) else {
+                return true;
+            };
+            let timed: Vec<usize> = lookup(d)
+                .unwrap_or_default()
+                .iter()
+                .enumerate()
+                .filter_map(|(i, lag)| lag.map(|_| i))
+                .collect();
+            timed == [retention.column] && horizon < retention.keep_us
+        })
     }
 
     /// Whether a view with this plan is snapshotted at checkpoints: it reads only sources,
@@ -191,16 +342,18 @@ impl State {
 
     /// The snapshot log of a new snapshottable view (created empty), or while restoring
     /// its existing one with its last checkpoint. `None` without a data directory or for a
-    /// view that is not snapshotted.
+    /// view that is not snapshotted. `rebuilt`: the view is a rebuilt one, over these
+    /// retained views; its checkpoint is used only if they were all restored from theirs.
     pub(crate) fn open_view_log(
         &self,
         name: &str,
         plan: &rampart_plan::Plan,
+        rebuilt: Option<&BTreeSet<String>>,
     ) -> Result<Option<(ViewLog, Option<ViewCheckpoint>)>, PlanError> {
         let Some(storage) = self.storage.as_ref() else {
             return Ok(None);
         };
-        if !self.snapshottable(plan) {
+        if rebuilt.is_none() && !self.snapshottable(plan) {
             return Ok(None);
         }
         let path = storage.dir.view_path(name);
@@ -223,8 +376,37 @@ impl State {
                 }
                 Err(e) => return Err(io_error(&format!("cannot read the checkpoint of {name}"), e)),
             };
+            let mut restore = storage.restore.lock();
+            let restored_below = |roots: &BTreeSet<String>| {
+                restore
+                    .as_ref()
+                    .is_some_and(|r| roots.iter().all(|root| r.from_checkpoint.contains(root)))
+            };
+            let (log, checkpoint) = match (rebuilt, checkpoint) {
+                // Its inputs replay from their start: the view rebuilds all it held.
+                (Some(roots), Some(_)) if !restored_below(roots) => {
+                    tracing::info!(
+                        view = name,
+                        "rebuilt by replay: a view it reads was not restored from a checkpoint"
+                    );
+                    let log =
+                        ViewLog::create(&path).map_err(|e| io_error(&format!("cannot create the log of {name}"), e))?;
+                    (log, None)
+                }
+                (Some(roots), None) if restored_below(roots) => {
+                    tracing::warn!(
+                        view = name,
+                        "no checkpoint of its own (the server stopped right after it was created): rebuilt from the retained rows alone"
+                    );
+                    (log, None)
+                }
+                (_, checkpoint) => (log, checkpoint),
+            };
             if let Some(cp) = &checkpoint {
                 tracing::info!(view = name, rows = cp.rows.len(), "restoring from its last checkpoint");
+                if let Some(r) = restore.as_mut() {
+                    r.from_checkpoint.insert(name.to_string());
+                }
             }
             Ok(Some((log, checkpoint)))
         } else {
@@ -372,6 +554,14 @@ impl Coordinator {
     pub async fn restore(&self, objects: Vec<StoredObject>) -> Vec<String> {
         let mut failures = Vec::new();
         let mut state = self.state.lock().await;
+        // Readers created while restoring wait at this gate until every object is back.
+        if let Some(storage) = state.storage.as_ref() {
+            *storage.restore.lock() = Some(RestoreProgress {
+                gate: Arc::new(AtomicU64::new(u64::MAX)),
+                until: 0,
+                from_checkpoint: HashSet::new(),
+            });
+        }
         for object in objects {
             state.restoring = Some(object.created_ms);
             state.restoring_positions = object.start_positions.clone();
@@ -391,6 +581,16 @@ impl Coordinator {
         state.restoring = None;
         state.restoring_positions = None;
         state.restoring_floors.clear();
+        // Every restored row and watermark enters before this time, and what the rebuilt
+        // views make of them too (their expiries and windows closing at most a few
+        // milliseconds later): new input enters from here on, and rebuilt views stop
+        // muting their output.
+        if let Some(storage) = state.storage.as_ref() {
+            if let Some(r) = storage.restore.lock().take() {
+                let live = now_ms().max(r.until) + RESTORE_MARGIN_MS;
+                r.gate.store(live, std::sync::atomic::Ordering::Release);
+            }
+        }
         state
             .restored_tables_ms
             .store(now_ms() as i64 + 1, std::sync::atomic::Ordering::Release);

@@ -113,6 +113,8 @@ pub async fn start_server(config: ServerConfig) -> Result<ServerHandle, String> 
                 tables: Default::default(),
                 sync_every: config.checkpoint_interval,
                 checkpointer,
+                rebuilt: Default::default(),
+                restore: Default::default(),
             })
         }
     };
