@@ -20,6 +20,12 @@ use crate::row_builder::RowBuilder;
 use crate::source::MetaColumn;
 use crate::source::{BatchSender, SourceContext, BATCH_ROWS};
 
+/// How long a partition that has delivered no event must stay read to its end before it
+/// stops holding the source's watermark back (data produced to it in the meantime makes it
+/// hold again): without it, a reader that sees one partition's messages before another's
+/// would move the watermark by the first alone.
+const IDLE_AFTER: Duration = Duration::from_secs(2);
+
 /// How often a reader measures its lag.
 const LAG_REFRESH: Duration = Duration::from_secs(1);
 
@@ -333,8 +339,14 @@ impl Reader {
         let mut last_lag = Instant::now().checked_sub(LAG_REFRESH).unwrap_or_else(Instant::now);
         let mut last_alive_check = Instant::now();
         let location_prefix = format!("{}/", self.topic);
+        // Every assigned partition holds the watermark until it delivers an event or is
+        // read to its end.
+        for p in self.positions.keys() {
+            late.expect(&format!("{location_prefix}{p}"));
+        }
         let mut batch = Vec::with_capacity(BATCH_ROWS);
         let mut read_to = ReadTo::default();
+        let mut idle_since: BTreeMap<i32, Instant> = BTreeMap::new();
         loop {
             let mut consumed = 0u64;
             let mut timeout = POLL;
@@ -396,6 +408,24 @@ impl Reader {
                 self.positions.insert(partition, Offset::Offset(next));
                 self.out.advance(&format!("partition {partition}"), next as u64);
             }
+            // A partition that has not delivered an event holds the watermark while it has
+            // unread messages, and until it has been read to its end for `IDLE_AFTER`.
+            if late.enforced() {
+                let at_end = self.read_to_end();
+                for p in self.positions.keys() {
+                    let stream = format!("{location_prefix}{p}");
+                    if late.delivered(&stream) {
+                        idle_since.remove(p);
+                    } else if !at_end.contains(p) {
+                        idle_since.remove(p);
+                        late.expect(&stream);
+                    } else if idle_since.entry(*p).or_insert_with(Instant::now).elapsed() >= IDLE_AFTER
+                        && late.idle(&stream)
+                    {
+                        late.report_watermark(&mut self.out);
+                    }
+                }
+            }
             if (consumed > 0 || !batch.is_empty())
                 && !self
                     .out
@@ -417,8 +447,12 @@ impl Reader {
             }
             if last_refresh.elapsed() >= METADATA_REFRESH {
                 last_refresh = Instant::now();
+                let known: Vec<i32> = self.positions.keys().copied().collect();
                 if let Err(e) = self.refresh_partitions() {
                     self.status.error("reading", e);
+                }
+                for p in self.positions.keys().filter(|p| !known.contains(p)) {
+                    late.expect(&format!("{location_prefix}{p}"));
                 }
             }
         }
@@ -434,6 +468,22 @@ impl Reader {
             }
         }
         true
+    }
+
+    /// The assigned partitions read to their end (as far as librdkafka's cached high
+    /// offsets tell: a partition not fetched from yet is not among them).
+    fn read_to_end(&self) -> Vec<i32> {
+        self.positions
+            .iter()
+            .filter(|(p, off)| {
+                cached_watermarks(&self.consumer, &self.topic, **p).is_some_and(|(low, high)| match off {
+                    Offset::Offset(n) => *n >= high,
+                    // Not read from yet: at its end only if it is empty.
+                    _ => low.is_some_and(|low| low >= high),
+                })
+            })
+            .map(|(p, _)| *p)
+            .collect()
     }
 
     /// Messages behind the high watermarks of the assigned partitions, from the offsets

@@ -4,7 +4,7 @@
 //! and a replay after a restart decides the same. A row whose event time is below its
 //! stream's watermark is late: it goes to `rampart_late_events` and not to the views.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rampart_repr::{Datum, ErrorLog};
 
@@ -22,6 +22,9 @@ pub(crate) struct LateFilter {
     spec: Option<Watermark>,
     /// Largest event time seen per stream.
     max_seen: HashMap<String, i64>,
+    /// Streams that may have events to deliver but have not delivered one: they hold the
+    /// watermark back (a Kafka partition with unread messages, before its first).
+    pending: HashSet<String>,
     late: ErrorLog,
     source: String,
 }
@@ -31,6 +34,7 @@ impl LateFilter {
         LateFilter {
             spec,
             max_seen: HashMap::new(),
+            pending: HashSet::new(),
             late,
             source: source.to_string(),
         }
@@ -97,14 +101,59 @@ impl LateFilter {
             return false;
         }
         *max = (*max).max(*t);
+        self.pending.remove(stream);
         true
     }
 
+    /// `stream` may have events to deliver: until it delivers one, or [`LateFilter::idle`]
+    /// says it has none, the watermark stays where it is. Otherwise a reader that happens
+    /// to read one Kafka partition's backlog before another's would move the watermark by
+    /// the first alone, and the other's events would arrive behind it.
+    pub(crate) fn expect(&mut self, stream: &str) {
+        if self.spec.is_some() && !self.max_seen.contains_key(stream) {
+            self.pending.insert(stream.to_string());
+        }
+    }
+
+    /// `stream` has nothing to deliver for now (read to its end without an event): it no
+    /// longer holds the watermark back. True if it did.
+    pub(crate) fn idle(&mut self, stream: &str) -> bool {
+        self.pending.remove(stream)
+    }
+
+    /// Whether the source has a `WATERMARK` to enforce.
+    pub(crate) fn enforced(&self) -> bool {
+        self.spec.is_some()
+    }
+
+    /// Whether `stream` has delivered an event (or had, before a restart).
+    pub(crate) fn delivered(&self, stream: &str) -> bool {
+        self.max_seen.get(stream).is_some_and(|m| *m > i64::MIN)
+    }
+
+    /// Whether some stream holds the watermark back.
+    #[cfg(test)]
+    pub(crate) fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Hands the reader's watermark to the batches `out` sends next (after a stream went
+    /// idle: no row was admitted, but the watermark may move).
+    pub(crate) fn report_watermark(&self, out: &mut crate::source::BatchSender) {
+        if self.spec.is_some() {
+            out.set_watermark(self.watermark());
+        }
+    }
+
     /// The source's watermark as far as this reader has read: the lowest of its streams'
-    /// watermarks (streams that have not delivered an event yet do not hold it back).
-    /// `None` without a `WATERMARK` or before the first event.
+    /// watermarks (streams that have not delivered an event yet do not hold it back,
+    /// unless they are expected to: then `None`, the watermark stays). `None` without a
+    /// `WATERMARK` or before the first event.
     pub(crate) fn watermark(&self) -> Option<i64> {
         let spec = self.spec?;
+        if !self.pending.is_empty() {
+            return None;
+        }
         self.max_seen
             .values()
             .filter(|m| **m > i64::MIN)
@@ -113,10 +162,15 @@ impl LateFilter {
     }
 }
 
-/// The watermark a reader resuming at `at` starts with: its streams' largest event times
-/// there, minus the delay, the lowest of them (`None` without a `WATERMARK` or before any
-/// event).
+/// The watermark a reader resuming at `at` starts with: the one the reader before it had
+/// reported there or, in positions from before that was recorded, its streams' largest
+/// event times there minus the delay, the lowest of them (`None` without a `WATERMARK` or
+/// before any event).
 pub fn resumed_watermark(spec: Option<Watermark>, at: &rampart_repr::Positions) -> Option<i64> {
+    spec?;
+    if let Some(w) = at.watermark() {
+        return Some(w);
+    }
     let mut filter = LateFilter::new(spec, ErrorLog::new(), "");
     filter.resume(at);
     filter.watermark()
@@ -178,5 +232,36 @@ mod tests {
         assert_eq!(recs.len(), 1);
         assert_eq!((recs[0].location.as_str(), recs[0].offset), ("a", Some(4)));
         assert!(recs[0].reason.contains("behind the watermark"), "{}", recs[0].reason);
+    }
+
+    #[test]
+    fn an_expected_stream_holds_the_watermark_until_it_delivers_or_is_idle() {
+        let spec = Some(Watermark {
+            column: 0,
+            delay_us: 5_000_000,
+        });
+        let at = |s: i64| rampart_repr::row![Datum::Timestamp(s * 1_000_000)];
+        let mut f = LateFilter::new(spec, ErrorLog::new(), "auth");
+        for p in ["t/0", "t/1", "t/2"] {
+            f.expect(p);
+        }
+        // Partition 1's backlog is read first: the watermark does not move by it alone,
+        // so partition 0's older events are not behind it.
+        assert!(f.admit(&at(100), "t/1", Some(1), "{}"));
+        assert_eq!(f.watermark(), None);
+        assert!(f.admit(&at(50), "t/0", Some(1), "{}"));
+        assert_eq!(f.watermark(), None, "partition 2 has not delivered");
+        assert!(f.idle("t/2"), "read to its end: it no longer holds the watermark");
+        assert!(!f.has_pending());
+        assert_eq!(f.watermark(), Some(45_000_000));
+        // A stream that has delivered is not held again.
+        f.expect("t/0");
+        assert_eq!(f.watermark(), Some(45_000_000));
+        // The reported watermark is what a resumed reader starts from.
+        let mut positions = rampart_repr::Positions::default();
+        positions.advance_event_time("t/1", 100_000_000);
+        assert_eq!(resumed_watermark(spec, &positions), Some(95_000_000));
+        positions.advance_watermark(45_000_000);
+        assert_eq!(resumed_watermark(spec, &positions), Some(45_000_000));
     }
 }

@@ -420,6 +420,7 @@ impl BatchSender {
     pub fn set_watermark(&mut self, watermark: Option<i64>) {
         if watermark > self.watermark {
             self.watermark = watermark;
+            self.event_times_changed = true;
         }
     }
 
@@ -446,6 +447,9 @@ impl BatchSender {
         if std::mem::take(&mut self.event_times_changed) {
             for (stream, us) in &self.event_times {
                 self.positions.advance_event_time(stream, *us);
+            }
+            if let Some(w) = self.watermark {
+                self.positions.advance_watermark(w);
             }
         }
         let n = batch.len() as u64;

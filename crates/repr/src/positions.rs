@@ -48,6 +48,18 @@ impl Positions {
         self.advance(&format!("{EVENT_TIME_KEY}{stream}"), order_preserving(us));
     }
 
+    /// Raises the watermark the reader reported with these positions to `us`: a resumed
+    /// reader starts from exactly it (it may be below what the streams' event times give,
+    /// while a stream that has not delivered yet holds it back).
+    pub fn advance_watermark(&mut self, us: i64) {
+        self.advance(WATERMARK_KEY, order_preserving(us));
+    }
+
+    /// The watermark reported with these positions ([`Positions::advance_watermark`]).
+    pub fn watermark(&self) -> Option<i64> {
+        self.0.get(WATERMARK_KEY).map(|v| from_order_preserving(*v))
+    }
+
     /// The largest event time read per stream ([`Positions::advance_event_time`]).
     pub fn event_times(&self) -> impl Iterator<Item = (&str, i64)> {
         self.0
@@ -60,6 +72,9 @@ impl Positions {
 /// stream so (file paths, `partition N`, `events`), and readers look their streams up by
 /// name, so the entries pass through them unread.
 const EVENT_TIME_KEY: &str = "\u{1}max event time of ";
+
+/// Key of the entry holding the reported watermark (no stream is named so either).
+const WATERMARK_KEY: &str = "\u{1}watermark";
 
 /// An `i64` as a `u64` with the same order, so merging positions (the larger wins) keeps the
 /// larger event time.

@@ -138,3 +138,42 @@ pub async fn print_checkpoints(backend: &dyn SqlBackend, data: &Path) {
         }
     }
 }
+
+/// The seed pipeline `sql` (any connectors) with bounded state, as the soak runs it: a
+/// `WATERMARK` of 5 seconds on each source's `event_time` and `EMIT ON WINDOW CLOSE` on the
+/// window aggregates (`watermarked`), and `WITH (retention = ...)` on `normalized_events` and
+/// `enriched_events` (`retention`: `None` leaves them unbounded).
+pub fn bounded_pipeline_sql(mut sql: String, watermarked: bool, retention: Option<&str>) -> String {
+    if let Some(retention) = retention {
+        for view in ["normalized_events", "enriched_events"] {
+            let plain = format!("CREATE MATERIALIZED VIEW {view} AS");
+            assert!(sql.contains(&plain), "the pipeline creates {view}");
+            sql = sql.replacen(
+                &plain,
+                &format!("CREATE MATERIALIZED VIEW {view} WITH (retention = '{retention}') AS"),
+                1,
+            );
+        }
+    }
+    if watermarked {
+        // The sources' column lists end the first three `)` before a `WITH (connector`
+        // (the sink's query is the fourth).
+        const END: &str = "\n)\nWITH (connector";
+        assert!(
+            sql.matches(END).count() > SOURCE_KINDS.len(),
+            "three sources, then the sink"
+        );
+        sql = sql.replacen(
+            END,
+            &format!(",\n    WATERMARK FOR event_time AS event_time - INTERVAL '5 seconds'{END}"),
+            SOURCE_KINDS.len(),
+        );
+        sql = sql
+            .replace("HAVING COUNT(*) > 10;", "HAVING COUNT(*) > 10\nEMIT ON WINDOW CLOSE;")
+            .replace(
+                "GROUP BY window_start, window_end, rule_name, severity;",
+                "GROUP BY window_start, window_end, rule_name, severity\nEMIT ON WINDOW CLOSE;",
+            );
+    }
+    sql
+}
