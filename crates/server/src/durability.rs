@@ -154,6 +154,7 @@ impl State {
             let _ = std::fs::remove_file(sink);
         }
         storage.checkpointer.unregister(name);
+        storage.rebuilt.lock().remove(name);
         let view = storage.dir.view_path(name);
         if view.exists() {
             let _ = std::fs::remove_file(view);
