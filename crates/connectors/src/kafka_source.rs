@@ -24,7 +24,7 @@ use crate::source::{BatchSender, SourceContext, BATCH_ROWS};
 /// stops holding the source's watermark back (data produced to it in the meantime makes it
 /// hold again): without it, a reader that sees one partition's messages before another's
 /// would move the watermark by the first alone.
-const IDLE_AFTER: Duration = Duration::from_secs(2);
+pub(crate) const IDLE_AFTER: Duration = Duration::from_secs(2);
 
 /// How often a reader measures its lag.
 const LAG_REFRESH: Duration = Duration::from_secs(1);
@@ -264,6 +264,7 @@ pub(crate) fn spawn(
     startup: KafkaStartup,
     props: BTreeMap<String, String>,
     include: Vec<MetaColumn>,
+    idle_after: Duration,
     ctx: SourceContext,
     out: BatchSender,
 ) -> Result<(), String> {
@@ -286,6 +287,7 @@ pub(crate) fn spawn(
                 out,
                 status,
                 include,
+                idle_after,
                 positions: BTreeMap::new(),
                 initialized: false,
             };
@@ -304,6 +306,9 @@ struct Reader {
     status: StatusEntry,
     /// Metadata columns appended after the decoded JSON columns.
     include: Vec<MetaColumn>,
+    /// How long a partition without events stays at its end before it stops holding the
+    /// watermark back.
+    idle_after: Duration,
     /// Next offset to read per partition (Rampart's own offsets).
     positions: BTreeMap<i32, Offset>,
     /// Whether the first metadata answer has been seen (partitions in it use the startup
@@ -409,7 +414,7 @@ impl Reader {
                 self.out.advance(&format!("partition {partition}"), next as u64);
             }
             // A partition that has not delivered an event holds the watermark while it has
-            // unread messages, and until it has been read to its end for `IDLE_AFTER`.
+            // unread messages, and until it has been read to its end for `idle_after`.
             if late.enforced() {
                 let at_end = self.read_to_end();
                 for p in self.positions.keys() {
@@ -419,7 +424,7 @@ impl Reader {
                     } else if !at_end.contains(p) {
                         idle_since.remove(p);
                         late.expect(&stream);
-                    } else if idle_since.entry(*p).or_insert_with(Instant::now).elapsed() >= IDLE_AFTER
+                    } else if idle_since.entry(*p).or_insert_with(Instant::now).elapsed() >= self.idle_after
                         && late.idle(&stream)
                     {
                         late.report_watermark(&mut self.out);

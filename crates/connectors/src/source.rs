@@ -69,6 +69,10 @@ pub enum SourceConnector {
         properties: BTreeMap<String, String>,
         /// Message metadata appended as the source's last columns (`INCLUDE ...`).
         include: Vec<MetaColumn>,
+        /// With a `WATERMARK`: how long a partition that has delivered no event must stay
+        /// read to its end before it stops holding the watermark back
+        /// (`scan.watermark.idle-timeout`, default 2 s).
+        idle_timeout: std::time::Duration,
     },
 }
 
@@ -202,6 +206,7 @@ impl SourceConnector {
                         "topic",
                         "scan.startup.mode",
                         "scan.startup.timestamp.millis",
+                        "scan.watermark.idle-timeout",
                         "format",
                         "value.format",
                         "properties.bootstrap.server",
@@ -227,12 +232,17 @@ impl SourceConnector {
                 };
                 let properties = crate::kafka_source::librdkafka_properties(options);
                 crate::kafka_source::validate_properties(&properties)?;
+                let idle_timeout = match options.get("scan.watermark.idle-timeout") {
+                    Some(v) => parse_duration(v).map_err(|e| format!("option 'scan.watermark.idle-timeout': {e}"))?,
+                    None => crate::kafka_source::IDLE_AFTER,
+                };
                 Ok(SourceConnector::Kafka {
                     topic: topic.clone(),
                     bootstrap: bootstrap.clone(),
                     startup,
                     properties,
                     include: vec![],
+                    idle_timeout,
                 })
             }
             other => Err(format!(
@@ -349,8 +359,9 @@ impl SourceConnector {
                 startup,
                 properties,
                 include,
+                idle_timeout,
                 ..
-            } => crate::kafka_source::spawn(topic, startup, properties, include, ctx, out)?,
+            } => crate::kafka_source::spawn(topic, startup, properties, include, idle_timeout, ctx, out)?,
         }
         let mut feed = SourceFeed::new(receivers);
         if let Some(at) = resume_at {
@@ -486,5 +497,39 @@ impl BatchSender {
                 Err(crossbeam_channel::TrySendError::Disconnected(_))
             )
         })
+    }
+}
+
+/// A duration option: a number and a unit (`500 ms`, `2 s`, `1 min`; a bare number is
+/// milliseconds).
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration such as '2 s', '500 ms' or '1 min'"))?;
+    let ms = match unit.trim().to_lowercase().as_str() {
+        "" | "ms" | "millisecond" | "milliseconds" => n,
+        "s" | "sec" | "second" | "seconds" => n.saturating_mul(1000),
+        "min" | "minute" | "minutes" => n.saturating_mul(60_000),
+        other => return Err(format!("unknown unit '{other}' in '{text}' (ms, s or min)")),
+    };
+    Ok(std::time::Duration::from_millis(ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_a_unit_and_bad_ones_say_what_is_expected() {
+        let ms = |t: &str| parse_duration(t).map(|d| d.as_millis());
+        assert_eq!(ms("500 ms"), Ok(500));
+        assert_eq!(ms("2 s"), Ok(2000));
+        assert_eq!(ms("10min"), Ok(600_000));
+        assert_eq!(ms("250"), Ok(250));
+        assert!(ms("soon").unwrap_err().contains("'2 s'"));
+        assert!(ms("3 h").unwrap_err().contains("unknown unit 'h'"));
     }
 }
