@@ -344,15 +344,13 @@ impl Reader {
         let mut last_lag = Instant::now().checked_sub(LAG_REFRESH).unwrap_or_else(Instant::now);
         let mut last_alive_check = Instant::now();
         let location_prefix = format!("{}/", self.topic);
-        // Every assigned partition holds the watermark until it delivers an event or is
-        // read to its end.
-        for p in self.positions.keys() {
-            late.expect(&format!("{location_prefix}{p}"));
-        }
         let mut batch = Vec::with_capacity(BATCH_ROWS);
         let mut read_to = ReadTo::default();
         let mut idle_since: BTreeMap<i32, Instant> = BTreeMap::new();
         loop {
+            // Before reading: every assigned partition that has not delivered an event
+            // yet (new ones included) holds the watermark back.
+            self.hold_watermark(&mut late, &mut idle_since, &location_prefix);
             let mut consumed = 0u64;
             let mut timeout = POLL;
             while batch.len() < BATCH_ROWS {
@@ -413,24 +411,6 @@ impl Reader {
                 self.positions.insert(partition, Offset::Offset(next));
                 self.out.advance(&format!("partition {partition}"), next as u64);
             }
-            // A partition that has not delivered an event holds the watermark while it has
-            // unread messages, and until it has been read to its end for `idle_after`.
-            if late.enforced() {
-                let at_end = self.read_to_end();
-                for p in self.positions.keys() {
-                    let stream = format!("{location_prefix}{p}");
-                    if late.delivered(&stream) {
-                        idle_since.remove(p);
-                    } else if !at_end.contains(p) {
-                        idle_since.remove(p);
-                        late.expect(&stream);
-                    } else if idle_since.entry(*p).or_insert_with(Instant::now).elapsed() >= self.idle_after
-                        && late.idle(&stream)
-                    {
-                        late.report_watermark(&mut self.out);
-                    }
-                }
-            }
             if (consumed > 0 || !batch.is_empty())
                 && !self
                     .out
@@ -452,12 +432,8 @@ impl Reader {
             }
             if last_refresh.elapsed() >= METADATA_REFRESH {
                 last_refresh = Instant::now();
-                let known: Vec<i32> = self.positions.keys().copied().collect();
                 if let Err(e) = self.refresh_partitions() {
                     self.status.error("reading", e);
-                }
-                for p in self.positions.keys().filter(|p| !known.contains(p)) {
-                    late.expect(&format!("{location_prefix}{p}"));
                 }
             }
         }
@@ -473,6 +449,41 @@ impl Reader {
             }
         }
         true
+    }
+
+    /// With a `WATERMARK`: a partition that has not delivered an event holds the watermark
+    /// while it has unread messages, and until it has been read to its end for
+    /// `idle_after` (`idle_since`: since when each has been at its end).
+    fn hold_watermark(
+        &mut self,
+        late: &mut crate::late::LateFilter,
+        idle_since: &mut BTreeMap<i32, Instant>,
+        location_prefix: &str,
+    ) {
+        if !late.enforced() {
+            return;
+        }
+        let waiting: Vec<(i32, String)> = self
+            .positions
+            .keys()
+            .map(|p| (*p, format!("{location_prefix}{p}")))
+            .filter(|(_, stream)| !late.delivered(stream))
+            .collect();
+        idle_since.retain(|p, _| waiting.iter().any(|(w, _)| w == p));
+        if waiting.is_empty() {
+            return;
+        }
+        let at_end = self.read_to_end();
+        for (p, stream) in waiting {
+            if !at_end.contains(&p) {
+                idle_since.remove(&p);
+                late.expect(&stream);
+            } else if idle_since.entry(p).or_insert_with(Instant::now).elapsed() < self.idle_after {
+                late.expect(&stream);
+            } else if late.idle(&stream) {
+                late.report_watermark(&mut self.out);
+            }
+        }
     }
 
     /// The assigned partitions read to their end (as far as librdkafka's cached high

@@ -68,7 +68,7 @@ impl LateFilter {
         if self.spec.is_none() {
             return;
         }
-        out.set_watermark(self.watermark());
+        self.report_watermark(out);
         if let Some(max) = self.max_seen.get(stream) {
             out.set_event_time(stream, *max);
         }

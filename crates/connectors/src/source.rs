@@ -315,7 +315,9 @@ impl SourceConnector {
     pub fn start(&self, ctx: SourceContext, workers: usize) -> Result<SourceFeed, String> {
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..workers.max(1)).map(|_| bounded(CHANNEL_BATCHES)).unzip();
         let resume_at = ctx.resume_at.clone();
-        let ctx_watermark = ctx.watermark;
+        let resumed_watermark = resume_at
+            .as_ref()
+            .and_then(|at| crate::late::resumed_watermark(ctx.watermark, at));
         let out = BatchSender {
             wake: ctx.wake.clone(),
             senders,
@@ -324,9 +326,7 @@ impl SourceConnector {
             positions: resume_at.clone().unwrap_or_default(),
             positions_changed: false,
             seq: 0,
-            watermark: resume_at
-                .as_ref()
-                .and_then(|at| crate::late::resumed_watermark(ctx.watermark, at)),
+            watermark: resumed_watermark,
             event_times: HashMap::new(),
             event_times_changed: false,
         };
@@ -365,7 +365,7 @@ impl SourceConnector {
         }
         let mut feed = SourceFeed::new(receivers);
         if let Some(at) = resume_at {
-            feed.resumed_watermark = crate::late::resumed_watermark(ctx_watermark, &at);
+            feed.resumed_watermark = resumed_watermark;
             feed.progress = rampart_dataflow::FeedProgress::starting_at(at);
         }
         Ok(feed)

@@ -327,6 +327,13 @@ fn build_view(
 ) -> Result<Built, String> {
     let index = worker.index();
     worker.dataflow::<Time, _, _>(|scope| {
+        // When the restored rows are all in, on every worker: restored watermarks wait
+        // for it.
+        let restored_by = crate::snapshot::restored_by(
+            spec.restored_rows.as_ref().map_or(0, |r| r.len()),
+            scope.peers(),
+            spec.restore_start,
+        );
         let mut inputs: HashMap<String, Rendered<'_>> = HashMap::new();
         let mut projected = std::collections::HashSet::new();
         let mut imported = HashMap::new();
@@ -341,9 +348,7 @@ fn build_view(
                 let (watermarks, watermark) = if feed.watermarked {
                     let (mut w, batches) = scope.new_collection::<(u64, i64), Diff>();
                     w.advance_to(epoch);
-                    let restored = spec.restored_rows.as_ref().map_or(0, |r| r.len());
-                    let hold = crate::snapshot::restored_by(restored, scope.peers(), spec.restore_start);
-                    let resumed = feed.resumed_watermark.map(|w| (w, hold));
+                    let resumed = feed.resumed_watermark.map(|w| (w, restored_by));
                     (Some(w), Some(safe_watermark(batches, resumed)))
                 } else {
                     (None, None)
@@ -429,10 +434,7 @@ fn build_view(
         // Views reading this one see its watermark only once its restored rows are all in:
         // a window downstream must not close before they arrive.
         let watermark = match (&spec.restored_rows, watermark) {
-            (Some(restored), Some(w)) => {
-                let hold = crate::snapshot::restored_by(restored.len(), scope.peers(), spec.restore_start);
-                Some(w.delay(move |t| (*t).max(hold)))
-            }
+            (Some(_), Some(w)) => Some(w.delay(move |t| (*t).max(restored_by))),
             (_, w) => w,
         };
         if let Some(sink) = &spec.sink {

@@ -433,7 +433,7 @@ async fn restart_keeps_latest_start_positions_and_drops() {
     let ids = |r: std::ops::Range<i64>| r.map(|i| format!("{{\"id\": {i}}}\n")).collect::<String>();
     std::fs::write(&file, ids(0..5)).unwrap();
 
-    let mut server = start(&data, &log);
+    let server = start(&data, &log);
     let client = connect(&server).await;
     client
         .batch_execute(&format!(
@@ -455,8 +455,7 @@ async fn restart_keeps_latest_start_positions_and_drops() {
     wait_rows(&client, "SELECT id FROM new_ids", &want(5..8)).await;
     drop(client);
 
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+    sigkill(server);
     append(ids(8..10)); // while the server is down
     let server = start(&data, &log);
     let client = connect(&server).await;
@@ -490,7 +489,7 @@ async fn a_snapshotted_view_resumes_at_its_checkpoint_instead_of_replaying() {
     const BAD: &str = "{\"id\": \n";
     std::fs::write(&file, BAD.to_string() + &lines(0..READ, 1)).unwrap();
 
-    let mut server = start(&data, &log);
+    let server = start(&data, &log);
     let client = connect(&server).await;
     client
         .batch_execute(&format!(
@@ -508,8 +507,7 @@ async fn a_snapshotted_view_resumes_at_its_checkpoint_instead_of_replaying() {
     wait_rows(&client, "SELECT n, s FROM totals", &total(READ, READ * 10)).await;
     wait_checkpoint_settled(&client, "scaled").await;
     drop(client);
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+    sigkill(server);
 
     // While the server is down: the lines it read now say v = 7, and 500 more arrive.
     const MORE: i64 = 500;
@@ -574,12 +572,10 @@ async fn a_watermarked_snapshotted_view_resumes_with_its_watermark() {
     let data = dir.join("data");
     let log = dir.join("server.log");
     let file = dir.join("ev.jsonl");
-    let line = |u: &str, s: u32| format!("{{\"u\": \"{u}\", \"t\": \"2026-11-22T10:00:{s:02}Z\"}}\n");
-    let lines = |u: &str, r: std::ops::Range<u32>| r.map(|s| line(u, s)).collect::<String>();
     // Seconds 0..30, then second 3: behind the watermark (29 - 5), so late.
-    std::fs::write(&file, lines("a", 0..30) + &line("a", 3)).unwrap();
+    std::fs::write(&file, ev_lines("a", 0..30) + &ev_line("a", 3)).unwrap();
 
-    let mut server = start(&data, &log);
+    let server = start(&data, &log);
     let client = connect(&server).await;
     client
         .batch_execute(&format!(
@@ -605,11 +601,10 @@ async fn a_watermarked_snapshotted_view_resumes_with_its_watermark() {
     wait_rows(&client, LATE, &[vec!["31".to_string()]]).await;
     wait_checkpoint_settled(&client, "evs").await;
     drop(client);
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+    sigkill(server);
 
-    std::fs::write(&file, lines("z", 0..30) + &line("z", 3)).unwrap();
-    let mut server = start(&data, &log);
+    std::fs::write(&file, ev_lines("z", 0..30) + &ev_line("z", 3)).unwrap();
+    let server = start(&data, &log);
     let client = connect(&server).await;
     // From the restored rows and watermark alone: nothing new has been read.
     wait_rows(&client, WINDOWS, &windows(&[(0, 10), (10, 10)])).await;
@@ -624,15 +619,15 @@ async fn a_watermarked_snapshotted_view_resumes_with_its_watermark() {
     // Second 22 is behind the restored watermark (29 - 5): late. Then seconds 30..50 close
     // the windows at 20 (still 10 events: not 11) and 30.
     let mut f = std::fs::OpenOptions::new().append(true).open(&file).unwrap();
-    f.write_all((line("a", 22) + &lines("a", 30..50)).as_bytes()).unwrap();
+    f.write_all((ev_line("a", 22) + &ev_lines("a", 30..50)).as_bytes())
+        .unwrap();
     drop(f);
     wait_rows(&client, WINDOWS, &windows(&[(0, 10), (10, 10), (20, 10), (30, 10)])).await;
     wait_rows(&client, LATE, &[vec!["31".to_string()], vec!["32".to_string()]]).await;
     let restored = std::fs::read_to_string(&log).unwrap();
     assert!(restored.contains("restoring from its last checkpoint"));
     drop(client);
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+    sigkill(server);
 }
 
 /// The restored watermark waits until every restored row is in: with 40,000 restored rows
@@ -655,7 +650,7 @@ async fn a_restored_watermark_waits_for_every_restored_row() {
         })
         .collect();
     std::fs::write(&file, text).unwrap();
-    let mut server = start(&data, &log);
+    let server = start(&data, &log);
     let client = connect(&server).await;
     client
         .batch_execute(&format!(
@@ -674,10 +669,9 @@ async fn a_restored_watermark_waits_for_every_restored_row() {
     wait_rows(&client, SUMMARY, &closed).await;
     wait_checkpoint_settled(&client, "evs").await;
     drop(client);
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+    sigkill(server);
 
-    let mut server = start(&data, &log);
+    let server = start(&data, &log);
     let client = connect(&server).await;
     wait_rows(&client, SUMMARY, &closed).await;
     let late = rows(&client, "SELECT COUNT(*) FROM rampart_late_events").await;
@@ -686,8 +680,7 @@ async fn a_restored_watermark_waits_for_every_restored_row() {
         .unwrap()
         .contains("restoring from its last checkpoint"));
     drop(client);
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+    sigkill(server);
 }
 
 /// A view with a retention over a source is snapshotted too: after a kill it comes back
@@ -704,16 +697,8 @@ async fn a_retained_view_is_snapshotted_until_a_view_without_retention_reads_it(
     let data = dir.join("data");
     let log = dir.join("server.log");
     let file = dir.join("ev.jsonl");
-    let line = |u: &str, s: u32| {
-        format!(
-            "{{\"u\": \"{u}\", \"t\": \"2026-11-22T10:{:02}:{:02}Z\"}}\n",
-            s / 60,
-            s % 60
-        )
-    };
-    let lines = |u: &str, r: std::ops::Range<u32>| r.map(|s| line(u, s)).collect::<String>();
-    std::fs::write(&file, lines("a", 0..60)).unwrap();
-    let mut server = start(&data, &log);
+    std::fs::write(&file, ev_lines("a", 0..60)).unwrap();
+    let server = start(&data, &log);
     let client = connect(&server).await;
     client
         .batch_execute(&format!(
@@ -740,11 +725,10 @@ async fn a_retained_view_is_snapshotted_until_a_view_without_retention_reads_it(
     wait_rows(&client, &query("recent_named"), &held("a", 25, 35)).await;
     wait_checkpoint_settled(&client, "recent").await;
     drop(client);
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+    sigkill(server);
 
-    std::fs::write(&file, lines("z", 0..60)).unwrap();
-    let mut server = start(&data, &log);
+    std::fs::write(&file, ev_lines("z", 0..60)).unwrap();
+    let server = start(&data, &log);
     let client = connect(&server).await;
     wait_rows(&client, &query("recent"), &held("a", 25, 35)).await;
     wait_rows(&client, &query("recent_named"), &held("a", 25, 35)).await;
@@ -752,7 +736,7 @@ async fn a_retained_view_is_snapshotted_until_a_view_without_retention_reads_it(
     assert_eq!(restores(&std::fs::read_to_string(&log).unwrap()), 1);
     // Ten more seconds: watermark 64, seconds 45..=69, the restored rows expiring too.
     let mut f = std::fs::OpenOptions::new().append(true).open(&file).unwrap();
-    f.write_all(lines("a", 60..70).as_bytes()).unwrap();
+    f.write_all(ev_lines("a", 60..70).as_bytes()).unwrap();
     drop(f);
     wait_rows(&client, &query("recent"), &held("a", 25, 45)).await;
     wait_rows(&client, &query("recent_named"), &held("a", 25, 45)).await;
@@ -766,8 +750,7 @@ async fn a_retained_view_is_snapshotted_until_a_view_without_retention_reads_it(
     let listed = rows(&client, "SELECT view FROM rampart_checkpoints").await;
     assert!(!listed.contains(&vec!["recent".to_string()]), "{listed:?}");
     drop(client);
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+    sigkill(server);
     let server = start(&data, &log);
     let client = connect(&server).await;
     // Replayed from the file's start: seconds 45..=59 now say z.
@@ -805,18 +788,10 @@ async fn views_over_a_retained_view_come_back_from_their_own_rows_and_its_rows()
     let data = dir.join("data");
     let log = dir.join("server.log");
     let file = dir.join("ev.jsonl");
-    let line = |u: &str, s: u32| {
-        format!(
-            "{{\"u\": \"{u}\", \"t\": \"2026-11-22T10:{:02}:{:02}Z\"}}\n",
-            s / 60,
-            s % 60
-        )
-    };
-    let lines = |u: &str, r: std::ops::Range<u32>| r.map(|s| line(u, s)).collect::<String>();
     // The views exist before the first line (a view created over a retained view later
     // starts from the rows it still holds).
     std::fs::write(&file, "").unwrap();
-    let mut server = start(&data, &log);
+    let server = start(&data, &log);
     let client = connect(&server).await;
     client
         .batch_execute(&format!(
@@ -847,21 +822,20 @@ async fn views_over_a_retained_view_come_back_from_their_own_rows_and_its_rows()
     };
     let all = |n: u32| vec![vec![n.to_string(), n.to_string(), "a".to_string(), "a".to_string()]];
     // Seconds 0..=62: watermark 57, windows up to [50, 55) closed; [60, 65) holds 3.
-    std::fs::write(&file, lines("a", 0..63)).unwrap();
+    std::fs::write(&file, ev_lines("a", 0..63)).unwrap();
     wait_rows(&client, WINDOWS, &summary(11, 55)).await;
     wait_rows(&client, EVERYTHING, &all(63)).await;
     for view in ["recent", "per_window", "everything"] {
         wait_checkpoint_settled(&client, view).await;
     }
     drop(client);
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+    sigkill(server);
 
     // While it is down, seconds 63..=69 arrive: read as soon as the restore is complete
     // (not before: what the rebuilt views make before then is muted), they close
     // [55, 60) with watermark 64.
-    std::fs::write(&file, lines("z", 0..63) + &lines("a", 63..70)).unwrap();
-    let mut server = start(&data, &log);
+    std::fs::write(&file, ev_lines("z", 0..63) + &ev_lines("a", 63..70)).unwrap();
+    let server = start(&data, &log);
     let client = connect(&server).await;
     wait_rows(&client, WINDOWS, &summary(12, 60)).await;
     wait_rows(&client, EVERYTHING, &all(70)).await;
@@ -874,7 +848,7 @@ async fn views_over_a_retained_view_come_back_from_their_own_rows_and_its_rows()
     // Seconds 70..=80: watermark 75 closes up to [70, 75), [60, 65) with 3 events from
     // before the kill and 2 after it.
     let mut f = std::fs::OpenOptions::new().append(true).open(&file).unwrap();
-    f.write_all(lines("a", 70..81).as_bytes()).unwrap();
+    f.write_all(ev_lines("a", 70..81).as_bytes()).unwrap();
     drop(f);
     wait_rows(&client, WINDOWS, &summary(15, 75)).await;
     wait_rows(&client, EVERYTHING, &all(81)).await;
@@ -894,8 +868,7 @@ async fn views_over_a_retained_view_come_back_from_their_own_rows_and_its_rows()
         );
     }
     drop(client);
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+    sigkill(server);
     let server = start(&data, &log);
     let client = connect(&server).await;
     // Replayed from the file's start: the first 63 seconds now say z.
@@ -942,7 +915,7 @@ async fn a_view_created_over_a_retained_view_comes_back_the_same_after_a_restart
             .collect::<Vec<_>>()
     };
 
-    let mut server = start(&data, &log);
+    let server = start(&data, &log);
     let client = connect(&server).await;
     client
         .batch_execute(&format!(
@@ -1001,8 +974,7 @@ async fn a_view_created_over_a_retained_view_comes_back_the_same_after_a_restart
     }
     drop(client);
 
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+    sigkill(server);
     let server = start(&data, &log);
     let client = connect(&server).await;
     wait_rows(
@@ -1024,6 +996,27 @@ async fn a_view_created_over_a_retained_view_comes_back_the_same_after_a_restart
     }
     assert_eq!(users(), ["b", "c", "d"]);
     drop(server);
+}
+
+/// Kills a server with SIGKILL and waits for it to exit.
+fn sigkill(mut server: Server) {
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}
+
+/// One line of the `ev` source the watermark tests read: user `u` at `s` seconds after
+/// 10:00 on 2026-11-22.
+fn ev_line(u: &str, s: u32) -> String {
+    format!(
+        "{{\"u\": \"{u}\", \"t\": \"2026-11-22T10:{:02}:{:02}Z\"}}\n",
+        s / 60,
+        s % 60
+    )
+}
+
+/// [`ev_line`] for each second of `seconds`.
+fn ev_lines(u: &str, seconds: std::ops::Range<u32>) -> String {
+    seconds.map(|s| ev_line(u, s)).collect()
 }
 
 /// Waits until `view` has been checkpointed and no checkpoint followed for 500 ms (the
@@ -1073,7 +1066,7 @@ async fn kafka_latest_start_survives_restart() {
     broker.create_topic("ids", 1).await;
     let tmp = tempfile::tempdir().unwrap();
     let (data, log) = (tmp.path().join("data"), tmp.path().join("server.log"));
-    let mut server = start(&data, &log);
+    let server = start(&data, &log);
     let client = connect(&server).await;
     client
         .batch_execute(&format!(
@@ -1088,8 +1081,7 @@ async fn kafka_latest_start_survives_restart() {
     let want = |r: std::ops::Range<i64>| r.map(|i| vec![i.to_string()]).collect::<Vec<_>>();
     wait_rows(&client, "SELECT id FROM new_ids", &want(0..3)).await;
     drop(client);
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+    sigkill(server);
     broker.produce("ids", &id_messages(3..5)); // while the server is down
     let server = start(&data, &log);
     let client = connect(&server).await;

@@ -38,6 +38,19 @@ pub(crate) struct Storage {
     pub(crate) restore: Mutex<Option<RestoreProgress>>,
 }
 
+impl Storage {
+    /// Stops checkpointing `view` (dropped, or no longer restorable from its checkpoints)
+    /// and deletes its log.
+    fn stop_snapshotting(&self, view: &str) -> std::io::Result<()> {
+        self.checkpointer.unregister(view);
+        self.rebuilt.lock().remove(view);
+        match std::fs::remove_file(self.dir.view_path(view)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// How long after the last restored row or watermark (ms of dataflow time) the restore is
 /// complete: what operators produce from restored input lands at most this much later.
 const RESTORE_MARGIN_MS: u64 = 10;
@@ -153,12 +166,7 @@ impl State {
         if sink.exists() {
             let _ = std::fs::remove_file(sink);
         }
-        storage.checkpointer.unregister(name);
-        storage.rebuilt.lock().remove(name);
-        let view = storage.dir.view_path(name);
-        if view.exists() {
-            let _ = std::fs::remove_file(view);
-        }
+        let _ = storage.stop_snapshotting(name);
         Ok(())
     }
 
@@ -195,26 +203,18 @@ impl State {
             return Ok(RestorePlan::Rebuilt(roots));
         }
         let mut stopped: Vec<String> = roots.into_iter().collect();
-        {
-            let mut rebuilt = storage.rebuilt.lock();
-            let over: Vec<String> = rebuilt
-                .iter()
-                .filter(|(_, r)| r.iter().any(|root| stopped.contains(root)))
-                .map(|(v, _)| v.clone())
-                .collect();
-            for v in over {
-                rebuilt.remove(&v);
-                stopped.push(v);
-            }
-        }
+        let over: Vec<String> = storage
+            .rebuilt
+            .lock()
+            .iter()
+            .filter(|(_, r)| r.iter().any(|root| stopped.contains(root)))
+            .map(|(v, _)| v.clone())
+            .collect();
+        stopped.extend(over);
         for view in stopped {
-            storage.checkpointer.unregister(&view);
-            let path = storage.dir.view_path(&view);
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_error(&format!("cannot stop snapshotting {view}"), e)),
-            }
+            storage
+                .stop_snapshotting(&view)
+                .map_err(|e| io_error(&format!("cannot stop snapshotting {view}"), e))?;
             tracing::info!(
                 view = %view,
                 by = %name,

@@ -141,7 +141,10 @@ pub fn render_view<'s>(
         Plan::Retain { input, retention } => {
             let i = render(input, ctx)?;
             let Some(watermark) = &i.watermark else {
-                return Err(retention_needs_watermark(ctx));
+                return Err(format!(
+                    "the retention of {} needs an event-time column from a source with a WATERMARK",
+                    ctx.view
+                ));
             };
             let rows = rows_entered(i.rows.clone());
             Ok(Rendered {
@@ -157,13 +160,6 @@ pub fn render_view<'s>(
             })
         }
     }
-}
-
-fn retention_needs_watermark(ctx: &RenderContext<'_>) -> String {
-    format!(
-        "the retention of {} needs an event-time column from a source with a WATERMARK",
-        ctx.view
-    )
 }
 
 /// Renders `plan`, returning its output collection and watermark.
@@ -250,13 +246,7 @@ pub fn render<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rendered<'s>, 
                 temporal::render_temporal_filter(i.rows.clone(), &bound.expires_at, input_schema, ctx)?,
             )
         }
-        Plan::Retain { input, retention } => {
-            let i = render(input, ctx)?;
-            let Some(watermark) = &i.watermark else {
-                return Err(retention_needs_watermark(ctx));
-            };
-            same(&i, retain::render_retain(i.rows.clone(), watermark, *retention, None))
-        }
+        Plan::Retain { .. } => render_view(plan, ctx, None, |rows| rows)?,
         Plan::Union { inputs } => {
             let mut rendered = Vec::new();
             for i in inputs {
