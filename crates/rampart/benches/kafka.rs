@@ -45,7 +45,7 @@ use rampart_connectors::rdkafka::consumer::{BaseConsumer, Consumer};
 use rampart_connectors::rdkafka::message::Message;
 use rampart_connectors::rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rampart_connectors::rdkafka::{Offset, TopicPartitionList};
-use rampart_server::session_api::SqlBackend;
+use rampart_pgwire::SqlBackend;
 use rampart_server::{start_server, ServerConfig};
 
 const TOPICS: [(GeneratorKind, &str); 3] = [
@@ -321,9 +321,9 @@ fn main() {
         let begin = Instant::now();
         let mut produced: u64 = 0;
         let mut bursts: u64 = 0;
-        // `RAMPART_BENCH_BURST_MS` (default 100, 250 until session 15): the time between
-        // bursts. Ten a second give 200 latencies in a 20 s probe, so the p99 is not just the
-        // slowest burst (of 80, it was); each burst adds 11 events to the probe's rate.
+        // `RAMPART_BENCH_BURST_MS` (default 100): the time between bursts. Ten a second give
+        // 200 latencies in a 20 s probe, so the p99 is not just the slowest burst; each burst
+        // adds 11 events to the probe's rate.
         let burst_ms: u64 = std::env::var("RAMPART_BENCH_BURST_MS")
             .ok()
             .and_then(|v| v.parse().ok())

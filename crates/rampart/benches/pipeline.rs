@@ -14,7 +14,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use rampart_connectors::generator::{EventGenerator, GeneratorKind};
-use rampart_server::session_api::SqlBackend;
+use rampart_pgwire::SqlBackend;
 use rampart_server::{start_server, ServerConfig};
 
 mod common;

@@ -7,7 +7,7 @@
 //! (`clear_page_erms` under `do_huge_pmd_anonymous_page`): freed memory was handed back to
 //! the OS 10 ms after it was freed and faulted in again as 2 MiB transparent huge pages
 //! moments later. [`tune`] keeps freed memory for a second before handing it back and
-//! turns transparent huge pages off for the process (README, Performance, has the figures).
+//! turns transparent huge pages off for the process (docs/performance.md has the figures).
 
 /// mimalloc as the global allocator.
 #[global_allocator]

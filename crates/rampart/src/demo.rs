@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use rampart_connectors::generator::{asset_taxonomy_csv, geo_ip_reference_csv};
-use rampart_server::session_api::{QueryOutput, SqlBackend};
+use rampart_pgwire::{QueryOutput, Session, SqlBackend};
 use rampart_server::{start_server, ServerConfig};
 
 const PIPELINE: &str = include_str!("demo_pipeline.sql");
@@ -89,7 +89,7 @@ pub async fn run(config: ServerConfig, rate: f64, seconds: Option<u64>) -> Resul
             _ = tokio::signal::ctrl_c() => return Ok(()),
         }
         for (rule, q) in ALERT_QUERIES {
-            for outcome in server.coordinator.execute(q).await {
+            for outcome in server.coordinator.execute(&mut Session::internal(), q).await {
                 if let Ok(QueryOutput::Rows { batches, .. }) = outcome.result {
                     for b in &batches {
                         let rows = rampart_repr::batch_to_rows(b).map_err(|e| e.to_string())?;

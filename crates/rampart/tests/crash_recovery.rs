@@ -7,7 +7,7 @@
 //! broker (Tansu, see `crates/server/tests/broker`). A Kafka sink is checked on its own:
 //! nothing lost across kills, nothing it had logged as acknowledged sent again. The expected results are computed
 //! here from the events the test wrote (a hand count in Rust), not by Rampart. `RAMPART_CRASH_KILLS` (default 6) and `RAMPART_CRASH_EVENTS`
-//! (default 30000) scale it up: the README names the long run.
+//! (default 30000) scale it up: docs/performance.md names the long run.
 //!
 //! The first seed pipeline itself, from three Kafka topics, is killed the same way and
 //! compared view by view, and its Kafka alert sink message by message, with a run without
@@ -1292,7 +1292,7 @@ fn final_versions(alerts: &BTreeMap<String, usize>) -> BTreeMap<String, usize> {
 /// between kills. At the end every view, and the alert sink's output, must equal a run of
 /// the same pipeline over the same topics without crashes (the expected result is that
 /// run's, not a hand count). `RAMPART_SEED_CRASH_KILLS` (default 4) and
-/// `RAMPART_SEED_CRASH_EVENTS` (default 24000, all sources) scale it up: the README names
+/// `RAMPART_SEED_CRASH_EVENTS` (default 24000, all sources) scale it up: docs/performance.md names
 /// the long run (20 kills, 1M events).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_pipeline_from_kafka_matches_a_run_without_crashes() {

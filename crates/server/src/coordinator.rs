@@ -17,8 +17,9 @@ use tokio::sync::Mutex;
 
 use crate::catalog::Catalog;
 use crate::durability::Storage;
-use crate::session_api::{QueryOutput, SqlBackend, SqlError, StatementOutcome};
 use crate::system_tables;
+use crate::transaction::{self, BlockControl};
+use rampart_pgwire::{QueryOutput, Session, SqlBackend, SqlError, StatementOutcome, TransactionStatus};
 
 /// How long a statement waits for the views it changed to catch up before returning.
 pub const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -53,12 +54,14 @@ pub(crate) struct State {
 }
 
 /// The result of one statement before it reaches the wire.
+#[derive(Debug)]
 pub(crate) struct Executed {
     pub(crate) output: QueryOutput,
     pub(crate) notices: Vec<String>,
 }
 
 impl Executed {
+    /// A command without a row count.
     pub(crate) fn command(tag: &str) -> Self {
         Executed {
             output: QueryOutput::Command {
@@ -66,6 +69,40 @@ impl Executed {
                 rows: None,
             },
             notices: vec![],
+        }
+    }
+
+    /// A command that reports how many rows it affected.
+    #[cfg(test)]
+    pub(crate) fn command_with_rows(tag: &str, rows: usize) -> Self {
+        Executed {
+            output: QueryOutput::Command {
+                tag: tag.to_string(),
+                rows: Some(rows),
+            },
+            notices: vec![],
+        }
+    }
+
+    /// The same result with a NOTICE.
+    pub(crate) fn with_notice(mut self, notice: impl Into<String>) -> Self {
+        self.notices.push(notice.into());
+        self
+    }
+
+    /// The command tag as the client sees it (`INSERT 0 3`, `CREATE MATERIALIZED VIEW`);
+    /// `SELECT` for a result set.
+    pub(crate) fn tag_text(&self) -> String {
+        match &self.output {
+            QueryOutput::Rows { .. } => "SELECT".to_string(),
+            QueryOutput::Command { tag, rows } => {
+                let name = tag.replace('_', " ");
+                match rows {
+                    Some(n) if name == "INSERT" => format!("INSERT 0 {n}"),
+                    Some(n) => format!("{name} {n}"),
+                    None => name,
+                }
+            }
         }
     }
 }
@@ -118,9 +155,10 @@ impl Coordinator {
         })
     }
 
-    /// Executes SQL text and returns an error for the first failing statement.
+    /// Executes SQL text in a session of its own and returns an error for the first failing
+    /// statement.
     pub async fn execute_script(&self, sql: &str) -> Result<Vec<StatementOutcome>, SqlError> {
-        let outcomes = self.execute(sql).await;
+        let outcomes = self.execute(&mut Session::internal(), sql).await;
         if let Some(Err(e)) = outcomes.last().map(|o| o.result.as_ref()) {
             return Err(e.clone());
         }
@@ -138,7 +176,7 @@ fn to_sql_error(e: PlanError, stmt: Option<&ParsedStatement>) -> SqlError {
     }
     let mut err = SqlError::new(e.sqlstate, e.message.clone()).at(position);
     if e.sqlstate == "0A000" {
-        err = err.with_hint("see the README's 'SQL supported' section for what Rampart runs today");
+        err = err.with_hint("see docs/sql.md for the SQL Rampart runs");
     }
     err
 }
@@ -158,7 +196,7 @@ fn locate(e: &PlanError, s: &ParsedStatement) -> Option<usize> {
 
 #[async_trait::async_trait]
 impl SqlBackend for Coordinator {
-    async fn execute(&self, sql: &str) -> Vec<StatementOutcome> {
+    async fn execute(&self, session: &mut Session, sql: &str) -> Vec<StatementOutcome> {
         let stmts = match parse_statements(sql) {
             Ok(s) => s,
             Err(e) => {
@@ -186,7 +224,7 @@ impl SqlBackend for Coordinator {
         let mut out = Vec::new();
         let mut state = self.state.lock().await;
         for stmt in &stmts {
-            match state.execute_one(stmt).await {
+            match state.execute_in_session(session, stmt).await {
                 Ok(ex) => out.push(StatementOutcome {
                     result: Ok(ex.output),
                     notices: ex.notices,
@@ -203,7 +241,7 @@ impl SqlBackend for Coordinator {
         out
     }
 
-    async fn describe(&self, sql: &str) -> Result<Option<SchemaRef>, SqlError> {
+    async fn describe(&self, _session: &Session, sql: &str) -> Result<Option<SchemaRef>, SqlError> {
         let stmts = parse_statements(sql).map_err(|e| to_sql_error(e, None))?;
         let Some(stmt) = stmts.first() else { return Ok(None) };
         let state = self.state.lock().await;
@@ -215,6 +253,34 @@ impl SqlBackend for Coordinator {
 }
 
 impl State {
+    /// Executes one statement for `session`, keeping its transaction block: block controls
+    /// run on the session, a failed block refuses everything else, a change applied in a
+    /// block is recorded there, and a failure inside a block fails the block.
+    async fn execute_in_session(
+        &mut self,
+        session: &mut Session,
+        stmt: &ParsedStatement,
+    ) -> Result<Executed, PlanError> {
+        let result = match BlockControl::of(&stmt.stmt) {
+            Ok(Some(control)) => return control.run(session),
+            Err(e) => Err(e),
+            Ok(None) if session.transaction == TransactionStatus::Failed => Err(transaction::aborted()),
+            Ok(None) => self.execute_one(stmt).await,
+        };
+        match result {
+            Ok(mut executed) => {
+                if transaction::applies_change(&stmt.stmt) {
+                    transaction::note_applied(session, &mut executed);
+                }
+                Ok(executed)
+            }
+            Err(e) => {
+                session.transaction = session.transaction.after_error();
+                Err(e)
+            }
+        }
+    }
+
     pub(crate) async fn execute_one(&mut self, stmt: &ParsedStatement) -> Result<Executed, PlanError> {
         use datafusion::sql::sqlparser::ast::Statement as S;
         match &stmt.stmt {
@@ -256,9 +322,6 @@ impl State {
                 S::Explain { statement, .. } => self.explain(statement, &stmt.text).await,
                 S::ExplainTable { table_name, .. } => self.describe_relation(table_name),
                 S::Set(_) => Ok(Executed::command("SET")),
-                S::StartTransaction { .. } => Ok(Executed::command("BEGIN")),
-                S::Commit { .. } => Ok(Executed::command("COMMIT")),
-                S::Rollback { .. } => Ok(Executed::command("ROLLBACK")),
                 S::ShowVariable { variable } => self.show_variable(variable),
                 other => Err(PlanError::unsupported(format!(
                     "statement not supported: {}",

@@ -14,7 +14,7 @@ use rampart_sql::ast::{object_name, ObjectKind};
 use rampart_sql::PlanError;
 
 use crate::coordinator::{Executed, State};
-use crate::session_api::QueryOutput;
+use rampart_pgwire::QueryOutput;
 
 impl State {
     fn table_entry(&self, name: &str) -> Result<rampart_repr::RelationDesc, PlanError> {

@@ -8,11 +8,10 @@ mod ddl;
 mod dml;
 mod durability;
 pub mod pg_catalog;
-pub mod pgwire_front;
 mod query;
 pub mod server;
-pub mod session_api;
 pub mod system_tables;
+mod transaction;
 
 pub use coordinator::Coordinator;
 pub use server::{start_server, ServerConfig, ServerHandle};

@@ -19,8 +19,8 @@ use crate::coordinator::{Executed, State};
 
 /// How long a query waits for the workers to read the views it scans.
 const PEEK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
-use crate::session_api::QueryOutput;
 use crate::system_tables;
+use rampart_pgwire::QueryOutput;
 
 /// Every relation name written in a query (views are inlined by planning, so their names
 /// are only found here).

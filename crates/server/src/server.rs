@@ -139,8 +139,8 @@ pub async fn start_server(config: ServerConfig) -> Result<ServerHandle, String> 
         )
     })?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let backend: Arc<dyn crate::session_api::SqlBackend> = coordinator.clone();
-    let task = tokio::spawn(crate::pgwire_front::serve(listener, backend));
+    let backend: Arc<dyn rampart_pgwire::SqlBackend> = coordinator.clone();
+    let task = tokio::spawn(rampart_pgwire::serve(listener, backend));
     Ok(ServerHandle {
         addr,
         coordinator,

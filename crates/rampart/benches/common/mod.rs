@@ -12,7 +12,7 @@ use std::path::Path;
 pub mod alloc;
 
 use rampart_connectors::generator::{asset_taxonomy_csv, geo_ip_reference_csv};
-use rampart_server::session_api::{QueryOutput, SqlBackend};
+use rampart_pgwire::{QueryOutput, Session, SqlBackend};
 
 /// The demo's seed pipeline (generator sources, file alert sink).
 pub const PIPELINE: &str = include_str!("../../src/demo_pipeline.sql");
@@ -46,7 +46,7 @@ pub fn rss_mib(field: &str) -> f64 {
 
 /// The integer in the first column of the first row of `q` (-1 when it fails).
 pub async fn count(backend: &dyn SqlBackend, q: &str) -> i64 {
-    for o in backend.execute(q).await {
+    for o in backend.execute(&mut Session::internal(), q).await {
         if let Ok(QueryOutput::Rows { batches, .. }) = o.result {
             if let Some(b) = batches.first() {
                 if let Ok(rows) = rampart_repr::batch_to_rows(b) {
@@ -114,7 +114,7 @@ pub async fn print_checkpoints(backend: &dyn SqlBackend, data: &Path) {
         mib(dir_bytes(&data.join("views")))
     );
     let sql = "SELECT view, checkpoints, last_rows, last_duration_ms, log_bytes FROM rampart_checkpoints";
-    for o in backend.execute(sql).await {
+    for o in backend.execute(&mut Session::internal(), sql).await {
         let Ok(QueryOutput::Rows { batches, .. }) = o.result else {
             continue;
         };

@@ -8,16 +8,16 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::compute::cast;
+use arrow::datatypes::{
     DataType, Date32Type, Date64Type, DurationMicrosecondType, DurationMillisecondType, DurationNanosecondType,
     DurationSecondType, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, IntervalDayTimeType,
     IntervalMonthDayNanoType, IntervalUnit, IntervalYearMonthType, TimeUnit, TimestampMicrosecondType,
     TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt16Type, UInt32Type, UInt64Type,
     UInt8Type,
 };
-use datafusion::arrow::util::display::array_value_to_string;
+use arrow::util::display::array_value_to_string;
 use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo};
 use pgwire::api::Type;
 use pgwire::error::PgWireResult;
@@ -686,13 +686,13 @@ pub fn numeric_binary(text: &str) -> Result<Vec<u8>, EncodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{
+    use arrow::array::{
         BooleanArray, Date32Array, Decimal128Array, DictionaryArray, DurationSecondArray, Float32Array, Float64Array,
         Int16Array, Int32Array, Int64Array, Int8Array, IntervalDayTimeArray, IntervalMonthDayNanoArray,
         IntervalYearMonthArray, NullArray, StringArray, StringViewArray, TimestampMicrosecondArray,
         TimestampNanosecondArray, TimestampSecondArray, UInt64Array,
     };
-    use datafusion::arrow::datatypes::{IntervalDayTime, IntervalMonthDayNano};
+    use arrow::datatypes::{IntervalDayTime, IntervalMonthDayNano};
 
     fn text(array: &dyn Array, row: usize) -> Option<String> {
         encode_value(array, row, FieldFormat::Text)
@@ -910,16 +910,16 @@ mod tests {
         let n = NullArray::new(2);
         assert_eq!(text(&n, 0), None);
         assert_eq!(binary(&n, 1), None);
-        let bin = datafusion::arrow::array::BinaryArray::from(vec![&b"\x01\xff"[..]]);
+        let bin = arrow::array::BinaryArray::from(vec![&b"\x01\xff"[..]]);
         assert_eq!(text(&bin, 0).as_deref(), Some("01ff"));
     }
 
     #[test]
     fn rows_and_dictionaries() {
         let dict: DictionaryArray<Int32Type> = vec!["x", "y", "x"].into_iter().collect();
-        let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(vec![
-            datafusion::arrow::datatypes::Field::new("d", dict.data_type().clone(), false),
-            datafusion::arrow::datatypes::Field::new("n", DataType::Int64, true),
+        let schema = Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("d", dict.data_type().clone(), false),
+            arrow::datatypes::Field::new("n", DataType::Int64, true),
         ]));
         let batch = RecordBatch::try_new(
             schema,

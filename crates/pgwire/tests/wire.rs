@@ -4,16 +4,16 @@
 use std::error::Error;
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use datafusion::arrow::array::{
+use arrow::array::{
     ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, DurationSecondArray, Float32Array, Float64Array,
     Int16Array, Int32Array, Int64Array, Int8Array, IntervalMonthDayNanoArray, LargeStringArray, NullArray, RecordBatch,
     StringArray, StringViewArray, TimestampMicrosecondArray, TimestampNanosecondArray, UInt64Array,
 };
-use datafusion::arrow::datatypes::{DataType, Field, IntervalMonthDayNano, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, IntervalMonthDayNano, Schema, SchemaRef, TimeUnit};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use futures::{stream, StreamExt};
-use rampart_server::pgwire_front::serve;
-use rampart_server::session_api::{QueryOutput, SqlBackend, SqlError, StatementOutcome};
+use rampart_pgwire::serve;
+use rampart_pgwire::{QueryOutput, Session, SqlBackend, SqlError, StatementOutcome};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_postgres::types::{FromSql, Type};
@@ -44,7 +44,7 @@ fn every_type_schema() -> SchemaRef {
         Field::new("wait", DataType::Duration(TimeUnit::Second), true),
         Field::new(
             "span",
-            DataType::Interval(datafusion::arrow::datatypes::IntervalUnit::MonthDayNano),
+            DataType::Interval(arrow::datatypes::IntervalUnit::MonthDayNano),
             true,
         ),
         Field::new("nothing", DataType::Null, true),
@@ -159,7 +159,7 @@ impl FakeBackend {
 
 #[async_trait::async_trait]
 impl SqlBackend for FakeBackend {
-    async fn execute(&self, sql: &str) -> Vec<StatementOutcome> {
+    async fn execute(&self, _session: &mut Session, sql: &str) -> Vec<StatementOutcome> {
         let mut out = Vec::new();
         for stmt in sql
             .split(';')
@@ -175,7 +175,7 @@ impl SqlBackend for FakeBackend {
         out
     }
 
-    async fn describe(&self, sql: &str) -> Result<Option<SchemaRef>, SqlError> {
+    async fn describe(&self, _session: &Session, sql: &str) -> Result<Option<SchemaRef>, SqlError> {
         let upper = sql.trim_start().to_ascii_uppercase();
         if let Some(pos) = char_position(sql, "oops") {
             return Err(SqlError::new("42601", "syntax error at or near \"oops\"").at(Some(pos)));

@@ -5,7 +5,7 @@
 use pgwire::api::Type;
 
 use super::encode::{format_date, format_timestamp, PG_EPOCH_UNIX_DAYS, PG_EPOCH_UNIX_SECS};
-use crate::session_api::SqlError;
+use crate::backend::SqlError;
 
 /// A piece of SQL text: literal text or a `$n` placeholder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -591,7 +591,7 @@ mod tests {
     #[test]
     fn binary_numeric_round_trips() {
         for s in ["123.45", "-0.00001", "10000", "0.00", "1", "99999999.9999"] {
-            let bytes = super::super::encode::numeric_binary(s).expect("encodes");
+            let bytes = crate::encode::numeric_binary(s).expect("encodes");
             let want = if s.starts_with('-') {
                 format!("({s})")
             } else {

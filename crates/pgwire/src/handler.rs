@@ -5,9 +5,10 @@ use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
-use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::SchemaRef;
+use futures::future::{select, Either};
 use futures::sink::{Sink, SinkExt};
 use futures::stream;
 use parking_lot::Mutex;
@@ -17,25 +18,28 @@ use pgwire::api::auth::{
 };
 use pgwire::api::cancel::DefaultCancelHandler;
 use pgwire::api::portal::{Format, Portal};
-use pgwire::api::query::{send_execution_response, send_query_response, ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::query::{
+    send_execution_response, send_query_response, send_ready_for_query, ExtendedQueryHandler, SimpleQueryHandler,
+};
 use pgwire::api::results::{
     DescribePortalResponse, DescribeStatementResponse, FieldFormat, FieldInfo, QueryResponse, Response, Tag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::{Entry, PortalStore};
 use pgwire::api::{
-    ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers, PidSecretKeyGenerator,
-    RandomPidSecretKeyGenerator, Type, DEFAULT_NAME,
+    ClientInfo, ClientPortalStore, ConnectionHandle, ConnectionManager, PgWireConnectionState, PgWireServerHandlers,
+    PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type, DEFAULT_NAME, METADATA_DATABASE, METADATA_USER,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult, SEVERITY_ERROR, SEVERITY_NOTICE};
 use pgwire::messages::data::{NoData, ParameterDescription, RowDescription};
 use pgwire::messages::extendedquery::{Describe, TARGET_TYPE_BYTE_STATEMENT};
-use pgwire::messages::response::NoticeResponse;
+use pgwire::messages::response::{EmptyQueryResponse, NoticeResponse, TransactionStatus as PgTransactionStatus};
+use pgwire::messages::simplequery::Query;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use super::encode::{encode_rows, field_info, to_pgwire, type_size};
 use super::params::{literal, stand_in, PositionMap, SqlTemplate};
-use crate::session_api::{QueryOutput, SqlBackend, SqlError, StatementOutcome};
+use crate::backend::{QueryOutput, Session, SqlBackend, SqlError, StatementOutcome, TransactionStatus};
 
 /// The `server_version` reported to clients.
 pub const SERVER_VERSION: &str = "15.0 (Rampart)";
@@ -98,6 +102,30 @@ impl QueryHandler {
             backend,
             parser: Arc::new(Parser),
         }
+    }
+}
+
+/// A connection's [`Session`], kept in its session extensions from startup on.
+type SessionCell = tokio::sync::Mutex<Session>;
+
+/// The session of `client` (one made from its startup parameters if it has none).
+fn session_of<C: ClientInfo>(client: &C) -> Arc<SessionCell> {
+    client.session_extensions().get_or_insert_with(|| {
+        let metadata = client.metadata();
+        SessionCell::new(Session::new(
+            metadata.get(METADATA_USER).map_or("", String::as_str),
+            metadata.get(METADATA_DATABASE).map_or("", String::as_str),
+            Some(client.socket_addr()),
+        ))
+    })
+}
+
+/// The ReadyForQuery status of a session's transaction status.
+fn wire_status(status: TransactionStatus) -> PgTransactionStatus {
+    match status {
+        TransactionStatus::Idle => PgTransactionStatus::Idle,
+        TransactionStatus::InBlock => PgTransactionStatus::Transaction,
+        TransactionStatus::Failed => PgTransactionStatus::Error,
     }
 }
 
@@ -226,6 +254,7 @@ impl QueryHandler {
     /// typed stand-in values, then with the placeholders as written.
     async fn describe_unbound(
         &self,
+        session: &Session,
         stmt: &StoredStatement<PreparedSql>,
         types: &[Type],
     ) -> PgWireResult<Option<SchemaRef>> {
@@ -233,15 +262,15 @@ impl QueryHandler {
         if prepared.template.param_count() == 0 {
             return self
                 .backend
-                .describe(&prepared.sql)
+                .describe(session, &prepared.sql)
                 .await
                 .map_err(|e| user_error(&e, None));
         }
         let stand_ins: Vec<String> = types.iter().map(stand_in).collect();
         let (sql, map) = prepared.template.render(&stand_ins).map_err(|e| user_error(&e, None))?;
-        match self.backend.describe(&sql).await {
+        match self.backend.describe(session, &sql).await {
             Ok(schema) => Ok(schema),
-            Err(first) => match self.backend.describe(&prepared.sql).await {
+            Err(first) => match self.backend.describe(session, &prepared.sql).await {
                 Ok(schema) => Ok(schema),
                 Err(_) => Err(user_error(&first, Some(&map))),
             },
@@ -249,20 +278,23 @@ impl QueryHandler {
     }
 }
 
-#[async_trait]
-impl SimpleQueryHandler for QueryHandler {
-    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+impl QueryHandler {
+    /// Runs simple-protocol text and sends each statement's notices and result, stopping
+    /// at the first error.
+    async fn run_simple<C>(&self, client: &mut C, session: &mut Session, query: &str) -> PgWireResult<()>
     where
-        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::PortalStore: PortalStore,
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let outcomes = self.backend.execute(query).await;
+        let outcomes = self.backend.execute(session, query).await;
         if outcomes.is_empty() {
-            return Ok(vec![Response::EmptyQuery]);
+            client
+                .feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new()))
+                .await?;
+            return Ok(());
         }
-        // Sent here rather than returned, so each statement's notices precede its result.
+        // Sent as they come, so each statement's notices precede its result.
         for StatementOutcome { result, notices } in outcomes {
             send_notices(client, &notices).await?;
             match result {
@@ -280,6 +312,58 @@ impl SimpleQueryHandler for QueryHandler {
                 }
             }
         }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for QueryHandler {
+    /// Like pgwire's default, except that ReadyForQuery reports the transaction status the
+    /// backend left in the session (a failed `ROLLBACK` still ends the block).
+    async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let cell = session_of(client);
+        let mut session = cell.lock().await;
+        let cancel = match client.session_extensions().get::<Arc<ConnectionHandle>>() {
+            Some(handle) => Some(handle.start_query().await),
+            None => None,
+        };
+        let run = self.run_simple(client, &mut session, &query.query);
+        let result = match cancel {
+            Some(cancel) => match select(Box::pin(run), cancel).await {
+                Either::Left((result, _)) => result,
+                Either::Right(_) => Err(PgWireError::QueryCanceled),
+            },
+            None => run.await,
+        };
+        if result.is_err() {
+            session.transaction = session.transaction.after_error();
+        }
+        client.set_transaction_status(wire_status(session.transaction));
+        result?;
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        send_ready_for_query(client, wire_status(session.transaction)).await
+    }
+
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let cell = session_of(client);
+        let mut session = cell.lock().await;
+        self.run_simple(client, &mut session, query).await?;
         Ok(Vec::new())
     }
 }
@@ -331,7 +415,7 @@ impl ExtendedQueryHandler for QueryHandler {
 
     async fn do_describe_statement<C>(
         &self,
-        _client: &mut C,
+        client: &mut C,
         target: &StoredStatement<PreparedSql>,
     ) -> PgWireResult<DescribeStatementResponse>
     where
@@ -341,7 +425,9 @@ impl ExtendedQueryHandler for QueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let types = parameter_types(target);
-        let schema = self.describe_unbound(target, &types).await?;
+        let cell = session_of(client);
+        let session = cell.lock().await;
+        let schema = self.describe_unbound(&session, target, &types).await?;
         let fields = schema.map(|s| fields_of(&s, &Format::UnifiedText)).unwrap_or_default();
         *target.statement.described.lock() = Some(fields.iter().map(|f| f.datatype().clone()).collect());
         Ok(DescribeStatementResponse::new(types, fields))
@@ -349,7 +435,7 @@ impl ExtendedQueryHandler for QueryHandler {
 
     async fn do_describe_portal<C>(
         &self,
-        _client: &mut C,
+        client: &mut C,
         portal: &Portal<PreparedSql>,
     ) -> PgWireResult<DescribePortalResponse>
     where
@@ -359,9 +445,11 @@ impl ExtendedQueryHandler for QueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let (sql, map) = bound_sql(portal).map_err(|e| user_error(&e, None))?;
+        let cell = session_of(client);
+        let session = cell.lock().await;
         let schema = self
             .backend
-            .describe(&sql)
+            .describe(&session, &sql)
             .await
             .map_err(|e| user_error(&e, Some(&map)))?;
         let fields = schema
@@ -384,18 +472,38 @@ impl ExtendedQueryHandler for QueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let (sql, map) = bound_sql(portal).map_err(|e| user_error(&e, None))?;
-        let outcomes = self.backend.execute(&sql).await;
+        let cell = session_of(client);
+        let mut session = cell.lock().await;
+        let before = session.transaction;
+        let outcomes = self.backend.execute(&mut session, &sql).await;
         let mut last = None;
         for StatementOutcome { result, notices } in outcomes {
             send_notices(client, &notices).await?;
             match result {
                 Ok(output) => last = Some(output),
-                Err(e) => return Err(user_error(&e, Some(&map))),
+                Err(e) => {
+                    // pgwire reports this status's error state: Idle stays Idle (a failed
+                    // ROLLBACK ends the block), a block becomes failed.
+                    client.set_transaction_status(match session.transaction {
+                        TransactionStatus::Idle => PgTransactionStatus::Idle,
+                        _ => PgTransactionStatus::Transaction,
+                    });
+                    return Err(user_error(&e, Some(&map)));
+                }
             }
         }
         match last {
             None => Ok(Response::EmptyQuery),
-            Some(QueryOutput::Command { tag, rows }) => Ok(Response::Execution(command_tag(&tag, rows))),
+            Some(QueryOutput::Command { tag, rows }) => {
+                let tag = command_tag(&tag, rows);
+                Ok(match (before, session.transaction) {
+                    (TransactionStatus::Idle, TransactionStatus::InBlock) => Response::TransactionStart(tag),
+                    (TransactionStatus::InBlock | TransactionStatus::Failed, TransactionStatus::Idle) => {
+                        Response::TransactionEnd(tag)
+                    }
+                    _ => Response::Execution(tag),
+                })
+            }
             Some(QueryOutput::Rows { schema, batches }) => {
                 let target = portal.statement.statement.described.lock().clone();
                 let response = rows_response(&schema, batches, &portal.result_column_format, target.as_deref())?;
@@ -452,6 +560,13 @@ impl StartupHandler for Startup {
             let (handle, guard) = self.connections.register(pid, secret);
             client.session_extensions().insert(handle);
             client.session_extensions().insert(guard);
+            let metadata = client.metadata();
+            let session = Session::new(
+                metadata.get(METADATA_USER).map_or("", String::as_str),
+                metadata.get(METADATA_DATABASE).map_or("", String::as_str),
+                Some(client.socket_addr()),
+            );
+            client.session_extensions().insert(SessionCell::new(session));
             finish_authentication(client, &self.parameters).await?;
         }
         Ok(())
@@ -523,8 +638,8 @@ mod tests {
 
     #[tokio::test]
     async fn rows_match_the_announced_types() {
-        use datafusion::arrow::array::Int32Array;
-        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        use arrow::array::Int32Array;
+        use arrow::datatypes::{DataType, Field, Schema};
         use futures::StreamExt;
         // The schema says Int64 while the batch holds Int32: rows follow the schema.
         let schema: SchemaRef = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));

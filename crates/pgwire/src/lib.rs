@@ -4,8 +4,10 @@
 //! No TLS (an SSLRequest is answered `N`) and no authentication (any user and database).
 //! Both the simple query protocol and the extended protocol (Parse/Bind/Describe/Execute)
 //! are served; bound parameters are substituted into the SQL text as literals.
-//! See `CONTEXT.md` in this folder for the layout and invariants.
+//! The crate depends on no other Rampart crate: the engine plugs in as a [`SqlBackend`].
+//! See this crate's `CONTEXT.md` for the layout and invariants.
 
+pub mod backend;
 pub mod encode;
 pub mod handler;
 pub mod params;
@@ -15,8 +17,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::session_api::SqlBackend;
-
+pub use backend::{QueryOutput, Session, SqlBackend, SqlError, StatementOutcome, TransactionStatus};
 pub use handler::SERVER_VERSION;
 
 /// Accepts connections on `listener` forever, one task per client.
