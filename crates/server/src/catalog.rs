@@ -32,8 +32,9 @@ pub struct CatalogEntry {
     /// all `None` without a `WATERMARK` upstream), `None` for tables and views of tables
     /// only; see `rampart_plan::event_time`.
     pub event_time: Option<rampart_plan::event_time::Lags>,
-    /// For (non-materialized) views: the rewritten query text DataFusion registers.
-    pub view_query: Option<String>,
+    /// For (non-materialized) views: the query, planned again against each query's
+    /// snapshot.
+    pub view_query: Option<Box<datafusion::sql::sqlparser::ast::Query>>,
     /// Readers feeding its dataflow, directly or through the views it reads, as
     /// `view/source` (materialized views and sinks).
     pub upstream: Vec<(String, FeedProgress)>,

@@ -7,8 +7,11 @@ use std::time::Duration;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::MemTable;
+use datafusion::common::TableReference;
 use datafusion::datasource::empty::EmptyTable;
+use datafusion::datasource::ViewTable;
 use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::Query;
 use rampart_dataflow::{now_ms, Engine};
 use rampart_repr::ErrorLog;
 use rampart_sql::planner::new_session_context;
@@ -374,15 +377,25 @@ impl State {
         Ok(())
     }
 
-    pub(crate) fn register_schema(&self, name: &str, schema: SchemaRef) -> Result<(), PlanError> {
-        self.schema_ctx
-            .register_table(name, Arc::new(EmptyTable::new(schema)))
+    /// Registers the plain view `name` in `ctx`, planned from its query's statement tree
+    /// against the relations `ctx` holds. Names are registered as written (resolved), never
+    /// parsed again, so a quoted mixed-case name stays itself.
+    pub(crate) async fn register_view(ctx: &SessionContext, name: &str, query: &Query) -> Result<(), PlanError> {
+        let plan = rampart_sql::planner::plan_batch_query(&ctx.state(), query).await?;
+        let view = ViewTable::new(plan, Some(query.to_string()));
+        ctx.register_table(TableReference::bare(name), Arc::new(view))
             .map(|_| ())
             .map_err(PlanError::from_datafusion)
     }
 
-    /// Registers snapshot data for a batch query: `MemTable`s for tables and views, the
-    /// system tables, and non-materialized views by their SQL.
+    pub(crate) fn register_schema(&self, name: &str, schema: SchemaRef) -> Result<(), PlanError> {
+        self.schema_ctx
+            .register_table(TableReference::bare(name), Arc::new(EmptyTable::new(schema)))
+            .map(|_| ())
+            .map_err(PlanError::from_datafusion)
+    }
+
+    /// Registers snapshot data for a batch query: `MemTable`s for tables and views.
     pub(crate) fn register_snapshot(
         &self,
         ctx: &SessionContext,
@@ -392,7 +405,7 @@ impl State {
             let batch =
                 rampart_repr::rows_to_batch(rows.iter(), &schema).map_err(|e| PlanError::invalid(e.to_string()))?;
             let mem = MemTable::try_new(schema, vec![vec![batch]]).map_err(PlanError::from_datafusion)?;
-            ctx.register_table(name.as_str(), Arc::new(mem))
+            ctx.register_table(TableReference::bare(name), Arc::new(mem))
                 .map_err(PlanError::from_datafusion)?;
         }
         Ok(())

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use datafusion::common::TableReference;
 use datafusion::sql::sqlparser::ast::{CreateTable, CreateTableOptions, CreateView, Query};
 use rampart_connectors::late::Watermark;
 use rampart_connectors::sink::{JsonSink, SinkFormat, SinkTarget};
@@ -11,11 +12,10 @@ use rampart_dataflow::{render::validate, Command, FeedProgress, SourceFeed, Sour
 use rampart_plan::event_time::{plan_lags, reads_stream, Lags};
 use rampart_plan::{Plan, ViewPlan};
 use rampart_repr::RelationDesc;
-use rampart_sql::ast::{object_name, ObjectKind};
+use rampart_sql::ast::{object_name, select_all_from, ObjectKind};
 use rampart_sql::lower::{lower_plan, NowMode};
 use rampart_sql::parse::columns_to_desc;
 use rampart_sql::planner::plan_streaming_query;
-use rampart_sql::window_rewrite::rewrite_windows;
 use rampart_sql::{FormatSpec, PlanError, RampartStatement, SinkFrom, WatermarkSpec};
 
 use crate::catalog::CatalogEntry;
@@ -561,17 +561,11 @@ impl State {
         }
         // Check it plans as a streaming query, so views over it can be materialized.
         let plan = self.plan_view(query, NowMode::TemporalFiltersOnly).await?;
-        let mut rewritten = query.clone();
-        rewrite_windows(&mut rewritten)?;
-        let text = rewritten.to_string();
-        self.schema_ctx
-            .sql(&format!("CREATE VIEW {name} AS {text}"))
-            .await
-            .map_err(PlanError::from_datafusion)?;
+        State::register_view(&self.schema_ctx, name, query).await?;
         let deps = self.view_dependencies(query).await?;
         let created_ms = self.creation_ms();
         if let Err(e) = self.persist_created(name, sql, created_ms) {
-            let _ = self.schema_ctx.deregister_table(name);
+            let _ = self.schema_ctx.deregister_table(TableReference::bare(name));
             return Err(e);
         }
         self.catalog.insert(CatalogEntry {
@@ -584,7 +578,7 @@ impl State {
             connector: None,
             watermark: None,
             event_time: None,
-            view_query: Some(text),
+            view_query: Some(Box::new(query.clone())),
             upstream: vec![],
             seq: 0,
             retention: None,
@@ -610,14 +604,11 @@ impl State {
         let query: Box<Query> = match from {
             SinkFrom::Query(q) => q.clone(),
             SinkFrom::Relation(rel) => {
-                if self.catalog.get(rel).is_none() {
-                    return Err(PlanError::undefined_table(rel));
+                let resolved = object_name(rel);
+                if self.catalog.get(&resolved).is_none() {
+                    return Err(PlanError::undefined_table(&resolved));
                 }
-                let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
-                datafusion::sql::sqlparser::parser::Parser::new(&dialect)
-                    .try_with_sql(&format!("SELECT * FROM {rel}"))
-                    .and_then(|mut p| p.parse_query())
-                    .map_err(|e| PlanError::syntax(e.to_string()))?
+                select_all_from(rel, None, None)
             }
         };
         let plan = self.plan_streaming_view(&query, NowMode::EmitTime, sql).await?;
@@ -752,7 +743,7 @@ impl State {
             for victim in order {
                 self.persist_dropped(&victim)?;
                 if let Some(e) = self.catalog.remove(&victim) {
-                    let _ = self.schema_ctx.deregister_table(victim.as_str());
+                    let _ = self.schema_ctx.deregister_table(TableReference::bare(victim.as_str()));
                     if matches!(
                         e.kind,
                         ObjectKind::Table | ObjectKind::MaterializedView | ObjectKind::Sink

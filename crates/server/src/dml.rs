@@ -10,7 +10,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use rampart_dataflow::{Command, Diff};
 use rampart_repr::{batch_to_rows, Datum, Row};
-use rampart_sql::ast::{object_name, ObjectKind};
+use rampart_sql::ast::{object_name, select_all_from, ObjectKind};
 use rampart_sql::PlanError;
 
 use crate::coordinator::{Executed, State};
@@ -138,20 +138,12 @@ impl State {
         let [twj] = tables.as_slice() else {
             return Err(PlanError::unsupported("DELETE from several tables"));
         };
-        let TableFactor::Table { name, .. } = &twj.relation else {
+        let TableFactor::Table { name, alias, .. } = &twj.relation else {
             return Err(PlanError::unsupported("DELETE from something other than a table"));
         };
         let table = object_name(name);
         self.table_entry(&table)?;
-        let sql = match &del.selection {
-            Some(pred) => format!("SELECT * FROM {table} WHERE {pred}"),
-            None => format!("SELECT * FROM {table}"),
-        };
-        let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
-        let query = datafusion::sql::sqlparser::parser::Parser::new(&dialect)
-            .try_with_sql(&sql)
-            .and_then(|mut p| p.parse_query())
-            .map_err(|e| PlanError::syntax(e.to_string()))?;
+        let query = select_all_from(name, alias.clone(), del.selection.clone());
         let Executed {
             output: QueryOutput::Rows { batches, .. },
             ..

@@ -7,6 +7,7 @@ use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::MemTable;
 use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::TableReference;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::ast::{ObjectName, Query, Statement};
 use rampart_dataflow::ViewStorage;
@@ -166,7 +167,7 @@ impl State {
             if let Some(schema) = system_tables::log_table_schema(name).filter(|_| names.contains(name)) {
                 let batch = system_tables::log_batch(log, schema.clone());
                 let mem = MemTable::try_new(schema, vec![vec![batch]]).map_err(PlanError::from_datafusion)?;
-                ctx.register_table(name, Arc::new(mem))
+                ctx.register_table(TableReference::bare(name), Arc::new(mem))
                     .map_err(PlanError::from_datafusion)?;
             }
         }
@@ -196,9 +197,7 @@ impl State {
         for e in self.catalog.in_creation_order() {
             if let (ObjectKind::View, Some(q)) = (e.kind, &e.view_query) {
                 if names.contains(&e.name) {
-                    ctx.sql(&format!("CREATE VIEW {} AS {q}", e.name))
-                        .await
-                        .map_err(PlanError::from_datafusion)?;
+                    State::register_view(&ctx, &e.name, q).await?;
                 }
             }
         }

@@ -1132,3 +1132,63 @@ async fn watermark_sends_late_rows_to_late_events() {
     .await;
     assert_eq!(code, "42804", "{msg}");
 }
+
+/// A quoted, mixed-case name is its own relation, distinct from the lower-case one, in
+/// every statement that names a relation: CREATE, INSERT, SELECT, a materialized view, a
+/// plain view, CREATE SINK ... FROM, DELETE and DROP. Each table holds other rows, so a
+/// statement that reached the wrong one shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quoted_mixed_case_names_are_their_own_relations() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink_path = dir.path().join("alerts.jsonl");
+    let handle = server().await;
+    let client = connect(&handle).await;
+    exec_all(
+        &client,
+        "CREATE TABLE alerts (k VARCHAR, s INT);\n\
+         CREATE TABLE \"Alerts\" (k VARCHAR, s INT);\n\
+         INSERT INTO alerts VALUES ('lower', 1);\n\
+         INSERT INTO \"Alerts\" VALUES ('upper', 2), ('upper2', 3);\n\
+         CREATE MATERIALIZED VIEW \"Totals\" AS SELECT k, s FROM \"Alerts\";\n\
+         CREATE VIEW \"Plain\" AS SELECT k, s FROM \"Alerts\";\n",
+    )
+    .await;
+    assert_eq!(
+        rows(&client, "SELECT k, s FROM alerts").await.unwrap(),
+        vec![row!["lower", 1]]
+    );
+    let upper = vec![row!["upper", 2], row!["upper2", 3]];
+    assert_eq!(rows(&client, "SELECT k, s FROM \"Alerts\"").await.unwrap(), upper);
+    wait_for(&client, "SELECT k, s FROM \"Totals\"", &upper).await;
+    assert_eq!(rows(&client, "SELECT k, s FROM \"Plain\"").await.unwrap(), upper);
+
+    client
+        .simple_query(&format!(
+            "CREATE SINK \"AlertSink\" FROM \"Alerts\" WITH (connector = 'file', path = '{}') FORMAT PLAIN ENCODE JSON",
+            sink_path.display()
+        ))
+        .await
+        .expect("create sink from a quoted name");
+    let mut written = expect_new_lines(&sink_path, 0, &[("plain", "upper", 2), ("plain", "upper2", 3)]).await;
+
+    exec_all(&client, "DELETE FROM \"Alerts\" WHERE k = 'upper'").await;
+    assert_eq!(
+        rows(&client, "SELECT k, s FROM alerts").await.unwrap(),
+        vec![row!["lower", 1]]
+    );
+    wait_for(&client, "SELECT k, s FROM \"Totals\"", &[row!["upper2", 3]]).await;
+    exec_all(&client, "INSERT INTO \"Alerts\" VALUES ('upper3', 4)").await;
+    written = expect_new_lines(&sink_path, written, &[("plain", "upper3", 4)]).await;
+    assert_eq!(written, 3);
+
+    exec_all(
+        &client,
+        "DROP SINK \"AlertSink\";\nDROP VIEW \"Plain\";\nDROP MATERIALIZED VIEW \"Totals\";\nDROP TABLE \"Alerts\"",
+    )
+    .await;
+    assert_eq!(show(&client, "TABLES").await, strs(&["alerts"]));
+    assert_eq!(
+        rows(&client, "SELECT k, s FROM alerts").await.unwrap(),
+        vec![row!["lower", 1]]
+    );
+}

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use datafusion::sql::sqlparser::ast::{ObjectName, Query, Statement};
+use datafusion::sql::sqlparser::ast::{Expr, ObjectName, Query, SetExpr, Statement, TableAlias, TableFactor};
 use rampart_repr::RelationDesc;
 
 /// `FORMAT x ENCODE y` of a source or sink.
@@ -18,8 +18,8 @@ pub struct FormatSpec {
 /// What a sink reads.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SinkFrom {
-    /// `CREATE SINK s FROM relation`.
-    Relation(String),
+    /// `CREATE SINK s FROM relation`: the name as written (resolve it with [`object_name`]).
+    Relation(ObjectName),
     /// `CREATE SINK s AS SELECT ...` or `CREATE SINK s FROM (SELECT ...)`.
     Query(Box<Query>),
 }
@@ -138,6 +138,32 @@ pub fn object_name(name: &ObjectName) -> String {
         [schema, rest @ ..] if !rest.is_empty() && (schema == "public" || schema == "dev") => rest.join("."),
         _ => parts.join("."),
     }
+}
+
+/// `SELECT * FROM name [AS alias] [WHERE selection]` as a statement tree, with the name, the
+/// alias and the predicate exactly as they were parsed: never formatted back to text and
+/// parsed again, so a quoted, mixed-case name keeps resolving to the relation it named.
+pub fn select_all_from(name: &ObjectName, alias: Option<TableAlias>, selection: Option<Expr>) -> Box<Query> {
+    let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+    let mut query = datafusion::sql::sqlparser::parser::Parser::new(&dialect)
+        .try_with_sql("SELECT * FROM t")
+        .and_then(|mut p| p.parse_query())
+        .expect("a constant query parses");
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        unreachable!("a constant SELECT")
+    };
+    let TableFactor::Table {
+        name: table,
+        alias: table_alias,
+        ..
+    } = &mut select.from[0].relation
+    else {
+        unreachable!("a constant table reference")
+    };
+    *table = name.clone();
+    *table_alias = alias;
+    select.selection = selection;
+    query
 }
 
 /// A source's `WATERMARK FOR column AS column [- INTERVAL 'delay']`: the watermark is the

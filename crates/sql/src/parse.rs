@@ -295,7 +295,7 @@ fn parse_create_sink(parser: &mut Parser) -> Result<RampartStatement, Failure> {
             parser.expect_token(&Token::RParen)?;
             SinkFrom::Query(q)
         } else {
-            SinkFrom::Relation(object_name(&parser.parse_object_name(false)?))
+            SinkFrom::Relation(parser.parse_object_name(false)?)
         }
     } else if parser.parse_keyword(Keyword::AS) {
         // `AS SELECT ... FROM t WITH (...)`: sqlparser would read the sink's WITH as table
@@ -601,7 +601,9 @@ mod tests {
                 ..
             }
         ));
-        assert!(matches!(&stmts[1].stmt, RampartStatement::CreateSink { from: SinkFrom::Relation(r), .. } if r == "v"));
+        assert!(
+            matches!(&stmts[1].stmt, RampartStatement::CreateSink { from: SinkFrom::Relation(r), .. } if object_name(r) == "v")
+        );
         assert!(matches!(
             &stmts[2].stmt,
             RampartStatement::CreateSink {
