@@ -156,3 +156,73 @@ pub trait SinkWriter: Send + Sync {
         Ok((Vec::new(), recorded.clone()))
     }
 }
+
+/// A sink writer that remembers how far the sink's input has progressed (the last
+/// [`SinkWriter::progress`]), so a statement can wait until a new sink has taken in
+/// everything before a time. Every other call goes to the writer it wraps.
+pub struct WatchedSink {
+    inner: Arc<dyn SinkWriter>,
+    upper: AtomicU64,
+}
+
+impl WatchedSink {
+    /// Watches `inner`.
+    pub fn new(inner: Arc<dyn SinkWriter>) -> Self {
+        WatchedSink {
+            inner,
+            upper: AtomicU64::new(0),
+        }
+    }
+
+    /// Waits (polling) until the sink's input has progressed past `t` or `timeout` passes.
+    /// Returns whether it did.
+    pub fn wait_past(&self, t: Time, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while self.upper.load(Ordering::Acquire) <= t {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        true
+    }
+}
+
+impl SinkWriter for WatchedSink {
+    fn write(&self, updates: &[(Row, Time, Diff)]) {
+        self.inner.write(updates)
+    }
+
+    fn progress(&self, upper: Time) {
+        self.inner.progress(upper);
+        self.upper.fetch_max(upper, Ordering::AcqRel);
+    }
+
+    fn output_len(&self) -> Option<u64> {
+        self.inner.output_len()
+    }
+
+    fn sync(&self) -> Result<(), String> {
+        self.inner.sync()
+    }
+
+    fn acknowledged_writes(&self) -> Option<u64> {
+        self.inner.acknowledged_writes()
+    }
+
+    fn take_error(&self) -> Option<String> {
+        self.inner.take_error()
+    }
+
+    fn cut_back(&self, len: u64) -> Result<(), String> {
+        self.inner.cut_back(len)
+    }
+
+    fn output_positions(&self, write: u64) -> Option<Positions> {
+        self.inner.output_positions(write)
+    }
+
+    fn delivered_since(&self, recorded: &Positions) -> Result<Delivered, String> {
+        self.inner.delivered_since(recorded)
+    }
+}

@@ -18,7 +18,7 @@ mod stored;
 mod test_rows;
 mod worker;
 
-pub use capture::{Delivered, SinkWriter, StoreRegistry, ViewStore};
+pub use capture::{Delivered, SinkWriter, StoreRegistry, ViewStore, WatchedSink};
 pub use command::{Command, ExpiryFloors, FeedProgress, PeekReply, PeekRequest, SourceBatch, SourceFeed, ViewSpec};
 pub use engine::Engine;
 pub use snapshot::SnapshotCapture;

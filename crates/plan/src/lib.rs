@@ -1,19 +1,20 @@
 //! Rampart's dataflow IR: the operators a view's query lowers to, each carrying the
 //! DataFusion expressions it evaluates and the schema they are evaluated against.
-//! `rampart-dataflow` renders a [`Plan`] onto timely/differential dataflow; `EXPLAIN`
-//! prints it with [`Plan::explain`].
+//! [`physical::PhysicalPlan`] chooses once how each operator runs; `rampart-dataflow`
+//! renders that onto timely/differential dataflow and `EXPLAIN` prints it.
 
 pub mod emit_time;
 mod enrich;
 pub mod event_time;
 mod fuse;
 pub mod lineage;
+pub mod physical;
 mod range;
 
 pub use enrich::EnrichJoin;
+pub use physical::{JoinStrategy, Operator, PhysicalPlan, PlanContext, ReduceStrategy};
 pub use range::RangeJoin;
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use datafusion::common::DFSchemaRef;
@@ -389,20 +390,6 @@ impl Plan {
         }
     }
 
-    /// A readable, indented rendering of the plan for `EXPLAIN`, including what state
-    /// each operator keeps.
-    pub fn explain(&self) -> String {
-        self.explain_with(&|_| None)
-    }
-
-    /// [`Plan::explain`], knowing the event-time lags of the objects the plan reads (see
-    /// [`event_time`]), so it can say which state watermarks free.
-    pub fn explain_with(&self, inputs: &dyn Fn(&str) -> Option<event_time::Lags>) -> String {
-        let mut out = String::new();
-        self.explain_into(&mut out, 0, inputs);
-        out
-    }
-
     /// Makes every `GROUP BY` of the plan emit on window close (`EMIT ON WINDOW CLOSE`).
     /// Fails, saying why, when the plan has no `GROUP BY` or one whose key holds no
     /// event-time column.
@@ -524,98 +511,6 @@ impl Plan {
             .map(|e| event_time::expr_lag(e, input_schema, &lags))
             .collect();
         event_time::has_event_time(&keys).then_some(keys)
-    }
-
-    fn explain_into(&self, out: &mut String, depth: usize, inputs: &dyn Fn(&str) -> Option<event_time::Lags>) {
-        let pad = "  ".repeat(depth);
-        let list = |es: &[Expr]| es.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ");
-        let _ = match self {
-            Plan::Get { name, .. } => writeln!(out, "{pad}Get {name}"),
-            Plan::Constant { rows } => writeln!(out, "{pad}Constant ({} rows)", rows.len()),
-            Plan::Map { exprs, .. } => writeln!(out, "{pad}Map [{}]", list(exprs)),
-            Plan::Filter { predicate, .. } => writeln!(out, "{pad}Filter {predicate}"),
-            Plan::TemporalFilter { bound, .. } => writeln!(
-                out,
-                "{pad}TemporalFilter rows retract when now() >= {} (state: one pending retraction per row)",
-                bound.expires_at
-            ),
-            Plan::Retain { retention, .. } => writeln!(
-                out,
-                "{pad}Retain rows until the watermark passes column {} + {} s (state: each row until it expires; views without retention that read this one do not see the expiry)",
-                retention.column,
-                retention.keep_us as f64 / 1e6
-            ),
-            Plan::Union { inputs } => writeln!(out, "{pad}Union ({} inputs)", inputs.len()),
-            Plan::Join {
-                kind,
-                left_keys,
-                right_keys,
-                residual,
-                ..
-            } => writeln!(
-                out,
-                "{pad}Join {kind:?} on [{}] = [{}]{} ({})",
-                list(left_keys),
-                list(right_keys),
-                residual.as_ref().map(|r| format!(" residual {r}")).unwrap_or_default(),
-                match self.join_interval(inputs) {
-                    _ if self.enrich_join().is_some() => {
-                        "range join over a lookup join of its left input, run as one enrichment operator: state: both tables on every worker, and every row of that input by key and by probe value unless the input is a materialized view read whole (a table change then scans that view's rows)".to_string()
-                    }
-                    _ if self.range_join().is_some() => {
-                        "range join: state: every left row by its probe value and every range by its low end (ranges on every worker)".to_string()
-                    }
-                    Some(i) if i.frees_state() => format!(
-                        "interval join, right - left time in [{} us, {} us]: state: each side's rows by key and event time, freed when the watermark passes them",
-                        i.lo, i.hi
-                    ),
-                    Some(i) => format!(
-                        "interval join, right - left time in [{} us, {} us]: state: each side's rows by key and time, kept forever (no WATERMARK on both sides)",
-                        i.lo, i.hi
-                    ),
-                    None => "state: both inputs arranged by key, kept forever".to_string(),
-                }
-            ),
-            Plan::Reduce {
-                group_exprs,
-                aggregates,
-                emit_on_window_close,
-                ..
-            } => writeln!(
-                out,
-                "{pad}Reduce group by [{}] aggregates [{}] ({})",
-                list(group_exprs),
-                aggregates
-                    .iter()
-                    .map(|a| format!(
-                        "{:?}({}{}){}",
-                        a.func,
-                        if a.distinct { "DISTINCT " } else { "" },
-                        a.arg.as_ref().map(|e| e.to_string()).unwrap_or_else(|| "*".into()),
-                        a.filter.as_ref().map(|f| format!(" FILTER {f}")).unwrap_or_default()
-                    ))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                match (self.window_keys(inputs).is_some(), emit_on_window_close) {
-                    (true, true) => "state: accumulated values per open window and group, freed when the watermark closes the window; emits each window's final result once, when it closes",
-                    (true, false) => "state: accumulated values per open window and group, freed when the watermark closes the window; emits updates while the window is open",
-                    (false, _) => "state: input rows and results per group, kept forever (no watermarked window key)",
-                }
-            ),
-            Plan::Distinct { .. } => writeln!(out, "{pad}Distinct (state: every distinct row)"),
-            Plan::Window {
-                partition_by, funcs, ..
-            } => {
-                writeln!(
-                    out,
-                    "{pad}Window {funcs:?} partition by [{}] (state: rows per partition)",
-                    list(partition_by)
-                )
-            }
-        };
-        for c in self.children() {
-            c.explain_into(out, depth + 1, inputs);
-        }
     }
 }
 

@@ -8,7 +8,9 @@ use datafusion::sql::sqlparser::ast::{CreateTable, CreateTableOptions, CreateVie
 use rampart_connectors::late::Watermark;
 use rampart_connectors::sink::{JsonSink, SinkFormat, SinkTarget};
 use rampart_connectors::source::{MetaColumn, SourceConnector, SourceContext};
-use rampart_dataflow::{render::validate, Command, FeedProgress, SourceFeed, SourceProjection, ViewSpec, ViewStore};
+use rampart_dataflow::{
+    render::validate, Command, FeedProgress, SourceFeed, SourceProjection, ViewSpec, ViewStore, WatchedSink,
+};
 use rampart_plan::event_time::{plan_lags, reads_stream, Lags};
 use rampart_plan::{Plan, ViewPlan};
 use rampart_repr::RelationDesc;
@@ -635,7 +637,13 @@ impl State {
             .enumerate()
             .filter_map(|(i, volatile)| volatile.then_some(i))
             .collect();
-        let writer = self.resumable_sink(name, writer, resume, upstream.clone(), emit_time_columns);
+        let writer = Arc::new(WatchedSink::new(self.resumable_sink(
+            name,
+            writer,
+            resume,
+            upstream.clone(),
+            emit_time_columns,
+        )));
         let mut notices = Vec::new();
         if sink_format == SinkFormat::Plain {
             let forced = options
@@ -653,7 +661,7 @@ impl State {
             desc: plan.desc.clone(),
             arrange: false,
             store: None,
-            sink: Some(writer),
+            sink: Some(writer.clone() as Arc<dyn rampart_dataflow::SinkWriter>),
             sources: feeds,
             errors: self.errors.clone(),
             late: self.late.clone(),
@@ -685,10 +693,18 @@ impl State {
         });
         // A sink over a retained view records its expiry floors as a view does (so a
         // restart does not emit rows that had expired before it was created): only then
-        // does its creation wait for the views to catch up.
+        // does its creation wait for the views to catch up, and for the sink itself to take
+        // in what they held then (a sink is not among the views that catch-up waits for,
+        // and its floors are known once it has read past its snapshot).
         if self.restoring.is_none() && !self.retained_dependencies(&plan.plan).is_empty() {
+            let target = rampart_dataflow::now_ms();
             let lagging = self.catch_up().await;
-            let caught_up = lagging.is_empty();
+            let sink = writer.clone();
+            let sink_caught_up =
+                tokio::task::spawn_blocking(move || sink.wait_past(target, crate::coordinator::CATCH_UP_TIMEOUT))
+                    .await
+                    .unwrap_or(false);
+            let caught_up = lagging.is_empty() && sink_caught_up;
             notices.extend(lagging);
             notices.extend(self.record_expiry_floors(name, &floor_report, caught_up));
         }

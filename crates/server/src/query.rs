@@ -267,12 +267,14 @@ impl State {
         if matches!(stmt, Statement::CreateView(cv) if cv.materialized) {
             lines.push(ViewStorage::of(&plan.plan).describe().to_string());
         }
-        lines.extend(
-            plan.plan
-                .explain_with(&|name| self.event_time_of(name))
-                .lines()
-                .map(str::to_string),
+        let physical = rampart_plan::PhysicalPlan::of(
+            &plan.plan,
+            &rampart_plan::PlanContext {
+                lags: &|name| self.event_time_of(name),
+                projection_runs_on_rows: &rampart_dataflow::render::projection_runs_on_rows,
+            },
         );
+        lines.extend(physical.explain().lines().map(str::to_string));
         Ok(rows(text_rows("QUERY PLAN", lines)))
     }
 

@@ -1,4 +1,4 @@
-//! End-to-end tests of the two seed SIEM pipelines (../shared/seeds/risingwave-streaming-siem.txt
+//! End-to-end tests of the two seed SIEM pipelines (fixtures/seeds/risingwave-streaming-siem.txt
 //! and risingwave-siem-pipeline.txt) against a real server over pgwire, with file sources.
 //!
 //! Every expected result is computed independently in plain Rust from the same generated
@@ -17,7 +17,7 @@ use common::{
 use seed1::{
     at, base_time, check_blocks_against_document, check_fired_at, check_pipeline1, exec_json, expected1,
     firewall_noise, geo_rows, initial_tiers, json_row, json_time, login, login_json, pipeline1_events, pipeline1_sql,
-    region, soar_sink_file_sql, write_geo_csv, Connectors, Login, GEO_QUERY, SOAR_COLUMNS,
+    region, seed_view_sql, soar_sink_file_sql, write_geo_csv, Connectors, Login, GEO_QUERY, SOAR_COLUMNS,
 };
 use serde_json::json;
 
@@ -666,6 +666,61 @@ async fn siem_pipeline_with_reference_tables_and_sink() {
     };
     exec_all(&client, &pipeline1_sql(&conn, &geo_path)).await;
     wait_for(&client, GEO_QUERY, &geo_rows()).await;
+
+    // EXPLAIN of the seed's views names the joins they run as (the physical plan the
+    // dataflow renders): enriched_events' two LEFT JOINs as one enrichment operator, its
+    // first LEFT JOIN alone as a lookup join, impossible travel as an interval join (no
+    // WATERMARK in the seed, so its state is kept).
+    let explain = |sql: String| {
+        let client = &client;
+        async move {
+            let rows = client
+                .simple_query(&format!("EXPLAIN {sql}"))
+                .await
+                .expect("EXPLAIN runs");
+            rows.iter()
+                .filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                    _ => None,
+                })
+                .collect::<Vec<String>>()
+        }
+    };
+    let enriched = explain(seed_view_sql("enriched_events").replace("enriched_events", "x")).await;
+    assert!(
+        enriched
+            .iter()
+            .any(|l| l.trim_start().starts_with("Enrichment join: lookup on [ne.target_resource] = [\"at\".host_id], then range inet_aton(ne.actor_ip) between gi.ip_range_start and gi.ip_range_end")),
+        "{enriched:#?}"
+    );
+    let lookup = explain(
+        "SELECT ne.actor_user, at.asset_tier FROM normalized_events ne \
+         LEFT JOIN asset_taxonomy at ON ne.target_resource = at.host_id"
+            .to_string(),
+    )
+    .await;
+    assert!(
+        lookup.iter().any(|l| l
+            .trim_start()
+            .starts_with("Lookup join (left) on [ne.target_resource] = [\"at\".host_id]")),
+        "{lookup:#?}"
+    );
+    let travel = explain(seed_view_sql("alert_impossible_travel").replace("alert_impossible_travel", "x")).await;
+    assert!(
+        travel.iter().any(|l| l
+            .trim_start()
+            .starts_with("Interval join (inner) on [a.actor_user] = [b.actor_user]")
+            && l.contains("kept forever (no WATERMARK on both sides)")),
+        "{travel:#?}"
+    );
+    assert!(
+        enriched
+            .iter()
+            .chain(&lookup)
+            .chain(&travel)
+            .all(|l| l.chars().count() < 400),
+        "EXPLAIN lines stay readable"
+    );
 
     let mut tiers = initial_tiers();
     let exp = expected1(&l, &e, &tiers);

@@ -225,7 +225,7 @@ async fn interval_join_matches_every_pair_within_its_interval() {
     .await
     .unwrap();
     let text: String = plan.iter().map(|r| r[0].clone() + "\n").collect();
-    assert!(text.contains("interval join"), "{text}");
+    assert!(text.contains("Interval join (inner)"), "{text}");
 
     // 300 logins of 4 users from 3 countries over ~10 minutes, slightly out of order
     // (never more than 3 s behind the latest, inside the 5 s delay, so none is late).
@@ -309,7 +309,7 @@ async fn time_bounded_join_without_watermark_probes_by_time() {
         .unwrap();
         let text: String = plan.iter().map(|r| r[0].clone() + "\n").collect();
         assert!(
-            text.contains("interval join") && text.contains("kept forever (no WATERMARK"),
+            text.contains("Interval join (inner)") && text.contains("kept forever (no WATERMARK"),
             "{from}: {text}"
         );
     }

@@ -4,7 +4,7 @@
 //! those that appear in at least one matching pair.
 //!
 //! A left join on equality keys without a residual (enrichment against a reference table)
-//! is one lookup operator instead ([`super::lookup_join`]).
+//! is one lookup operator instead ([`render_lookup_join`], chosen by the physical plan).
 //!
 //! State: each input arranged by key; for outer joins, the distinct matched rows of the
 //! preserved side and that side's rows arranged by the whole row. A join without
@@ -72,18 +72,6 @@ pub(super) fn render_join<'s>(
     let left_width = left_schema.fields().len();
     let right_width = right_schema.fields().len();
 
-    if *kind == JoinKind::Left && residual.is_none() && !left_keys.is_empty() {
-        return equi_left_join(
-            left_rows,
-            right_rows,
-            left_keys,
-            right_keys,
-            left_schema,
-            right_schema,
-            right_width,
-            ctx,
-        );
-    }
     let lk = keyed(left_rows.clone(), left_keys, left_schema, ctx, false)?;
     let rk = keyed(right_rows.clone(), right_keys, right_schema, ctx, false)?;
     // Matching pairs as (left, right), then filtered by the residual predicate.
@@ -145,21 +133,31 @@ pub(super) fn render_join<'s>(
     Ok(result)
 }
 
-/// A left join on equality keys only: one lookup operator (see [`super::lookup_join`]).
-#[allow(clippy::too_many_arguments)]
-fn equi_left_join<'s>(
+/// A left join on equality keys only ([`rampart_plan::JoinStrategy::Lookup`]): one lookup
+/// operator (see [`super::lookup_join`]).
+pub(super) fn render_lookup_join<'s>(
+    plan: &Plan,
     left_rows: Rows<'s>,
     right_rows: Rows<'s>,
-    left_keys: &[Expr],
-    right_keys: &[Expr],
-    left_schema: &DFSchemaRef,
-    right_schema: &DFSchemaRef,
-    right_width: usize,
     ctx: &RenderContext<'s>,
 ) -> Result<Rows<'s>, String> {
+    let Plan::Join {
+        left_keys,
+        right_keys,
+        left_schema,
+        right_schema,
+        ..
+    } = plan
+    else {
+        return Err("not a join".into());
+    };
     let left = keyed(left_rows, left_keys, left_schema, ctx, true)?;
     let right = keyed(right_rows, right_keys, right_schema, ctx, false)?;
-    Ok(super::lookup_join::render_lookup_left_join(left, right, right_width))
+    Ok(super::lookup_join::render_lookup_left_join(
+        left,
+        right,
+        right_schema.fields().len(),
+    ))
 }
 
 trait IntoCollection<'s> {

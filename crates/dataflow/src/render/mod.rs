@@ -1,4 +1,5 @@
-//! Renders a [`Plan`] into a differential collection of rows, one file per operator family.
+//! Renders a view's [`PhysicalPlan`] (how each operator of its [`Plan`] runs, chosen once)
+//! into a differential collection of rows, one file per operator family.
 
 mod enrich_join;
 mod interval_join;
@@ -19,8 +20,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::trace::implementations::KeySpine;
 use differential_dataflow::VecCollection;
-use rampart_plan::event_time::{expr_lag, plan_lags, Lags};
-use rampart_plan::{Plan, Retention};
+use rampart_plan::event_time::Lags;
+use rampart_plan::{JoinStrategy, Operator, PhysicalPlan, Plan, PlanContext, ReduceStrategy, Retention};
 use rampart_repr::{ErrorLog, Row};
 use timely::dataflow::Scope;
 
@@ -114,15 +115,23 @@ pub struct RenderContext<'s> {
 }
 
 impl RenderContext<'_> {
+    /// How `plan` runs here: the physical plan chosen from it and the lags of what it
+    /// reads (what `EXPLAIN` prints, see [`PhysicalPlan`]).
+    pub fn physical<'p>(&self, plan: &'p Plan) -> PhysicalPlan<'p> {
+        PhysicalPlan::of(
+            plan,
+            &PlanContext {
+                lags: &|name| self.lags.get(name).cloned(),
+                projection_runs_on_rows: &projection_runs_on_rows,
+            },
+        )
+    }
+
     /// Whether rows of this view's inputs may be retracted by a retention's expiry: then a
     /// retraction that arrives after an operator freed its row's state is that expiry, not
     /// a late change, and is skipped without a `rampart_late_events` record.
     fn sees_expiry(&self) -> bool {
         self.retained && self.imported.values().any(|v| v.retention.is_some())
-    }
-
-    fn lags_of(&self, plan: &Plan) -> Lags {
-        plan_lags(plan, &|name| self.lags.get(name).cloned())
     }
 }
 
@@ -137,8 +146,9 @@ pub fn render_view<'s>(
     resumed_watermark: Option<i64>,
     rows_entered: impl FnOnce(Rows<'s>) -> Rows<'s>,
 ) -> Result<Rendered<'s>, String> {
-    match plan {
-        Plan::Retain { input, retention } => {
+    let physical = ctx.physical(plan);
+    match (&physical.operator, physical.inputs.as_slice()) {
+        (Operator::Retain(retention), [input]) => {
             let i = render(input, ctx)?;
             let Some(watermark) = &i.watermark else {
                 return Err(format!(
@@ -153,7 +163,7 @@ pub fn render_view<'s>(
             })
         }
         _ => {
-            let Rendered { rows, watermark } = render(plan, ctx)?;
+            let Rendered { rows, watermark } = render(&physical, ctx)?;
             Ok(Rendered {
                 rows: rows_entered(rows),
                 watermark,
@@ -162,19 +172,26 @@ pub fn render_view<'s>(
     }
 }
 
-/// Renders `plan`, returning its output collection and watermark.
-pub fn render<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rendered<'s>, String> {
+/// Renders one operator of a physical plan as it was chosen, returning its output
+/// collection and watermark.
+pub fn render<'s>(node: &PhysicalPlan<'_>, ctx: &RenderContext<'s>) -> Result<Rendered<'s>, String> {
     let same = |input: &Rendered<'s>, rows: Rows<'s>| Rendered {
         rows,
         watermark: input.watermark.clone(),
     };
-    Ok(match plan {
-        Plan::Get { name, .. } if ctx.projected.contains(name) => {
+    let input = |i: usize| -> Result<Rendered<'s>, String> {
+        render(
+            node.inputs.get(i).ok_or("internal error: an operator lacks an input")?,
+            ctx,
+        )
+    };
+    Ok(match (&node.operator, node.plan) {
+        (Operator::Read, Plan::Get { name, .. }) if ctx.projected.contains(name) => {
             return Err(format!(
                 "internal error: source {name} is read without the projection its reader applies"
             ))
         }
-        Plan::Get { name, .. } => match (ctx.inputs.get(name), ctx.imported.get(name)) {
+        (Operator::Read, Plan::Get { name, .. }) => match (ctx.inputs.get(name), ctx.imported.get(name)) {
             (Some(rendered), _) => rendered.clone(),
             (None, Some(view)) => Rendered {
                 rows: without_expiry(view, view.source.rows(ctx.scope, None), ctx),
@@ -182,43 +199,42 @@ pub fn render<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rendered<'s>, 
             },
             (None, None) => return Err(format!("input {name} is not available")),
         },
-        Plan::Constant { rows } => Rendered {
+        (Operator::Constant, Plan::Constant { rows }) => Rendered {
             rows: constant(ctx, rows.clone()),
             watermark: None,
         },
-        Plan::Map {
-            input,
-            exprs,
-            input_schema,
-        } => {
+        (
+            Operator::Map { built_by_join },
+            Plan::Map {
+                input: below,
+                exprs,
+                input_schema,
+            },
+        ) => {
             // The source's reader built these rows (see `crate::SourceProjection`).
-            if let Plan::Get { name, .. } = input.as_ref() {
+            if let Plan::Get { name, .. } = below.as_ref() {
                 if let (true, Some(rendered)) = (ctx.projected.contains(name), ctx.inputs.get(name)) {
                     return Ok(rendered.clone());
                 }
             }
-            // A projection of an enrichment join's or a range join's output whose every
-            // expression runs on rows is built by the join itself: no joined row in between.
-            if let Some(project) = fused_projection(input, exprs, input_schema)? {
-                if let Some(spec) = input.enrich_join() {
-                    return render_enrich(&spec, Some(project), ctx);
-                }
-                if let (Some(spec), Plan::Join { left, right, .. }) = (input.range_join(), input.as_ref()) {
-                    let (l, r) = (render(left, ctx)?, render(right, ctx)?);
-                    let rows =
-                        range_join::render_range_join(input, spec, l.rows.clone(), r.rows.clone(), Some(project), ctx)?;
-                    return Ok(combine(ctx, vec![l, r], |_| rows));
-                }
+            if *built_by_join {
+                let project = Evaluator::new(exprs, input_schema)?
+                    .row_exprs()
+                    .ok_or("internal error: a projection built by a join does not run on rows")?;
+                return render_join(&node.inputs[0], Some(project), ctx);
             }
-            let i = render(input, ctx)?;
+            let i = input(0)?;
             same(&i, map_filter::render_map(i.rows.clone(), exprs, input_schema, ctx)?)
         }
-        Plan::Filter {
-            input,
-            predicate,
-            input_schema,
-        } => {
-            if let Plan::Get { name, .. } = input.as_ref() {
+        (
+            Operator::Filter,
+            Plan::Filter {
+                input: below,
+                predicate,
+                input_schema,
+            },
+        ) => {
+            if let Plan::Get { name, .. } = below.as_ref() {
                 if let Some(view) = ctx.imported.get(name) {
                     if let Some(rows) = map_filter::render_filter_imported(&view.source, predicate, input_schema, ctx)?
                     {
@@ -229,66 +245,48 @@ pub fn render<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rendered<'s>, 
                     }
                 }
             }
-            let i = render(input, ctx)?;
+            let i = input(0)?;
             same(
                 &i,
                 map_filter::render_filter(i.rows.clone(), predicate, input_schema, ctx)?,
             )
         }
-        Plan::TemporalFilter {
-            input,
-            bound,
-            input_schema,
-        } => {
-            let i = render(input, ctx)?;
+        (
+            Operator::TemporalFilter,
+            Plan::TemporalFilter {
+                bound, input_schema, ..
+            },
+        ) => {
+            let i = input(0)?;
             same(
                 &i,
                 temporal::render_temporal_filter(i.rows.clone(), &bound.expires_at, input_schema, ctx)?,
             )
         }
-        Plan::Retain { .. } => render_view(plan, ctx, None, |rows| rows)?,
-        Plan::Union { inputs } => {
-            let mut rendered = Vec::new();
-            for i in inputs {
-                rendered.push(render(i, ctx)?);
-            }
+        (Operator::Retain(_), _) => return Err(format!("internal error: a retention below the root of {}", ctx.view)),
+        (Operator::Union, Plan::Union { .. }) => {
+            let rendered = (0..node.inputs.len()).map(input).collect::<Result<Vec<_>, _>>()?;
             combine(ctx, rendered, |rows| {
                 differential_dataflow::collection::concatenate(ctx.scope, rows)
             })
         }
-        Plan::Join { left, right, .. } => {
-            if let Some(spec) = plan.enrich_join() {
-                return render_enrich(&spec, None, ctx);
-            }
-            let (l, r) = (render(left, ctx)?, render(right, ctx)?);
-            let rows = if let Some(spec) = plan.range_join() {
-                range_join::render_range_join(plan, spec, l.rows.clone(), r.rows.clone(), None, ctx)?
-            } else if let Some(interval) = interval_of(plan, ctx) {
-                render_interval(plan, &l, &r, interval, ctx)?
-            } else {
-                join::render_join(plan, l.rows.clone(), r.rows.clone(), ctx)?
-            };
-            combine(ctx, vec![l, r], |_| rows)
-        }
-        Plan::Reduce {
-            input,
-            group_exprs,
-            aggregates,
-            input_schema,
-            emit_on_window_close,
-        } => {
-            let i = render(input, ctx)?;
-            let input_lags = ctx.lags_of(input);
-            let keys: Vec<(usize, i64)> = group_exprs
-                .iter()
-                .enumerate()
-                .filter_map(|(k, e)| expr_lag(e, input_schema, &input_lags).map(|lag| (k, lag)))
-                .collect();
-            let window = match &i.watermark {
-                Some(w) if !keys.is_empty() => Some((
+        (Operator::Join(_), Plan::Join { .. }) => render_join(node, None, ctx)?,
+        (
+            Operator::Reduce(strategy),
+            Plan::Reduce {
+                group_exprs,
+                aggregates,
+                input_schema,
+                emit_on_window_close,
+                ..
+            },
+        ) => {
+            let i = input(0)?;
+            let window = match (strategy, &i.watermark) {
+                (ReduceStrategy::Windowed { keys }, Some(w)) => Some((
                     w,
                     window_agg::WindowClose {
-                        keys,
+                        keys: keys.clone(),
                         emit_on_close: *emit_on_window_close,
                         skip_late_retractions: ctx.sees_expiry(),
                     },
@@ -304,24 +302,68 @@ pub fn render<'s>(plan: &Plan, ctx: &RenderContext<'s>) -> Result<Rendered<'s>, 
             let rows = reduce::render_reduce(i.rows.clone(), group_exprs, aggregates, input_schema, window, ctx)?;
             same(&i, rows)
         }
-        Plan::Distinct { input } => {
-            let i = render(input, ctx)?;
+        (Operator::Distinct, Plan::Distinct { .. }) => {
+            let i = input(0)?;
             same(&i, i.rows.clone().distinct())
         }
-        Plan::Window {
-            input,
-            partition_by,
-            order_by,
-            funcs,
-            input_schema,
-        } => {
-            let i = render(input, ctx)?;
+        (
+            Operator::Window,
+            Plan::Window {
+                partition_by,
+                order_by,
+                funcs,
+                input_schema,
+                ..
+            },
+        ) => {
+            let i = input(0)?;
             same(
                 &i,
                 window::render_window(i.rows.clone(), partition_by, order_by, funcs, input_schema, ctx)?,
             )
         }
+        (operator, _) => {
+            return Err(format!(
+                "internal error: operator {operator:?} does not match its plan node"
+            ))
+        }
     })
+}
+
+/// Renders a join by its strategy; `project`: the projection right above it, when the join
+/// builds it (enrichment and range joins).
+fn render_join<'s>(
+    node: &PhysicalPlan<'_>,
+    project: Option<Vec<crate::row_expr::RowExpr>>,
+    ctx: &RenderContext<'s>,
+) -> Result<Rendered<'s>, String> {
+    let Operator::Join(strategy) = &node.operator else {
+        return Err("internal error: not a join".into());
+    };
+    let plan = node.plan;
+    if *strategy == JoinStrategy::Enrichment {
+        let spec = plan
+            .enrich_join()
+            .ok_or("internal error: an enrichment join's plan is not one")?;
+        return render_enrich(&spec, &node.inputs, project, ctx);
+    }
+    let [left, right] = node.inputs.as_slice() else {
+        return Err("internal error: a join without two inputs".into());
+    };
+    let (l, r) = (render(left, ctx)?, render(right, ctx)?);
+    let rows = match strategy {
+        JoinStrategy::Range => {
+            let spec = plan
+                .range_join()
+                .ok_or("internal error: a range join's plan is not one")?;
+            range_join::render_range_join(plan, spec, l.rows.clone(), r.rows.clone(), project, ctx)?
+        }
+        JoinStrategy::Interval(interval) => render_interval(plan, &l, &r, *interval, ctx)?,
+        JoinStrategy::Lookup => join::render_lookup_join(plan, l.rows.clone(), r.rows.clone(), ctx)?,
+        JoinStrategy::Arranged => join::render_join(plan, l.rows.clone(), r.rows.clone(), ctx)?,
+        JoinStrategy::Enrichment => unreachable!("handled above"),
+    };
+    Ok(combine(ctx, vec![l, r], |_| rows))
 }
 
 /// `rows` read from `view` (all of them, or those a filter kept), without the
@@ -334,12 +376,6 @@ fn without_expiry<'s>(view: &ImportedView<'s>, rows: Rows<'s>, ctx: &RenderConte
         }
         _ => rows,
     }
-}
-
-/// The time interval of an inner equi-join whose condition bounds a time column of each
-/// side from both sides.
-fn interval_of(plan: &Plan, ctx: &RenderContext<'_>) -> Option<interval_join::Interval> {
-    plan.join_interval(&|name| ctx.lags.get(name).cloned())
 }
 
 fn render_interval<'s>(
@@ -389,31 +425,17 @@ fn render_interval<'s>(
     )
 }
 
-/// The row-level form of a projection `exprs` over `input`, when `input` is a join that
-/// builds its output through a projection (an enrichment or a range join) and every
-/// expression has one.
-fn fused_projection(
-    input: &Plan,
-    exprs: &[datafusion::logical_expr::Expr],
-    input_schema: &datafusion::common::DFSchemaRef,
-) -> Result<Option<Vec<crate::row_expr::RowExpr>>, String> {
-    if input.range_join().is_none() {
-        return Ok(None); // an enrichment join is a range join too
-    }
-    Ok(Evaluator::new(exprs, input_schema)?.row_exprs())
-}
-
 /// Renders an enrichment join (see [`enrich_join`]), its output projected by `project`.
 fn render_enrich<'s>(
     spec: &enrich_join::EnrichJoin<'_>,
+    inputs: &[PhysicalPlan<'_>],
     project: Option<Vec<crate::row_expr::RowExpr>>,
     ctx: &RenderContext<'s>,
 ) -> Result<Rendered<'s>, String> {
-    let (x, t1, t2) = (
-        render(spec.input, ctx)?,
-        render(spec.table, ctx)?,
-        render(spec.ranges, ctx)?,
-    );
+    let [input, table, ranges] = inputs else {
+        return Err("internal error: an enrichment join without its three inputs".into());
+    };
+    let (x, t1, t2) = (render(input, ctx)?, render(table, ctx)?, render(ranges, ctx)?);
     // `x` read whole from a view's log: the join finds the rows a table change touches
     // there instead of filing every row itself.
     let input_log = match spec.input {
@@ -437,6 +459,17 @@ fn render_enrich<'s>(
         ctx,
     )?;
     Ok(combine(ctx, vec![x, t1, t2], |_| rows))
+}
+
+/// Whether every expression of a projection evaluates on rows (then an enrichment or range
+/// join right below it builds its output directly). EXPLAIN asks the same question.
+pub fn projection_runs_on_rows(
+    exprs: &[datafusion::logical_expr::Expr],
+    schema: &datafusion::common::DFSchemaRef,
+) -> bool {
+    Evaluator::new(exprs, schema)
+        .map(|e| e.row_exprs().is_some())
+        .unwrap_or(false)
 }
 
 /// Rows built from several inputs, watermarked by the lowest of their watermarks.

@@ -1,4 +1,4 @@
-//! The first seed pipeline, ../shared/seeds/risingwave-siem-pipeline.txt: its SQL copied
+//! The first seed pipeline, `fixtures/seeds/risingwave-siem-pipeline.txt`: its SQL copied
 //! verbatim from the document, the events fed to it, its alerts computed independently in
 //! plain Rust (HashMaps and loops, never by asking the engine), and the checks of its views.
 //! Shared by `seed_pipelines.rs` (file sources and a file sink in place of the seed's Kafka
@@ -40,10 +40,10 @@ pub fn json_time(t: DateTime<Utc>, n: usize) -> String {
 // The SQL
 // ---------------------------------------------------------------------------------------
 
-/// Where the seed document lies when ../shared is checked out next to this repository.
+/// The seed document, copied into the test fixtures (see `fixtures/seeds/README.md`).
 pub const SEED1_DOC: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/seeds/risingwave-siem-pipeline.txt"
+    "/tests/fixtures/seeds/risingwave-siem-pipeline.txt"
 );
 
 /// The five SQL code blocks of the seed document, character for character and in order
@@ -456,13 +456,10 @@ pub fn soar_sink_file_sql(path: &Path) -> String {
     )
 }
 
-/// Checks that every block of [`SEED1_BLOCKS`] occurs in the seed document, in order, when
-/// the document is checked out next to this repository; returns whether it was.
-pub fn check_blocks_against_document() -> bool {
-    let Ok(doc) = std::fs::read_to_string(SEED1_DOC) else {
-        eprintln!("{SEED1_DOC} is not there: SEED1_BLOCKS not compared with the document");
-        return false;
-    };
+/// Checks that every block of [`SEED1_BLOCKS`] occurs in the seed document, in order, and
+/// that no CREATE of the document is left out. Panics when the document is missing.
+pub fn check_blocks_against_document() {
+    let doc = std::fs::read_to_string(SEED1_DOC).unwrap_or_else(|e| panic!("the seed fixture {SEED1_DOC}: {e}"));
     let mut from = 0;
     for (i, block) in SEED1_BLOCKS.iter().enumerate() {
         let at = doc[from..]
@@ -477,7 +474,19 @@ pub fn check_blocks_against_document() -> bool {
         SEED1_BLOCKS.iter().map(|b| creates(b)).sum::<usize>(),
         "CREATE statements of {SEED1_DOC} missing from SEED1_BLOCKS"
     );
-    true
+}
+
+/// The seed's `CREATE MATERIALIZED VIEW name AS ...` statement, as the seed writes it.
+pub fn seed_view_sql(name: &str) -> String {
+    let head = format!("CREATE MATERIALIZED VIEW {name} AS");
+    SEED1_BLOCKS
+        .iter()
+        .flat_map(|b| b.split(';'))
+        .map(|s| s.trim())
+        .map(|s| &s[s.find("CREATE").unwrap_or(0)..])
+        .find(|s| s.starts_with(&head))
+        .unwrap_or_else(|| panic!("the seed has no view {name}"))
+        .to_string()
 }
 
 // ---------------------------------------------------------------------------------------
