@@ -295,7 +295,7 @@ impl State {
                 options,
                 format,
             } => {
-                self.create_sink(name, *if_not_exists, from, options, format.as_ref(), &stmt.text)
+                self.create_sink(name, *if_not_exists, from, options, format.as_ref(), stmt)
                     .await
             }
             RampartStatement::Drop {
@@ -307,7 +307,7 @@ impl State {
             RampartStatement::Show(kind) => self.show(*kind),
             RampartStatement::Standard(s) => match s.as_ref() {
                 S::CreateTable(ct) => self.create_table(ct, &stmt.text),
-                S::CreateView(cv) => self.create_view(cv, &stmt.text).await,
+                S::CreateView(cv) => self.create_view(cv, stmt).await,
                 S::Insert(ins) => self.insert(ins).await,
                 S::Delete(del) => self.delete(del).await,
                 S::Copy {
@@ -318,11 +318,11 @@ impl State {
                     legacy_options,
                     ..
                 } => self.copy_from(source, *to, target, options, legacy_options).await,
-                S::Query(_) if rampart_sql::emit::emits_on_window_close(&stmt.text) => Err(PlanError::unsupported(
+                S::Query(_) if stmt.emit_on_window_close => Err(PlanError::unsupported(
                     "EMIT ON WINDOW CLOSE applies to materialized views and sinks, not to a SELECT",
                 )),
                 S::Query(q) => self.select(q).await,
-                S::Explain { statement, .. } => self.explain(statement, &stmt.text).await,
+                S::Explain { statement, .. } => self.explain(statement, stmt).await,
                 S::ExplainTable { table_name, .. } => self.describe_relation(table_name),
                 S::Set(_) => Ok(Executed::command("SET")),
                 S::ShowVariable { variable } => self.show_variable(variable),

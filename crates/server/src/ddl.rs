@@ -18,7 +18,7 @@ use rampart_sql::ast::{object_name, select_all_from, ObjectKind};
 use rampart_sql::lower::{lower_plan, NowMode};
 use rampart_sql::parse::columns_to_desc;
 use rampart_sql::planner::plan_streaming_query;
-use rampart_sql::{FormatSpec, PlanError, RampartStatement, SinkFrom, WatermarkSpec};
+use rampart_sql::{FormatSpec, ParsedStatement, PlanError, RampartStatement, SinkFrom, WatermarkSpec};
 
 use crate::catalog::CatalogEntry;
 use crate::coordinator::{Executed, State};
@@ -195,10 +195,10 @@ impl State {
         &self,
         query: &Query,
         now: NowMode,
-        sql: &str,
+        emit_on_window_close: bool,
     ) -> Result<ViewPlan, PlanError> {
         let mut plan = self.plan_view(query, now).await?;
-        if rampart_sql::emit::emits_on_window_close(sql) {
+        if emit_on_window_close {
             let mut tree = (*plan.plan).clone();
             tree.set_emit_on_window_close(&|name| self.event_time_of(name))
                 .map_err(|e| PlanError::new("42P20", e))?;
@@ -439,7 +439,8 @@ impl State {
         Ok(feeds)
     }
 
-    pub(crate) async fn create_view(&mut self, cv: &CreateView, sql: &str) -> Result<Executed, PlanError> {
+    pub(crate) async fn create_view(&mut self, cv: &CreateView, stmt: &ParsedStatement) -> Result<Executed, PlanError> {
+        let sql = stmt.text.as_str();
         let name = object_name(&cv.name);
         let kind = if cv.materialized {
             ObjectKind::MaterializedView
@@ -466,10 +467,10 @@ impl State {
                     "WITH options on a (non-materialized) view are not supported: a retention applies to CREATE MATERIALIZED VIEW",
                 ));
             }
-            return self.create_plain_view(&name, &cv.query, sql).await;
+            return self.create_plain_view(&name, &cv.query, stmt).await;
         }
         let plan = self
-            .plan_streaming_view(&cv.query, NowMode::TemporalFiltersOnly, sql)
+            .plan_streaming_view(&cv.query, NowMode::TemporalFiltersOnly, stmt.emit_on_window_close)
             .await?;
         let plan = self.with_retention(plan, &cv.options, sql)?;
         let (retention, retention_notices) = self.retention_chain(&name, &plan);
@@ -555,8 +556,14 @@ impl State {
         })
     }
 
-    async fn create_plain_view(&mut self, name: &str, query: &Query, sql: &str) -> Result<Executed, PlanError> {
-        if rampart_sql::emit::emits_on_window_close(sql) {
+    async fn create_plain_view(
+        &mut self,
+        name: &str,
+        query: &Query,
+        stmt: &ParsedStatement,
+    ) -> Result<Executed, PlanError> {
+        let sql = stmt.text.as_str();
+        if stmt.emit_on_window_close {
             return Err(PlanError::unsupported(
                 "EMIT ON WINDOW CLOSE applies to materialized views and sinks, not to CREATE VIEW",
             ));
@@ -595,8 +602,9 @@ impl State {
         from: &SinkFrom,
         options: &BTreeMap<String, String>,
         format: Option<&FormatSpec>,
-        sql: &str,
+        stmt: &ParsedStatement,
     ) -> Result<Executed, PlanError> {
+        let sql = stmt.text.as_str();
         if if_not_exists && self.catalog.get(name).is_some() {
             return Ok(notice_exists("sink", name));
         }
@@ -613,7 +621,9 @@ impl State {
                 select_all_from(rel, None, None)
             }
         };
-        let plan = self.plan_streaming_view(&query, NowMode::EmitTime, sql).await?;
+        let plan = self
+            .plan_streaming_view(&query, NowMode::EmitTime, stmt.emit_on_window_close)
+            .await?;
         let (lags, _) = self.plan_event_time(&plan);
         let resume = self.open_sink_state(name)?;
         let output_len = resume.as_ref().and_then(|r| r.checkpoint.output_len);

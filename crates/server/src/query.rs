@@ -14,7 +14,7 @@ use rampart_dataflow::ViewStorage;
 use rampart_sql::ast::{object_name, ObjectKind, ShowKind};
 use rampart_sql::lower::NowMode;
 use rampart_sql::planner::{new_session_context, plan_batch_query};
-use rampart_sql::{PlanError, RampartStatement};
+use rampart_sql::{ParsedStatement, PlanError, RampartStatement};
 
 use crate::coordinator::{Executed, State};
 
@@ -235,7 +235,8 @@ impl State {
         Ok(rows(text_table(&["Name", "Type"], rows_out)))
     }
 
-    pub(crate) async fn explain(&self, stmt: &Statement, sql: &str) -> Result<Executed, PlanError> {
+    pub(crate) async fn explain(&self, stmt: &Statement, parsed: &ParsedStatement) -> Result<Executed, PlanError> {
+        let sql = parsed.text.as_str();
         let query: Box<Query> = match stmt {
             Statement::Query(q) => q.clone(),
             Statement::CreateView(cv) => cv.query.clone(),
@@ -257,7 +258,7 @@ impl State {
             }
         };
         let plan = self
-            .plan_streaming_view(&query, NowMode::TemporalFiltersOnly, sql)
+            .plan_streaming_view(&query, NowMode::TemporalFiltersOnly, parsed.emit_on_window_close)
             .await?;
         let plan = match stmt {
             Statement::CreateView(cv) => self.with_retention(plan, &cv.options, sql)?,

@@ -1,8 +1,9 @@
 //! RisingWave's `EMIT ON WINDOW CLOSE` clause, which ends a materialized view's or a
 //! sink's query (`CREATE MATERIALIZED VIEW v AS SELECT ... GROUP BY ... EMIT ON WINDOW
-//! CLOSE`). sqlparser does not know it, so before parsing the four words are blanked into a
-//! comment of the same length (positions in errors stay right), and the statement's own
-//! text, which keeps the clause, says whether it was given.
+//! CLOSE`). sqlparser does not know it, so before parsing the four words are found once
+//! ([`clauses`]) and blanked into a comment of the same length (positions in errors stay
+//! right); each parsed statement records whether it held one
+//! (`ParsedStatement::emit_on_window_close`).
 
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
@@ -10,7 +11,7 @@ use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 const WORDS: [&str; 4] = ["emit", "on", "window", "close"];
 
 /// Character ranges (start, end exclusive) of every `EMIT ON WINDOW CLOSE` in `sql`.
-fn clauses(sql: &str) -> Vec<(usize, usize)> {
+pub(crate) fn clauses(sql: &str) -> Vec<(usize, usize)> {
     let dialect = PostgreSqlDialect {};
     let Ok(tokens) = Tokenizer::new(&dialect, sql).tokenize_with_location() else {
         return vec![];
@@ -33,9 +34,9 @@ fn clauses(sql: &str) -> Vec<(usize, usize)> {
     out
 }
 
-/// `sql` with every `EMIT ON WINDOW CLOSE` turned into a comment of the same length.
-pub fn blank_emit_clauses(sql: &str) -> String {
-    let ranges = clauses(sql);
+/// `sql` with the clauses at `ranges` (from [`clauses`]) turned into comments of the same
+/// length.
+pub(crate) fn blank_emit_clauses(sql: &str, ranges: &[(usize, usize)]) -> String {
     if ranges.is_empty() {
         return sql.to_string();
     }
@@ -58,11 +59,6 @@ pub fn blank_emit_clauses(sql: &str) -> String {
     out
 }
 
-/// Whether a statement's text asks for `EMIT ON WINDOW CLOSE`.
-pub fn emits_on_window_close(sql: &str) -> bool {
-    !clauses(sql).is_empty()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,14 +66,14 @@ mod tests {
     #[test]
     fn the_clause_becomes_a_same_length_comment_and_is_detected() {
         let sql = "SELECT a FROM t GROUP BY a EMIT ON  WINDOW CLOSE; SELECT 'emit on window close'";
-        let blanked = blank_emit_clauses(sql);
+        let blanked = blank_emit_clauses(sql, &clauses(sql));
         assert_eq!(blanked.chars().count(), sql.chars().count());
         assert_eq!(
             blanked,
             "SELECT a FROM t GROUP BY a /*                 */; SELECT 'emit on window close'"
         );
-        assert!(emits_on_window_close(sql));
-        assert!(!emits_on_window_close("SELECT 'emit on window close'"));
-        assert!(!emits_on_window_close(&blanked));
+        assert_eq!(clauses(sql).len(), 1);
+        assert!(clauses("SELECT 'emit on window close'").is_empty());
+        assert!(clauses(&blanked).is_empty());
     }
 }

@@ -21,6 +21,9 @@ pub struct ParsedStatement {
     pub text: String,
     /// 0-based character offset of the statement in the submitted string.
     pub offset: usize,
+    /// Whether the statement ends with `EMIT ON WINDOW CLOSE` (blanked before parsing, see
+    /// `crate::emit`).
+    pub emit_on_window_close: bool,
 }
 
 /// Parses every statement in `sql`. An error carries the 1-based character position in
@@ -30,7 +33,8 @@ pub fn parse_statements(sql: &str) -> Result<Vec<ParsedStatement>, PlanError> {
     let sql = rewritten.as_str();
     // Parsed without `EMIT ON WINDOW CLOSE` (blanked to the same length, so positions
     // match); each statement's text keeps it.
-    let blanked = crate::emit::blank_emit_clauses(sql);
+    let emit_clauses = crate::emit::clauses(sql);
+    let blanked = crate::emit::blank_emit_clauses(sql, &emit_clauses);
     let dialect = PostgreSqlDialect {};
     let mut parser = Parser::new(&dialect)
         .try_with_sql(&blanked)
@@ -69,6 +73,7 @@ pub fn parse_statements(sql: &str) -> Result<Vec<ParsedStatement>, PlanError> {
             stmt,
             text: text.trim().to_string(),
             offset: start_off,
+            emit_on_window_close: emit_clauses.iter().any(|(s, _)| (start_off..end_off).contains(s)),
         });
     }
     Ok(out)
@@ -639,5 +644,16 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn each_statement_records_its_own_emit_on_window_close() {
+        let stmts = parse_statements(
+            "CREATE MATERIALIZED VIEW a AS SELECT 1 AS x EMIT ON WINDOW CLOSE; \
+             SELECT 'emit on window close'; CREATE MATERIALIZED VIEW b AS SELECT 2 AS y",
+        )
+        .expect("parses");
+        let flags: Vec<bool> = stmts.iter().map(|s| s.emit_on_window_close).collect();
+        assert_eq!(flags, vec![true, false, false]);
     }
 }
