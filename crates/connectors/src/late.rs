@@ -64,7 +64,7 @@ impl LateFilter {
 
     /// Hands the reader's watermark, and `stream`'s largest event time, to the batches
     /// `out` sends next (call after a row of `stream` was admitted).
-    pub(crate) fn report(&self, stream: &str, out: &mut crate::source::BatchSender) {
+    pub(crate) fn report(&self, stream: &str, out: &mut crate::batch::BatchSender) {
         if self.spec.is_none() {
             return;
         }
@@ -139,7 +139,7 @@ impl LateFilter {
 
     /// Hands the reader's watermark to the batches `out` sends next (after a stream went
     /// idle: no row was admitted, but the watermark may move).
-    pub(crate) fn report_watermark(&self, out: &mut crate::source::BatchSender) {
+    pub(crate) fn report_watermark(&self, out: &mut crate::batch::BatchSender) {
         if self.spec.is_some() {
             out.set_watermark(self.watermark());
         }

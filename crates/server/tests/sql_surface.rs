@@ -1192,3 +1192,100 @@ async fn quoted_mixed_case_names_are_their_own_relations() {
         vec![row!["lower", 1]]
     );
 }
+
+/// The README's example pipeline, taken from README.md as written (only its file path is
+/// replaced), over generated auth events: the brute-force view holds exactly the windows
+/// with more than 10 failures of one IP and user, counted here from the events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_example_runs_as_written() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).expect("README.md");
+    let example = readme
+        .split("```sql")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .find(|b| b.contains("CREATE SOURCE auth_events"))
+        .expect("the README's example pipeline");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("idp")).unwrap();
+    let glob = dir.path().join("idp/*.jsonl");
+    assert!(example.contains("'/var/log/idp/*.jsonl'"), "{example}");
+    let example = example.replace("'/var/log/idp/*.jsonl'", &format!("'{}'", glob.display()));
+    let (statements, select) = example
+        .rsplit_once("SELECT * FROM brute_force")
+        .expect("ends with its SELECT");
+    assert!(select.trim().starts_with("ORDER BY"), "{select}");
+
+    // Failures from three (ip, user) pairs in 5-minute windows, one success, then an
+    // event 20 minutes on whose watermark closes every window before it.
+    let base = Utc.with_ymd_and_hms(2026, 1, 5, 10, 0, 0).unwrap();
+    let mut events: Vec<(DateTime<Utc>, &str, &str, &str)> = Vec::new();
+    for i in 0..12 {
+        events.push((
+            base + chrono::Duration::seconds(10 * i),
+            "alice",
+            "203.0.113.7",
+            "failure",
+        ));
+    }
+    for i in 0..10 {
+        events.push((
+            base + chrono::Duration::seconds(7 * i),
+            "bob",
+            "198.51.100.4",
+            "failure",
+        ));
+    }
+    for i in 0..15 {
+        // 15 failures over two windows: 8 in the first, 7 in the second.
+        events.push((
+            base + chrono::Duration::seconds(240 + 10 * i),
+            "carol",
+            "192.0.2.9",
+            "failure",
+        ));
+    }
+    events.push((base + chrono::Duration::seconds(30), "alice", "203.0.113.7", "success"));
+    events.sort();
+    events.push((base + chrono::Duration::minutes(20), "dave", "192.0.2.1", "success"));
+    let window = |t: DateTime<Utc>| t.timestamp() - t.timestamp().rem_euclid(300);
+    let mut counts: BTreeMap<(i64, &str, &str), i64> = BTreeMap::new();
+    for (t, user, ip, result) in &events {
+        if *result == "failure" {
+            *counts.entry((window(*t), *ip, *user)).or_default() += 1;
+        }
+    }
+    let expected: Vec<Row> = counts
+        .iter()
+        .filter(|(_, n)| **n > 10)
+        .map(|((w, ip, user), n)| {
+            let start = Utc.timestamp_opt(*w, 0).unwrap();
+            row![ts(start), ts(start + chrono::Duration::minutes(5)), ip, user, n]
+        })
+        .collect();
+    assert_eq!(expected.len(), 1, "only alice's window passes the threshold");
+    let lines: Vec<String> = events
+        .iter()
+        .map(|(t, user, ip, result)| {
+            json!({"event_time": rfc3339(*t), "user_id": user, "source_ip": ip, "result": result}).to_string()
+        })
+        .collect();
+    append_lines(&dir.path().join("idp/auth-1.jsonl"), &lines);
+
+    let handle = server().await;
+    let client = connect(&handle).await;
+    client
+        .batch_execute(statements)
+        .await
+        .expect("the example's statements run");
+    wait_for(
+        &client,
+        "SELECT window_start, window_end, source_ip, user_id, failures FROM brute_force",
+        &expected,
+    )
+    .await;
+    let ordered = client
+        .query(&format!("SELECT * FROM brute_force{select}"), &[])
+        .await
+        .expect("the example's SELECT runs");
+    assert_eq!(ordered.len(), expected.len());
+}

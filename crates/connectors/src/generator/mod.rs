@@ -1,4 +1,5 @@
-//! Built-in security event generator.
+//! The `generator` connector: the built-in security event generator, its options
+//! ([`GeneratorOptions`]) and the source that runs it at a steady rate (`source.rs`).
 //!
 //! Produces JSON events for the `CREATE SOURCE` schemas of the seed pipelines: each
 //! kind's object is a superset of the fields every seed source of that kind declares.
@@ -23,8 +24,10 @@ mod auth;
 mod endpoint;
 mod firewall;
 mod json;
+mod options;
 mod reference;
 mod schedule;
+pub(crate) mod source;
 mod web;
 mod world;
 
@@ -40,6 +43,7 @@ pub use firewall::{
     FIREWALL_ATTACKER_BLOCKS_PER_10K, FIREWALL_BENIGN_DENY_PER_10K, FIREWALL_PORT_SCAN_PER_10K,
     FIREWALL_PORT_SCAN_PROBES,
 };
+pub use options::GeneratorOptions;
 pub use reference::{asset_taxonomy_csv, geo_ip_reference_csv, ASSET_TAXONOMY_DDL, GEO_IP_REFERENCE_DDL};
 pub use web::{WEB_SCANNER_PER_10K, WEB_SCANNER_REQUESTS};
 pub use world::{active_attacker_ip, ATTACKER_PERIOD_US, ATTACKER_POOL_SIZE, BLOCK_TO_LOGIN_DELAY_US, UNKNOWN_REGION};

@@ -1,13 +1,6 @@
-//! The `kafka` sink: a sink's changes as JSON messages on one topic, encoded like the file
-//! sink ([`row_to_json`]).
-//!
-//! - `FORMAT PLAIN`: one message per inserted row (and per new version of an updated row);
-//!   deletions are not emitted. Key: the primary key columns when `primary_key` is given,
-//!   else none.
-//! - `FORMAT UPSERT`: key = JSON object of the `primary_key` columns (required), value =
-//!   the row; a deleted key gets a tombstone (null payload). Within one time, a key that is
-//!   both deleted and inserted (an update) gets only the new value.
-//! - `FORMAT DEBEZIUM`: Debezium's `{"before", "after", "op"}` envelope.
+//! The `kafka` sink: a sink's changes as JSON messages on one topic, encoded as keyed
+//! messages (`crate::envelope::keyed_messages`): PLAIN, UPSERT (key = the `primary_key`
+//! columns, a tombstone for a deleted key) or DEBEZIUM.
 //!
 //! Delivery: `write` only queues its messages; librdkafka's thread sends them at once
 //! (within `linger.ms`). The worker that writes never waits for the broker. Each message
@@ -42,10 +35,10 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
-use serde_json::{Map, Value};
 
-use crate::kafka_source::{assign_config, client_config};
-use crate::sink::{row_to_json, SinkFormat, SinkTarget};
+use crate::envelope::{keyed_messages, KeyedMessage, SinkFormat};
+use crate::kafka::client::{assign_config, client_config};
+use crate::sink::SinkTarget;
 
 /// How long `sync` (and dropping the sink) waits for the broker to acknowledge the messages
 /// written so far. Short: it runs on a worker thread, which every dataflow waits for.
@@ -210,14 +203,6 @@ impl ProducerContext for DeliveryLog {
     }
 }
 
-/// One message to send: key, payload (none: a tombstone) and the changes it stands for.
-#[derive(Debug, PartialEq)]
-struct Outgoing {
-    key: Option<String>,
-    payload: Option<String>,
-    changes: Vec<(Row, Diff)>,
-}
-
 /// Writes a sink's changes to a Kafka topic as JSON.
 pub struct KafkaSink {
     /// The sink's name (the `rampart-sink` header).
@@ -325,87 +310,8 @@ impl KafkaSink {
             .clone()
     }
 
-    fn key(&self, row: &Row) -> Option<String> {
-        if self.key_columns.is_empty() {
-            return None;
-        }
-        let full = row_to_json(&self.desc, row);
-        let mut m = Map::new();
-        for &i in &self.key_columns {
-            let name = &self.desc.columns[i].name;
-            m.insert(name.clone(), full.get(name).cloned().unwrap_or(Value::Null));
-        }
-        Some(Value::Object(m).to_string())
-    }
-
-    /// The messages of a batch of changes sorted by time.
-    fn encode(&self, updates: &[(Row, Time, Diff)]) -> Vec<Outgoing> {
-        let mut out = Vec::new();
-        match self.format {
-            SinkFormat::Plain => {
-                for (row, _t, diff) in updates {
-                    if *diff > 0 {
-                        let value = row_to_json(&self.desc, row).to_string();
-                        let key = self.key(row);
-                        for _ in 0..*diff {
-                            out.push(Outgoing {
-                                key: key.clone(),
-                                payload: Some(value.clone()),
-                                changes: vec![(row.clone(), 1)],
-                            });
-                        }
-                    }
-                }
-            }
-            SinkFormat::Debezium => {
-                for (row, _t, diff) in updates {
-                    let value = row_to_json(&self.desc, row);
-                    let v = if *diff > 0 {
-                        serde_json::json!({"before": null, "after": value, "op": "c"})
-                    } else {
-                        serde_json::json!({"before": value, "after": null, "op": "d"})
-                    }
-                    .to_string();
-                    let key = self.key(row);
-                    for _ in 0..diff.abs() {
-                        out.push(Outgoing {
-                            key: key.clone(),
-                            payload: Some(v.clone()),
-                            changes: vec![(row.clone(), diff.signum())],
-                        });
-                    }
-                }
-            }
-            SinkFormat::Upsert => {
-                // Per time: the last state of each key (an insert wins over a delete of the
-                // same key at the same time: that is an update).
-                let mut start = 0;
-                while start < updates.len() {
-                    let t = updates[start].1;
-                    let end = start + updates[start..].iter().take_while(|u| u.1 == t).count();
-                    let mut keys: BTreeMap<String, Outgoing> = BTreeMap::new();
-                    for (row, _t, diff) in &updates[start..end] {
-                        let key = self.key(row).unwrap_or_default();
-                        let message = keys.entry(key.clone()).or_insert_with(|| Outgoing {
-                            key: Some(key),
-                            payload: None,
-                            changes: Vec::new(),
-                        });
-                        if *diff > 0 {
-                            message.payload = Some(row_to_json(&self.desc, row).to_string());
-                        }
-                        message.changes.push((row.clone(), *diff));
-                    }
-                    out.extend(keys.into_values());
-                    start = end;
-                }
-            }
-        }
-        out
-    }
-
     /// Queues message number `seq`, of write number `write`.
-    fn send(&self, message: &Outgoing, write: u64, seq: u64) {
+    fn send(&self, message: &KeyedMessage, write: u64, seq: u64) {
         let seq_text = seq.to_string();
         let changes = serde_json::to_vec(&message.changes).expect("rows serialize");
         loop {
@@ -588,7 +494,7 @@ impl Drop for KafkaSink {
 
 impl SinkWriter for KafkaSink {
     fn write(&self, updates: &[(Row, Time, Diff)]) {
-        let messages = self.encode(updates);
+        let messages = keyed_messages(self.format, &self.desc, &self.key_columns, updates);
         // Every call is numbered, with or without messages (see `acknowledged_writes`).
         let (write, first_seq) = self.producer.context().start_write(messages.len());
         for (i, message) in messages.iter().enumerate() {
@@ -630,7 +536,7 @@ impl SinkWriter for KafkaSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rampart_repr::{Column, ColumnType, Datum};
+    use rampart_repr::{Column, ColumnType};
 
     fn desc() -> RelationDesc {
         RelationDesc {
@@ -729,45 +635,5 @@ mod tests {
         log.resume_at(&found);
         assert_eq!(log.start_write(1).1, 8);
         assert_eq!(log.positions_after(3).0.get("partition 2"), Some(&4));
-    }
-
-    #[test]
-    fn upsert_update_at_one_time_is_one_value() {
-        let row = |k: &str, n: i64| rampart_repr::row![Datum::Str(k.into()), Datum::Int(n)];
-        let sink_encode = |updates: &[(Row, Time, Diff)]| {
-            // Encoding needs no broker; build the struct around a producer that is never used.
-            let producer: ThreadedProducer<DeliveryLog> =
-                client_config(&[("bootstrap.servers".to_string(), "127.0.0.1:1".to_string())].into())
-                    .create_with_context(DeliveryLog::default())
-                    .unwrap();
-            let sink = KafkaSink {
-                name: "s".into(),
-                topic: "t".into(),
-                properties: BTreeMap::new(),
-                desc: desc(),
-                format: SinkFormat::Upsert,
-                key_columns: vec![0],
-                producer,
-                reported_failures: AtomicU64::new(0),
-            };
-            sink.encode(updates)
-                .into_iter()
-                .map(|m| (m.key, m.payload))
-                .collect::<Vec<_>>()
-        };
-        let got = sink_encode(&[
-            (row("a", 2), 1, 1),
-            (row("a", 1), 1, -1),
-            (row("b", 5), 1, -1),
-            (row("a", 2), 2, -1),
-        ]);
-        assert_eq!(
-            got,
-            vec![
-                (Some(r#"{"k":"a"}"#.into()), Some(r#"{"k":"a","n":2}"#.into())),
-                (Some(r#"{"k":"b"}"#.into()), None),
-                (Some(r#"{"k":"a"}"#.into()), None),
-            ]
-        );
     }
 }

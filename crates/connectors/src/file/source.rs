@@ -8,8 +8,10 @@ use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::batch::{BatchSender, BATCH_ROWS};
+use crate::options::StartupMode;
 use crate::row_builder::RowBuilder;
-use crate::source::{BatchSender, SourceContext, StartupMode, BATCH_ROWS};
+use crate::source::SourceContext;
 
 /// How long the reader sleeps at the end of every file before looking again.
 const POLL: Duration = Duration::from_millis(5);

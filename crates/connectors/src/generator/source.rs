@@ -10,9 +10,10 @@
 
 use std::time::Duration;
 
+use crate::batch::{BatchSender, BATCH_ROWS};
 use crate::generator::{EventGenerator, GeneratorKind};
 use crate::row_builder::RowBuilder;
-use crate::source::{BatchSender, SourceContext, BATCH_ROWS};
+use crate::source::SourceContext;
 
 /// How often the generator wakes to emit the events due.
 const TICK: Duration = Duration::from_millis(10);

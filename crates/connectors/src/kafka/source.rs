@@ -10,21 +10,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::batch::{BatchSender, BATCH_ROWS};
+use crate::kafka::client::{assign_config, client_config};
 use crate::row_builder::RowBuilder;
-use crate::source::MetaColumn;
-use crate::source::{BatchSender, SourceContext, BATCH_ROWS};
-
-/// How long a partition that has delivered no event must stay read to its end before it
-/// stops holding the source's watermark back (data produced to it in the meantime makes it
-/// hold again): without it, a reader that sees one partition's messages before another's
-/// would move the watermark by the first alone.
-pub(crate) const IDLE_AFTER: Duration = Duration::from_secs(2);
+use crate::source::SourceContext;
 
 /// How often a reader measures its lag.
 const LAG_REFRESH: Duration = Duration::from_secs(1);
@@ -60,6 +54,53 @@ impl ReadTo {
 
 /// How long one poll waits for a message when the topic is idle.
 const POLL: Duration = Duration::from_millis(50);
+
+/// Kafka message metadata a source can expose as a column (`INCLUDE key | partition |
+/// offset | timestamp [AS name]`, as RisingWave spells it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaColumn {
+    /// The message key as text (NULL when absent).
+    Key,
+    /// The partition number, as text (RisingWave's type).
+    Partition,
+    /// The offset, as text (RisingWave's type).
+    Offset,
+    /// The message timestamp (TIMESTAMPTZ).
+    Timestamp,
+}
+
+impl MetaColumn {
+    /// The metadata for an `INCLUDE` keyword.
+    pub fn parse(word: &str) -> Result<Self, String> {
+        match word.to_lowercase().as_str() {
+            "key" => Ok(MetaColumn::Key),
+            "partition" => Ok(MetaColumn::Partition),
+            "offset" => Ok(MetaColumn::Offset),
+            "timestamp" => Ok(MetaColumn::Timestamp),
+            other => Err(format!(
+                "INCLUDE {other} is not supported (key, partition, offset, timestamp)"
+            )),
+        }
+    }
+
+    /// RisingWave's default column name for it.
+    pub fn default_name(self) -> &'static str {
+        match self {
+            MetaColumn::Key => "_rw_key",
+            MetaColumn::Partition => "_rw_kafka_partition",
+            MetaColumn::Offset => "_rw_kafka_offset",
+            MetaColumn::Timestamp => "_rw_kafka_timestamp",
+        }
+    }
+
+    /// The column's type.
+    pub fn column_type(self) -> rampart_repr::ColumnType {
+        match self {
+            MetaColumn::Timestamp => rampart_repr::ColumnType::TimestampTz,
+            _ => rampart_repr::ColumnType::Text,
+        }
+    }
+}
 
 /// Where a Kafka source starts reading the partitions that exist when it starts.
 /// Partitions discovered later are always read from their beginning (all their data is new).
@@ -105,58 +146,6 @@ pub fn end_offsets(topic: &str, props: &BTreeMap<String, String>) -> Result<ramp
 
 /// How long CREATE SOURCE waits for the broker to pin `latest` offsets.
 const PIN_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// Builds the librdkafka configuration of a source or sink from its `WITH` options: every
-/// `properties.*` option without the prefix, `properties.bootstrap.server` as
-/// `bootstrap.servers`.
-pub fn librdkafka_properties(options: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    let mut props = BTreeMap::new();
-    for (k, v) in options {
-        if let Some(name) = k.strip_prefix("properties.") {
-            let name = if name == "bootstrap.server" {
-                "bootstrap.servers"
-            } else {
-                name
-            };
-            props.insert(name.to_string(), v.clone());
-        }
-    }
-    props
-}
-
-/// Checks that librdkafka accepts every property name and value (without connecting).
-pub fn validate_properties(props: &BTreeMap<String, String>) -> Result<(), String> {
-    client_config(props)
-        .create_native_config()
-        .map(|_| ())
-        .map_err(|e| format!("invalid Kafka property: {e}"))
-}
-
-/// A client configuration holding `props`.
-pub(crate) fn client_config(props: &BTreeMap<String, String>) -> ClientConfig {
-    let mut cfg = ClientConfig::new();
-    for (k, v) in props {
-        cfg.set(k, v);
-    }
-    cfg
-}
-
-/// Configuration of a consumer that `assign`s partitions itself and never commits: the
-/// user's `props`, a group id `rampart-{name}-{pid}` unless one is given (librdkafka needs
-/// one to `assign`; no group is joined, so any unique id does), and fetches that wait at
-/// most 10 ms for new messages unless `fetch.wait.max.ms` says otherwise (librdkafka's
-/// 500 ms default, which brokers that do not answer early add to every alert's latency).
-pub(crate) fn assign_config(props: &BTreeMap<String, String>, name: &str) -> ClientConfig {
-    let mut cfg = client_config(props);
-    cfg.set("enable.auto.commit", "false");
-    if !props.contains_key("fetch.wait.max.ms") {
-        cfg.set("fetch.wait.max.ms", "10");
-    }
-    if !props.contains_key("group.id") {
-        cfg.set("group.id", format!("rampart-{name}-{}", std::process::id()));
-    }
-    cfg
-}
 
 /// What one Kafka source reader is doing, for status views and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,7 +229,6 @@ impl Drop for StatusEntry {
     }
 }
 
-/// Starts a reader thread for `topic`.
 /// The value of a metadata column for a message.
 fn meta_datum(m: MetaColumn, msg: &rdkafka::message::BorrowedMessage<'_>) -> rampart_repr::Datum {
     use rampart_repr::Datum;
@@ -259,6 +247,7 @@ fn meta_datum(m: MetaColumn, msg: &rdkafka::message::BorrowedMessage<'_>) -> ram
     }
 }
 
+/// Starts a reader thread for `topic`.
 pub(crate) fn spawn(
     topic: String,
     startup: KafkaStartup,
@@ -649,36 +638,4 @@ fn cached_watermarks(consumer: &BaseConsumer, topic: &str, partition: i32) -> Op
     let valid = |o: i64| o >= 0;
     (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && valid(high))
         .then_some((valid(low).then_some(low), high))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn properties_drop_the_prefix_and_map_bootstrap_server() {
-        let opts: BTreeMap<String, String> = [
-            ("connector", "kafka"),
-            ("topic", "t"),
-            ("properties.bootstrap.server", "h:9092"),
-            ("properties.security.protocol", "SASL_SSL"),
-            ("properties.sasl.mechanism", "PLAIN"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        let props = librdkafka_properties(&opts);
-        assert_eq!(props.get("bootstrap.servers").map(String::as_str), Some("h:9092"));
-        assert_eq!(props.get("security.protocol").map(String::as_str), Some("SASL_SSL"));
-        assert_eq!(props.get("sasl.mechanism").map(String::as_str), Some("PLAIN"));
-        assert!(!props.contains_key("topic"));
-        assert!(validate_properties(&props).is_ok());
-    }
-
-    #[test]
-    fn unknown_librdkafka_property_is_a_clear_error() {
-        let props: BTreeMap<String, String> = [("no.such.property".to_string(), "1".to_string())].into();
-        let e = validate_properties(&props).unwrap_err();
-        assert!(e.contains("no.such.property"), "{e}");
-    }
 }
