@@ -317,6 +317,9 @@ pub enum Command {
         name: String,
         /// Rows with +1 (insert) or -1 (delete) multiplicity changes.
         updates: Vec<(Row, Diff)>,
+        /// Where worker 0 reports the time the changes entered at (views reflect them once
+        /// they pass it).
+        entered: crossbeam_channel::Sender<crate::Time>,
     },
     /// Drop a table, view or sink and the dataflow maintaining it.
     Drop {

@@ -65,6 +65,18 @@ impl Engine {
         }
     }
 
+    /// Applies `updates` to the table `name` (worker 0 enters them at its current time).
+    /// The returned channel receives that time, so a caller can wait until views pass it.
+    pub fn update_table(&self, name: &str, updates: Vec<(Row, crate::Diff)>) -> Receiver<crate::Time> {
+        let (entered, at) = crossbeam_channel::bounded(1);
+        self.broadcast(Command::TableUpdates {
+            name: name.to_string(),
+            updates,
+            entered,
+        });
+        at
+    }
+
     /// The contents of the named tables and materialized views, all as of one time (the
     /// registry's sealed time): rows once per unit of multiplicity, in the order of `names`.
     /// Waits at most `timeout` for the workers to answer.

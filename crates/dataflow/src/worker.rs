@@ -233,13 +233,14 @@ fn apply(
                 },
             );
         }
-        Command::TableUpdates { name, updates } => {
+        Command::TableUpdates { name, updates, entered } => {
             if index == 0 {
                 if let Some(input) = objects.get_mut(&name).and_then(|o| o.table_input.as_mut()) {
                     for (row, diff) in updates {
                         input.update(row, diff);
                     }
                     input.flush();
+                    let _ = entered.send(*input.time());
                 }
             }
         }

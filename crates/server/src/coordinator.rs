@@ -339,7 +339,6 @@ impl State {
         }
     }
 
-    /// Waits until every view reflects changes made before now.
     /// Waits, once after a restore, until the restored table contents can be read (see
     /// `State::restored_tables_ms`).
     pub(crate) async fn wait_restored_tables(&self) {
@@ -354,12 +353,31 @@ impl State {
         self.restored_tables_ms.store(0, Ordering::Release);
     }
 
+    /// Waits until every view reflects changes made before now.
     pub(crate) async fn catch_up(&self) -> Vec<String> {
-        let target = now_ms() + 1;
+        self.catch_up_after(None).await
+    }
+
+    /// Waits until every view reflects changes made before now and, when given, the table
+    /// changes that entered at the time `entered` receives (a worker may enter them after
+    /// now: waiting for now alone could return before views see them). NOTICEs when views
+    /// lag for longer than [`CATCH_UP_TIMEOUT`].
+    pub(crate) async fn catch_up_after(
+        &self,
+        entered: Option<crossbeam_channel::Receiver<rampart_dataflow::Time>>,
+    ) -> Vec<String> {
+        let now = now_ms() + 1;
         let registry = self.engine.registry().clone();
-        let ok = tokio::task::spawn_blocking(move || registry.wait_sealed(target, CATCH_UP_TIMEOUT))
-            .await
-            .unwrap_or(false);
+        let ok = tokio::task::spawn_blocking(move || {
+            let target = match entered.map(|at| at.recv_timeout(CATCH_UP_TIMEOUT)) {
+                Some(Ok(at)) => now.max(at + 1),
+                Some(Err(_)) => return false,
+                None => now,
+            };
+            registry.wait_sealed(target, CATCH_UP_TIMEOUT)
+        })
+        .await
+        .unwrap_or(false);
         if ok {
             vec![]
         } else {

@@ -4,12 +4,11 @@
 pub mod catalog;
 mod checkpoint;
 pub mod coordinator;
-mod ddl;
-mod dml;
 mod durability;
 pub mod pg_catalog;
 mod query;
 pub mod server;
+mod statements;
 pub mod system_tables;
 mod transaction;
 
