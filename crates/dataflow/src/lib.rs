@@ -18,24 +18,11 @@ mod stored;
 mod test_rows;
 mod worker;
 
-pub use capture::{Delivered, SinkWriter, StoreRegistry, ViewStore, WatchedSink};
-pub use command::{Command, ExpiryFloors, FeedProgress, PeekReply, PeekRequest, SourceBatch, SourceFeed, ViewSpec};
+pub use capture::{StoreRegistry, ViewStore, WatchedSink};
+pub use command::{Command, ExpiryFloors, PeekReply, PeekRequest, SourceBatch, SourceFeed, ViewSpec};
 pub use engine::Engine;
 pub use snapshot::SnapshotCapture;
 pub use source_projection::SourceProjection;
 pub use stored::ViewStorage;
 
-/// Processing time: milliseconds since the Unix epoch. Every update in the dataflow is
-/// stamped with the processing time at which it entered.
-pub type Time = u64;
-
-/// Multiplicity change of an update.
-pub type Diff = isize;
-
-/// The wall clock as a dataflow time.
-pub fn now_ms() -> Time {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub use rampart_repr::{now_ms, Delivered, Diff, FeedProgress, SinkWriter, Time};

@@ -17,13 +17,14 @@ use timely::dataflow::operators::generic::operator::Operator;
 use timely::progress::frontier::AntichainRef;
 use timely::worker::Worker;
 
-use crate::capture::{SinkWriter, StoreRegistry, ViewStore};
-use crate::command::{Command, FeedProgress, PeekReply, PeekRequest, SourceBatch, ViewSpec};
+use crate::capture::{StoreRegistry, ViewStore};
+use crate::command::{Command, PeekReply, PeekRequest, SourceBatch, ViewSpec};
 use crate::render::watermark::safe_watermark;
 use crate::render::{render_view, ExpiryCut, ImportedView, RenderContext, Rendered, Rows};
 use crate::row_log::RowLog;
 use crate::stored::{retention_of, Stored, ViewStorage};
 use crate::{now_ms, Diff, Time};
+use rampart_repr::{FeedProgress, SinkWriter};
 
 type WatermarkTrace = TraceAgent<KeySpine<i64, Time, Diff>>;
 

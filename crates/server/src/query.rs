@@ -240,21 +240,10 @@ impl State {
         let query: Box<Query> = match stmt {
             Statement::Query(q) => q.clone(),
             Statement::CreateView(cv) => cv.query.clone(),
-            other => {
-                // EXPLAIN CREATE SINK is parsed by Rampart's own parser.
-                let text = other.to_string();
-                let parsed = rampart_sql::parse_statements(&text)?;
-                match parsed.into_iter().next().map(|p| p.stmt) {
-                    Some(RampartStatement::CreateSink {
-                        from: rampart_sql::SinkFrom::Query(q),
-                        ..
-                    }) => q,
-                    _ => {
-                        return Err(PlanError::unsupported(
-                            "EXPLAIN supports SELECT and CREATE [MATERIALIZED] VIEW",
-                        ))
-                    }
-                }
+            _ => {
+                return Err(PlanError::unsupported(
+                    "EXPLAIN supports SELECT and CREATE [MATERIALIZED] VIEW (for a sink, EXPLAIN its query)",
+                ))
             }
         };
         let plan = self

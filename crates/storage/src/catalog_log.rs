@@ -25,7 +25,7 @@ pub struct StoredObject {
     pub start_positions: Option<Positions>,
     /// For a view without retention over retained views: per retained view, the
     /// watermark whose expiries were inside what it imported at creation (see
-    /// `rampart_dataflow::ExpiryFloors`), recorded once the view has caught up.
+    /// the engine's `ExpiryFloors`), recorded once the view has caught up.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub expiry_floors: BTreeMap<String, i64>,
 }

@@ -36,7 +36,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rampart_dataflow::{now_ms, Delivered, Diff, FeedProgress, SinkWriter, Time};
+use rampart_repr::{now_ms, Delivered, Diff, FeedProgress, SinkWriter, Time};
 use rampart_repr::{Positions, Row};
 
 use crate::sink_state::{apply, SinkCheckpoint, SinkStateLog};

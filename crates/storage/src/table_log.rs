@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::io;
 use std::path::Path;
 
-use rampart_dataflow::Diff;
+use rampart_repr::Diff;
 use rampart_repr::Row;
 
 use crate::record_log::RecordLog;

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
 
-use rampart_dataflow::Diff;
+use rampart_repr::Diff;
 use rampart_repr::{Positions, Row};
 use serde::{Deserialize, Serialize};
 
