@@ -30,8 +30,7 @@
 //! default, and prints its size and the views' checkpoints at the end;
 //! `RAMPART_BENCH_CHECKPOINT_MS` sets the checkpoint interval.
 
-#[path = "../../server/tests/broker/mod.rs"]
-mod broker;
+use rampart_testkit::broker;
 mod common;
 
 use std::collections::HashMap;

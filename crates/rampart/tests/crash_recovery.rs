@@ -4,7 +4,7 @@
 //! what the input implies, and every sink's output must hold each change exactly once.
 //!
 //! Two inputs: JSON-lines files, and a two-partition Kafka topic on a real Kafka-protocol
-//! broker (Tansu, see `crates/server/tests/broker`). A Kafka sink is checked on its own:
+//! broker (Tansu, see `rampart_testkit::broker`). A Kafka sink is checked on its own:
 //! nothing lost across kills, nothing it had logged as acknowledged sent again. The expected results are computed
 //! here from the events the test wrote (a hand count in Rust), not by Rampart. `RAMPART_CRASH_KILLS` (default 6) and `RAMPART_CRASH_EVENTS`
 //! (default 30000) scale it up: docs/performance.md names the long run.
@@ -16,22 +16,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-#[path = "../../server/tests/broker/mod.rs"]
-mod broker;
+use rampart_testkit::broker;
 /// The seed pipeline as the benchmarks run it (reference tables written out, sources and
 /// sink swapped).
-#[path = "../benches/common/mod.rs"]
-mod common;
+use rampart_testkit::pipelines as common;
 
 use broker::Broker;
 use rampart_connectors::generator::{EventGenerator, GeneratorKind};
+use rampart_testkit::process::RampartProcess;
 use rand::{Rng, SeedableRng};
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use tokio_postgres::{Client, SimpleQueryMessage};
 
 const USERS: u64 = 40;
 
@@ -66,58 +63,15 @@ impl Event {
     }
 }
 
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    /// A failing test must not leave a server running.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+/// A `rampart serve` process of this build.
+type Server = RampartProcess;
 
 fn start(data: &Path, log: &Path) -> Server {
-    let port = free_port();
-    let stderr = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args([
-            "serve",
-            "--workers",
-            "2",
-            "--checkpoint-interval-ms",
-            "50",
-            "--data-dir",
-        ])
-        .arg(data)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "rampart=info,rampart_storage=info,warn")
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .expect("rampart starts");
-    Server { child, port }
+    RampartProcess::start(Path::new(env!("CARGO_BIN_EXE_rampart")), data, log)
 }
 
 async fn connect(server: &Server) -> Client {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let conn = format!("host=127.0.0.1 port={} user=root dbname=dev", server.port);
-        match tokio_postgres::connect(&conn, NoTls).await {
-            Ok((client, connection)) => {
-                tokio::spawn(connection);
-                return client;
-            }
-            Err(e) if Instant::now() > deadline => panic!("server did not come up: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
+    server.connect().await
 }
 
 async fn rows(client: &Client, sql: &str) -> Vec<Vec<String>> {
@@ -999,9 +953,8 @@ async fn a_view_created_over_a_retained_view_comes_back_the_same_after_a_restart
 }
 
 /// Kills a server with SIGKILL and waits for it to exit.
-fn sigkill(mut server: Server) {
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+fn sigkill(server: Server) {
+    server.sigkill();
 }
 
 /// One line of the `ev` source the watermark tests read: user `u` at `s` seconds after

@@ -1,7 +1,7 @@
 //! Aggregates without GROUP BY keep exactly one row, as in PostgreSQL: COUNT is 0 and the
 //! other aggregates NULL over no rows (expected values from PostgreSQL's semantics).
 
-mod common;
+use rampart_testkit as common;
 
 async fn row(client: &tokio_postgres::Client, sql: &str) -> String {
     let mut rows = Vec::new();

@@ -2,7 +2,7 @@
 //! hand from the SQL semantics of LEFT JOIN (unmatched and NULL-key left rows padded with
 //! NULLs, duplicates kept), and must follow inserts and deletes on either side.
 
-mod common;
+use rampart_testkit as common;
 
 use tokio_postgres::Client;
 

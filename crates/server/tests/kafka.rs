@@ -7,9 +7,10 @@
 //! detect the end of a stream, 'latest' sources are started (and seen reading) before
 //! anything is produced, and test consumers use `assign`, not consumer groups.
 
-mod broker;
-mod common;
-mod seed1;
+use rampart_testkit as common;
+use rampart_testkit::broker;
+use rampart_testkit::row;
+use rampart_testkit::seed1;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration as StdDuration, Instant};

@@ -1,7 +1,7 @@
 //! psql's listing meta-commands (`\d`, `\dt`, `\dm`) against a real server, through the
 //! real psql binary: they read Rampart's minimal pg_catalog.
 
-mod common;
+use rampart_testkit as common;
 
 fn psql(port: u16, command: &str) -> (bool, String, String) {
     let out = common::psql(port, command);

@@ -4,8 +4,9 @@
 //! Every expected result is computed independently in plain Rust from the same generated
 //! events (HashMaps and loops), never by asking the engine.
 
-mod common;
-mod seed1;
+use rampart_testkit as common;
+use rampart_testkit::row;
+use rampart_testkit::seed1;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;

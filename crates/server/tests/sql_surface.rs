@@ -6,7 +6,8 @@
 //! Every expected result is computed independently in plain Rust (loops, maps, sorting)
 //! from the same data the test writes, never by asking the engine.
 
-mod common;
+use rampart_testkit as common;
+use rampart_testkit::row;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;

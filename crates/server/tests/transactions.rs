@@ -4,7 +4,7 @@
 //! tokio-postgres (simple and extended protocols), psql, and the ReadyForQuery status byte
 //! read off the wire.
 
-mod common;
+use rampart_testkit as common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

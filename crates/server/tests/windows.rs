@@ -6,7 +6,7 @@
 //! Expected results are counted by hand from the events the test writes (the comments
 //! give the arithmetic).
 
-mod common;
+use rampart_testkit as common;
 
 use std::time::{Duration, Instant};
 

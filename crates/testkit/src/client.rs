@@ -1,8 +1,6 @@
 //! Helpers shared by the end-to-end tests: a real server, a tokio-postgres client, typed
 //! result rows rendered to canonical strings, and polling until a view converges.
 
-#![allow(dead_code)]
-
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDateTime, Utc};

@@ -4,15 +4,13 @@
 //! Shared by `seed_pipelines.rs` (file sources and a file sink in place of the seed's Kafka
 //! ones) and `kafka.rs` (the seed's own Kafka sources and sinks, against a real broker).
 
-#![allow(dead_code)]
-
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
-use crate::common::{floor_to, ts, wait_for, Row};
+use crate::client::{floor_to, ts, wait_for, Row};
 use crate::row;
 
 const FIVE_MIN: i64 = 300;
@@ -43,7 +41,7 @@ pub fn json_time(t: DateTime<Utc>, n: usize) -> String {
 /// The seed document, copied into the test fixtures (see `fixtures/seeds/README.md`).
 pub const SEED1_DOC: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/seeds/risingwave-siem-pipeline.txt"
+    "/fixtures/seeds/risingwave-siem-pipeline.txt"
 );
 
 /// The five SQL code blocks of the seed document, character for character and in order
