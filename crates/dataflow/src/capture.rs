@@ -36,7 +36,8 @@ impl ViewStore {
         }
     }
 
-    fn upper(&self) -> Time {
+    /// The time before which every worker's updates are complete (the lowest shard's).
+    pub fn upper(&self) -> Time {
         self.uppers.iter().map(|u| u.load(Ordering::Acquire)).min().unwrap_or(0)
     }
 }
@@ -109,6 +110,11 @@ impl WatchedSink {
             inner,
             upper: AtomicU64::new(0),
         }
+    }
+
+    /// The time before which the sink has written every change.
+    pub fn upper(&self) -> Time {
+        self.upper.load(Ordering::Acquire)
     }
 
     /// Waits (polling) until the sink's input has progressed past `t` or `timeout` passes.

@@ -43,6 +43,8 @@ pub struct CatalogEntry {
     /// A materialized view's retention (the column it expires rows by, and how long after
     /// their event time), if it has one.
     pub retention: Option<rampart_plan::Retention>,
+    /// A sink's writer, which knows how far the sink has written (`rampart_frontiers`).
+    pub sink: Option<Arc<rampart_dataflow::WatchedSink>>,
 }
 
 /// All objects by name.

@@ -142,6 +142,10 @@ impl Coordinator {
             system_tables::CHECKPOINTS,
             Arc::new(EmptyTable::new(system_tables::checkpoints_schema())),
         );
+        let _ = schema_ctx.register_table(
+            system_tables::FRONTIERS,
+            Arc::new(EmptyTable::new(system_tables::frontiers_schema())),
+        );
         Arc::new(Coordinator {
             state: Mutex::new(State {
                 catalog: Catalog::default(),

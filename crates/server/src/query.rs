@@ -194,6 +194,15 @@ impl State {
             ctx.register_table(system_tables::CHECKPOINTS, Arc::new(mem))
                 .map_err(PlanError::from_datafusion)?;
         }
+        if names.contains(system_tables::FRONTIERS) {
+            let mem = MemTable::try_new(
+                system_tables::frontiers_schema(),
+                vec![vec![system_tables::frontiers_batch(&self.catalog)]],
+            )
+            .map_err(PlanError::from_datafusion)?;
+            ctx.register_table(system_tables::FRONTIERS, Arc::new(mem))
+                .map_err(PlanError::from_datafusion)?;
+        }
         for e in self.catalog.in_creation_order() {
             if let (ObjectKind::View, Some(q)) = (e.kind, &e.view_query) {
                 if names.contains(&e.name) {

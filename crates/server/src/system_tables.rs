@@ -13,7 +13,7 @@ pub const SOURCE_ERRORS: &str = "rampart_source_errors";
 pub const LATE_EVENTS: &str = "rampart_late_events";
 
 /// Every system table's name.
-pub const ALL: [&str; 4] = [SOURCE_ERRORS, LATE_EVENTS, SOURCES, CHECKPOINTS];
+pub const ALL: [&str; 5] = [SOURCE_ERRORS, LATE_EVENTS, SOURCES, CHECKPOINTS, FRONTIERS];
 
 /// Whether `name` is a system table.
 pub fn is_system_table(name: &str) -> bool {
@@ -136,4 +136,46 @@ pub(crate) fn checkpoints_batch(
         Arc::new(StringArray::from_iter(stats.values().map(|s| s.error.as_deref()))),
     ];
     RecordBatch::try_new(checkpoints_schema(), cols).unwrap_or_else(|_| RecordBatch::new_empty(checkpoints_schema()))
+}
+
+/// Name of the table of how far each table, materialized view and sink is complete.
+pub const FRONTIERS: &str = "rampart_frontiers";
+
+/// Columns of `rampart_frontiers`.
+pub fn frontiers_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("name", DataType::Utf8, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new(
+            "frontier",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
+    ]))
+}
+
+/// One row per table, materialized view and sink: the dataflow time (processing time)
+/// before which its contents, or for a sink its output, reflect every change that entered
+/// (NULL until it has one). Everything a view held at time `t` has reached a sink once the
+/// sink's frontier passes `t`; tests wait on this instead of sleeping.
+pub(crate) fn frontiers_batch(catalog: &crate::catalog::Catalog) -> RecordBatch {
+    let mut names = Vec::new();
+    let mut kinds = Vec::new();
+    let mut frontiers: Vec<Option<i64>> = Vec::new();
+    for e in catalog.in_creation_order() {
+        let upper = match (&e.store, &e.sink) {
+            (Some(store), _) => Some(store.upper()),
+            (None, Some(sink)) => Some(sink.upper()),
+            (None, None) => continue,
+        };
+        names.push(e.name.clone());
+        kinds.push(e.kind.sql_name().to_string());
+        frontiers.push(upper.filter(|u| *u > 0).map(|u| (u as i64).saturating_mul(1000)));
+    }
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(names)),
+        Arc::new(StringArray::from_iter_values(kinds)),
+        Arc::new(TimestampMicrosecondArray::from(frontiers).with_timezone("UTC")),
+    ];
+    RecordBatch::try_new(frontiers_schema(), cols).unwrap_or_else(|_| RecordBatch::new_empty(frontiers_schema()))
 }

@@ -551,7 +551,7 @@ async fn retention_expires_rows_with_the_watermark() {
         "{notice}"
     );
     // A view without a retention created now over `recent` is told it starts from
-    // `recent`'s current rows (a restart brings it back the same: crash_recovery.rs).
+    // `recent`'s current rows (a restart brings it back the same: the crash tests of crates/rampart).
     notice_client
         .batch_execute("CREATE MATERIALIZED VIEW later_count AS SELECT u, COUNT(*) AS n FROM recent GROUP BY u")
         .await

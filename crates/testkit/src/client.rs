@@ -210,3 +210,35 @@ pub async fn connect_with_notices(handle: &ServerHandle) -> (Client, tokio::sync
     });
     (client, rx)
 }
+
+/// Waits until every table, materialized view and sink has passed `since` in
+/// `rampart_frontiers`: whatever the views held at `since` has then reached every view
+/// above them and every sink. Panics after 60 s, naming the objects still behind.
+pub async fn wait_settled(client: &Client, since: std::time::SystemTime) {
+    let us = since
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a time after the epoch")
+        .as_micros();
+    let sql =
+        format!("SELECT name, kind FROM rampart_frontiers WHERE frontier IS NULL OR CAST(frontier AS BIGINT) <= {us}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let behind: Vec<String> = client
+            .simple_query(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .into_iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => {
+                    Some(format!("{} {}", r.get(1).unwrap_or("?"), r.get(0).unwrap_or("?")))
+                }
+                _ => None,
+            })
+            .collect();
+        if behind.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "not settled after 60 s: {behind:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -121,6 +121,7 @@ impl State {
             upstream,
             seq: 0,
             retention: None,
+            sink: Some(writer.clone()),
         });
         // A sink over a retained view records its expiry floors as a view does (so a
         // restart does not emit rows that had expired before it was created): only then

@@ -105,6 +105,7 @@ impl State {
             upstream: vec![],
             seq: 0,
             retention: None,
+            sink: None,
         });
         Ok(Executed {
             notices,

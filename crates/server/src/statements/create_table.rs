@@ -52,6 +52,7 @@ impl State {
             upstream: vec![],
             seq: 0,
             retention: None,
+            sink: None,
         });
         Ok(Executed::command("CREATE_TABLE"))
     }

@@ -260,6 +260,7 @@ impl State {
             upstream,
             seq: 0,
             retention,
+            sink: None,
         });
         // While restoring, views replay their input in the background.
         let mut notices = if self.restoring.is_some() {
@@ -314,6 +315,7 @@ impl State {
             upstream: vec![],
             seq: 0,
             retention: None,
+            sink: None,
         });
         Ok(Executed::command("CREATE_VIEW"))
     }
