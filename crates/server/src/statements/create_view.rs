@@ -162,8 +162,10 @@ impl State {
             .collect()
     }
 
+    /// `CREATE [MATERIALIZED] VIEW`, in its steps: [`State::validate_view`],
+    /// [`State::plan_materialized_view`], [`State::persist_view`],
+    /// [`State::install_view`], [`State::wait_for_view`].
     pub(crate) async fn create_view(&mut self, cv: &CreateView, stmt: &ParsedStatement) -> Result<Executed, PlanError> {
-        let sql = stmt.text.as_str();
         let name = object_name(&cv.name);
         let kind = if cv.materialized {
             ObjectKind::MaterializedView
@@ -173,59 +175,122 @@ impl State {
         if cv.if_not_exists && self.catalog.get(&name).is_some() {
             return Ok(notice_exists(kind.sql_name(), &name));
         }
+        self.validate_view(cv, &name)?;
+        if !cv.materialized {
+            return self.create_plain_view(&name, &cv.query, stmt).await;
+        }
+        let planned = self.plan_materialized_view(cv, &name, stmt).await?;
+        let persisted = self.persist_view(&name, &planned, &stmt.text)?;
+        let installed = self.install_view(&name, cv, &stmt.text, planned, persisted)?;
+        let notices = self.wait_for_view(&name, installed).await;
+        Ok(Executed {
+            notices,
+            ..Executed::command("CREATE_MATERIALIZED_VIEW")
+        })
+    }
+
+    /// What a view's statement may not ask for, before anything is planned.
+    fn validate_view(&self, cv: &CreateView, name: &str) -> Result<(), PlanError> {
         if cv.or_replace {
             return Err(PlanError::unsupported(
                 "CREATE OR REPLACE of views is not supported; DROP and CREATE",
             ));
         }
-        self.check_free(&name)?;
+        self.check_free(name)?;
         if !cv.columns.is_empty() {
             return Err(PlanError::unsupported(
                 "column lists on CREATE VIEW are not supported; alias the columns in the query",
             ));
         }
-        if !cv.materialized {
-            if cv.options != CreateTableOptions::None {
-                return Err(PlanError::unsupported(
-                    "WITH options on a (non-materialized) view are not supported: a retention applies to CREATE MATERIALIZED VIEW",
-                ));
-            }
-            return self.create_plain_view(&name, &cv.query, stmt).await;
+        if !cv.materialized && cv.options != CreateTableOptions::None {
+            return Err(PlanError::unsupported(
+                "WITH options on a (non-materialized) view are not supported: a retention applies to CREATE MATERIALIZED VIEW",
+            ));
         }
+        Ok(())
+    }
+
+    /// The view's plan (with `EMIT ON WINDOW CLOSE` and its retention), the event-time
+    /// lags of what it reads, and the NOTICEs its retention chain calls for.
+    async fn plan_materialized_view(
+        &self,
+        cv: &CreateView,
+        name: &str,
+        stmt: &ParsedStatement,
+    ) -> Result<PlannedView, PlanError> {
         let plan = self
             .plan_streaming_view(&cv.query, NowMode::TemporalFiltersOnly, stmt.emit_on_window_close)
             .await?;
-        let plan = self.with_retention(plan, &cv.options, sql)?;
-        let (retention, retention_notices) = self.retention_chain(&name, &plan);
+        let plan = self.with_retention(plan, &cv.options, &stmt.text)?;
+        let (retention, retention_notices) = self.retention_chain(name, &plan);
         let (lags, event_time) = self.plan_event_time(&plan);
-        // How it comes back after a restart: a view of single source events is snapshotted
-        // (restored from its last checkpoint, its readers resume there); a view without a
-        // retention over a retained snapshotted one is saved too and rebuilt beside it.
-        let rebuilt = match self.restore_plan(&name, &plan.plan, retention.is_some(), false)? {
+        Ok(PlannedView {
+            plan,
+            retention,
+            retention_notices,
+            lags,
+            event_time,
+        })
+    }
+
+    /// Decides how the view comes back after a restart and records it: a view of single
+    /// source events is snapshotted (restored from its last checkpoint, its readers resume
+    /// there); a view without a retention over a retained snapshotted one is saved too and
+    /// rebuilt beside it. Its readers start before the statement is recorded, so one that
+    /// cannot start fails the statement without leaving it in the catalog.
+    fn persist_view(&mut self, name: &str, planned: &PlannedView, sql: &str) -> Result<PersistedView, PlanError> {
+        let plan = &planned.plan;
+        let rebuilt = match self.restore_plan(name, &plan.plan, planned.retention.is_some(), false)? {
             RestorePlan::Rebuilt(roots) => Some(roots),
             RestorePlan::AsUsual => None,
         };
-        let snapshot = self.open_view_log(&name, &plan.plan, rebuilt.as_ref())?;
+        let snapshot = self.open_view_log(name, &plan.plan, rebuilt.as_ref())?;
         let checkpoint = snapshot.as_ref().and_then(|(_, cp)| cp.as_ref());
         let resume = checkpoint.map(|cp| cp.positions.clone()).unwrap_or_default();
-        // Readers start before the statement is recorded: one that cannot start fails the
-        // statement without leaving it in the catalog.
-        let feeds = self.source_feeds(&plan, &resume)?;
+        let feeds = self.source_feeds(plan, &resume)?;
         let created_ms = self.creation_ms();
-        self.persist_created(&name, sql, created_ms)?;
+        self.persist_created(name, sql, created_ms)?;
+        Ok(PersistedView {
+            rebuilt,
+            snapshot,
+            feeds,
+        })
+    }
+
+    /// Starts the view's dataflow on every worker and enters it in the catalog.
+    fn install_view(
+        &mut self,
+        name: &str,
+        cv: &CreateView,
+        sql: &str,
+        planned: PlannedView,
+        persisted: PersistedView,
+    ) -> Result<InstalledView, PlanError> {
+        let PlannedView {
+            plan,
+            retention,
+            retention_notices,
+            lags,
+            event_time,
+        } = planned;
+        let PersistedView {
+            rebuilt,
+            snapshot,
+            feeds,
+        } = persisted;
         // Registered once the view exists, before its dataflow reads a batch.
-        let (snapshot_capture, restored_rows) = self.snapshot_view(&name, &plan.plan, snapshot, &feeds);
+        let (snapshot_capture, restored_rows) = self.snapshot_view(name, &plan.plan, snapshot, &feeds);
         let restore_start = rampart_dataflow::now_ms();
         let ingest_gate = self.restore_gate(restored_rows.as_ref().map(|r| r.len()), restore_start);
         let is_rebuilt = rebuilt.is_some();
         if let Some(roots) = rebuilt {
-            self.register_rebuilt(&name, roots);
+            self.register_rebuilt(name, roots);
         }
-        let upstream = self.upstream_feeds(&name, &feeds, &plan);
+        let upstream = self.upstream_feeds(name, &feeds, &plan);
         let store = ViewStore::new(self.engine.workers(), self.engine.registry());
         let floor_report = rampart_dataflow::ExpiryFloors::default();
         let spec = ViewSpec {
-            name: name.clone(),
+            name: name.to_string(),
             plan: plan.plan.clone(),
             desc: plan.desc.clone(),
             arrange: true,
@@ -244,11 +309,11 @@ impl State {
             restore_start,
             ingest_gate,
         };
-        self.register_schema(&name, plan.desc.arrow_schema())?;
+        self.register_schema(name, plan.desc.arrow_schema())?;
         self.engine.broadcast(Command::CreateView(Box::new(spec)));
         self.catalog.insert(CatalogEntry {
-            name: name.clone(),
-            kind,
+            name: name.to_string(),
+            kind: ObjectKind::MaterializedView,
             desc: plan.desc.clone(),
             sql: sql.to_string(),
             depends_on: self.dependencies_of(&plan, &cv.query),
@@ -262,22 +327,29 @@ impl State {
             retention,
             sink: None,
         });
-        // While restoring, views replay their input in the background.
+        Ok(InstalledView {
+            floor_report,
+            retention_notices,
+            is_rebuilt,
+        })
+    }
+
+    /// Waits for the new view to catch up (not while restoring: views then replay in the
+    /// background), then records its expiry floors and, for a rebuilt view, its first
+    /// checkpoint. Returns the statement's NOTICEs.
+    async fn wait_for_view(&mut self, name: &str, installed: InstalledView) -> Vec<String> {
         let mut notices = if self.restoring.is_some() {
             vec![]
         } else {
             self.catch_up().await
         };
         let caught_up = notices.is_empty();
-        notices.extend(self.record_expiry_floors(&name, &floor_report, caught_up));
-        notices.extend(retention_notices);
-        if is_rebuilt && self.restoring.is_none() {
-            notices.extend(self.first_checkpoint(&name).await);
+        notices.extend(self.record_expiry_floors(name, &installed.floor_report, caught_up));
+        notices.extend(installed.retention_notices);
+        if installed.is_rebuilt && self.restoring.is_none() {
+            notices.extend(self.first_checkpoint(name).await);
         }
-        Ok(Executed {
-            notices,
-            ..Executed::command("CREATE_MATERIALIZED_VIEW")
-        })
+        notices
     }
 
     pub(crate) async fn create_plain_view(
@@ -328,4 +400,34 @@ pub(super) fn timed_columns(names: &[&str], timed: &[usize]) -> String {
     }
     let list: Vec<&str> = timed.iter().map(|i| names[*i]).collect();
     format!("the event-time columns are {}", list.join(", "))
+}
+
+/// A materialized view once planned.
+struct PlannedView {
+    plan: ViewPlan,
+    /// Its retention, if it has one.
+    retention: Option<rampart_plan::Retention>,
+    /// NOTICEs about its place in a chain of retained views.
+    retention_notices: Vec<String>,
+    /// Event-time lags of what it reads, for the dataflow.
+    lags: std::collections::BTreeMap<String, rampart_plan::event_time::Lags>,
+    /// Event-time lags of its own columns.
+    event_time: Option<rampart_plan::event_time::Lags>,
+}
+
+/// A materialized view once recorded in the data directory, with its readers started.
+struct PersistedView {
+    /// For a rebuilt view, the retained views it is rebuilt from.
+    rebuilt: Option<std::collections::BTreeSet<String>>,
+    /// Its view log and last checkpoint, when it is snapshotted.
+    snapshot: Option<(rampart_storage::ViewLog, Option<rampart_storage::ViewCheckpoint>)>,
+    /// The readers feeding it.
+    feeds: std::collections::BTreeMap<String, rampart_dataflow::SourceFeed>,
+}
+
+/// A materialized view once its dataflow runs.
+struct InstalledView {
+    floor_report: rampart_dataflow::ExpiryFloors,
+    retention_notices: Vec<String>,
+    is_rebuilt: bool,
 }
