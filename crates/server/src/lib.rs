@@ -2,7 +2,6 @@
 //! queries over consistent snapshots) and the PostgreSQL wire front end that serves it.
 
 pub mod catalog;
-mod checkpoint;
 pub mod coordinator;
 mod durability;
 pub mod pg_catalog;

@@ -104,7 +104,7 @@ pub async fn start_server(config: ServerConfig) -> Result<ServerHandle, String> 
                     describe_io(&e)
                 )
             })?;
-            let checkpointer = crate::checkpoint::Checkpointer::start(config.checkpoint_interval, rounds);
+            let checkpointer = crate::durability::checkpoint::Checkpointer::start(config.checkpoint_interval, rounds);
             checkpointer.save_errors(errors.clone(), journal);
             checkpointer.save_errors(late.clone(), late_journal);
             Some(Storage {

@@ -122,7 +122,7 @@ pub fn checkpoints_schema() -> SchemaRef {
 /// One row per snapshotted view that has written (or failed to write) a checkpoint since
 /// the server started.
 pub(crate) fn checkpoints_batch(
-    stats: &std::collections::BTreeMap<String, crate::checkpoint::CheckpointStats>,
+    stats: &std::collections::BTreeMap<String, crate::durability::checkpoint::CheckpointStats>,
 ) -> RecordBatch {
     use datafusion::arrow::array::Float64Array;
     let cols: Vec<ArrayRef> = vec![
