@@ -108,7 +108,8 @@ impl QueryHandler {
 /// A connection's [`Session`], kept in its session extensions from startup on.
 type SessionCell = tokio::sync::Mutex<Session>;
 
-/// The session of `client` (one made from its startup parameters if it has none).
+/// The session of `client`, made from its startup parameters (user, database) at its
+/// startup.
 fn session_of<C: ClientInfo>(client: &C) -> Arc<SessionCell> {
     client.session_extensions().get_or_insert_with(|| {
         let metadata = client.metadata();
@@ -560,13 +561,7 @@ impl StartupHandler for Startup {
             let (handle, guard) = self.connections.register(pid, secret);
             client.session_extensions().insert(handle);
             client.session_extensions().insert(guard);
-            let metadata = client.metadata();
-            let session = Session::new(
-                metadata.get(METADATA_USER).map_or("", String::as_str),
-                metadata.get(METADATA_DATABASE).map_or("", String::as_str),
-                Some(client.socket_addr()),
-            );
-            client.session_extensions().insert(SessionCell::new(session));
+            session_of(client);
             finish_authentication(client, &self.parameters).await?;
         }
         Ok(())

@@ -85,32 +85,7 @@ async fn psql_prints_the_notice_and_the_failed_rollback() {
     client.simple_query("CREATE TABLE t (a INT)").await.unwrap();
     let port = handle.addr.port();
     let out = tokio::task::spawn_blocking(move || {
-        let mut child = std::process::Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-U",
-                "root",
-                "-d",
-                "dev",
-                "-w",
-                "-At",
-            ])
-            .args(["-f", "-"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("run psql");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"BEGIN;\nINSERT INTO t VALUES (7);\nROLLBACK;\nSELECT a FROM t;\n")
-            .unwrap();
-        child.wait_with_output().unwrap()
+        common::psql_script(port, "BEGIN;\nINSERT INTO t VALUES (7);\nROLLBACK;\nSELECT a FROM t;\n")
     })
     .await
     .unwrap();

@@ -161,23 +161,45 @@ pub fn append_lines(path: &std::path::Path, lines: &[String]) {
 
 /// Runs the real psql client (`-At -c SQL`) against the server on `port`.
 pub fn psql(port: u16, sql: &str) -> std::process::Output {
-    std::process::Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-U",
-            "root",
-            "-d",
-            "dev",
-            "-w",
-            "-At",
-            "-c",
-            sql,
-        ])
-        .output()
-        .expect("run psql")
+    psql_command(port).args(["-c", sql]).output().expect("run psql")
+}
+
+/// Runs the real psql client against the server on `port` with `script` on its standard
+/// input, as a user pipes a file into it (statement by statement, errors on stderr).
+pub fn psql_script(port: u16, script: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = psql_command(port)
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run psql");
+    child
+        .stdin
+        .take()
+        .expect("psql's stdin")
+        .write_all(script.as_bytes())
+        .expect("write the script");
+    child.wait_with_output().expect("psql ends")
+}
+
+/// `psql -h 127.0.0.1 -p PORT -U root -d dev -w -At`.
+fn psql_command(port: u16) -> std::process::Command {
+    let mut command = std::process::Command::new("psql");
+    command.args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-U",
+        "root",
+        "-d",
+        "dev",
+        "-w",
+        "-At",
+    ]);
+    command
 }
 
 /// The next NOTICE from a [`connect_with_notices`] channel (waits up to 10 s).
