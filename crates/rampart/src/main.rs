@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use rampart_server::{start_server, ServerConfig};
+use rampart_server::{start_server, ServerConfig, ServerHandle};
 
 /// Rampart: a streaming SIEM engine. SQL in, alerts out, incrementally.
 #[derive(Parser)]
@@ -113,10 +113,7 @@ fn main() {
                     server.addr.ip(),
                     server.addr.port()
                 );
-                tokio::select! {
-                    r = server.wait() => r.map_err(|e| e.to_string()),
-                    _ = tokio::signal::ctrl_c() => Ok(()),
-                }
+                serve_until_stopped(server).await
             }
             Cmd::Run { file, args } => {
                 let sql = std::fs::read_to_string(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
@@ -144,10 +141,7 @@ fn main() {
                     }
                 }
                 eprintln!("executed {}; serving on {} until Ctrl-C", file.display(), server.addr);
-                tokio::select! {
-                    r = server.wait() => r.map_err(|e| e.to_string()),
-                    _ = tokio::signal::ctrl_c() => Ok(()),
-                }
+                serve_until_stopped(server).await
             }
             Cmd::Demo { args, rate, seconds } => demo::run(args.config(), rate, seconds).await,
         }
@@ -156,4 +150,20 @@ fn main() {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
+}
+
+/// Serves until SIGTERM (how systemd and Kubernetes stop a service) or SIGINT (Ctrl-C),
+/// then stops gracefully: no new connections, a last checkpoint, exit 0.
+async fn serve_until_stopped(server: ServerHandle) -> Result<(), String> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot watch for SIGTERM: {e}"))?;
+    let signal = tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = terminate.recv() => "SIGTERM",
+    };
+    tracing::info!("{signal}: stopping (no new connections, a last checkpoint)");
+    eprintln!("{signal}: stopping");
+    server.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
 }

@@ -57,9 +57,27 @@ pub struct ServerHandle {
     /// How many objects were restored from the data directory.
     pub restored: usize,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The checkpoint thread, with a data directory.
+    checkpointer: Option<Arc<crate::durability::checkpoint::Checkpointer>>,
 }
 
 impl ServerHandle {
+    /// Stops the server (SIGTERM, SIGINT): closes the listener, so no new connection is
+    /// accepted, then writes a last checkpoint (views and the rejected and late input not
+    /// saved yet). Statements still running end with the process. A restart on the same
+    /// data directory resumes from here, as it would after a kill.
+    pub async fn shutdown(self) {
+        self.task.abort();
+        if let Some(checkpointer) = self.checkpointer {
+            let started = std::time::Instant::now();
+            let done = tokio::task::spawn_blocking(move || checkpointer.final_checkpoint()).await;
+            match done {
+                Ok(()) => tracing::info!(ms = started.elapsed().as_millis() as u64, "last checkpoint written"),
+                Err(e) => tracing::error!("the last checkpoint failed: {e}"),
+            }
+        }
+    }
+
     /// Waits until the listener stops (normally never).
     pub async fn wait(self) -> std::io::Result<()> {
         match self.task.await {
@@ -72,6 +90,7 @@ impl ServerHandle {
 /// Starts the engine and the pgwire listener. Must be called inside a tokio runtime.
 pub async fn start_server(config: ServerConfig) -> Result<ServerHandle, String> {
     let mut stored = Vec::new();
+    let mut checkpointer = None;
     let errors = ErrorLog::new();
     let late = ErrorLog::new();
     let storage = match &config.data_dir {
@@ -104,7 +123,9 @@ pub async fn start_server(config: ServerConfig) -> Result<ServerHandle, String> 
                     describe_io(&e)
                 )
             })?;
-            let checkpointer = crate::durability::checkpoint::Checkpointer::start(config.checkpoint_interval, rounds);
+            let started = crate::durability::checkpoint::Checkpointer::start(config.checkpoint_interval, rounds);
+            checkpointer = Some(started.clone());
+            let checkpointer = started;
             checkpointer.save_errors(errors.clone(), journal);
             checkpointer.save_errors(late.clone(), late_journal);
             Some(Storage {
@@ -148,5 +169,6 @@ pub async fn start_server(config: ServerConfig) -> Result<ServerHandle, String> 
         restore_failures,
         restored,
         task,
+        checkpointer,
     })
 }

@@ -22,6 +22,7 @@ mod retention;
 mod seed;
 mod snapshots;
 mod start_positions;
+mod stop;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

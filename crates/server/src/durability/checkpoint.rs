@@ -164,6 +164,26 @@ impl Checkpointer {
         self.rounds.lock().restored
     }
 
+    /// The last checkpoint before the server stops: a round of every view that has
+    /// progressed, then the rejected and late input not saved yet (a round saves those only
+    /// when some view has new rows).
+    pub(crate) fn final_checkpoint(&self) {
+        self.checkpoint_all();
+        for (errors, journal) in self.errors.lock().iter_mut() {
+            let new = errors.take_unsaved();
+            if new.is_empty() {
+                continue;
+            }
+            if let Err(e) = journal.append(&new) {
+                tracing::error!(
+                    "cannot save rejected or late input to the data directory: {}",
+                    describe_io(&e)
+                );
+                errors.unsaved_again(new);
+            }
+        }
+    }
+
     /// Writes a round: every view that has progressed, at one dataflow time, then the
     /// round's number to the round log.
     pub(crate) fn checkpoint_all(&self) {
