@@ -29,8 +29,8 @@ const ALERT_QUERIES: [(&str, &str); 3] = [
 /// demo left in `dir` (after checking no server is using it). `rampart serve --data-dir
 /// DIR` is how to resume a stopped demo instead.
 fn start_fresh(dir: &std::path::Path) -> Result<(), String> {
-    drop(rampart_storage::DataDir::open(dir)?);
-    let catalog = dir.join("catalog.log");
+    let data = rampart_storage::DataDir::open(dir)?;
+    let catalog = data.catalog_path();
     if catalog.exists() {
         println!(
             "Starting the demo over in {} (to resume the previous one instead: rampart serve --data-dir {})",
@@ -38,18 +38,25 @@ fn start_fresh(dir: &std::path::Path) -> Result<(), String> {
             dir.display()
         );
     }
-    for file in ["catalog.log", "soar_alerts.jsonl"] {
-        let p = dir.join(file);
-        if p.exists() {
-            std::fs::remove_file(&p).map_err(|e| format!("cannot remove {}: {e}", p.display()))?;
-        }
+    // Everything the previous demo left: its objects, their logs and checkpoints, its
+    // rejected and late input, and its alerts.
+    let files = [
+        catalog,
+        data.errors_path(),
+        data.late_events_path(),
+        data.rounds_path(),
+        dir.join("soar_alerts.jsonl"),
+    ];
+    for p in files.iter().filter(|p| p.exists()) {
+        std::fs::remove_file(p).map_err(|e| format!("cannot remove {}: {e}", p.display()))?;
     }
-    for sub in ["tables", "sinks"] {
+    for sub in ["tables", "sinks", "views"] {
         let p = dir.join(sub);
         if p.exists() {
             std::fs::remove_dir_all(&p).map_err(|e| format!("cannot remove {}: {e}", p.display()))?;
         }
     }
+    drop(data);
     Ok(())
 }
 

@@ -1,4 +1,4 @@
--- The first seed pipeline (../shared/seeds/risingwave-siem-pipeline.txt), with the Kafka
+-- The first seed pipeline (risingwave-siem-pipeline.txt, in crates/testkit/fixtures/seeds), with the Kafka
 -- sources replaced by the built-in generator and the alert sinks writing JSON lines.
 CREATE SOURCE firewall_logs (
     event_time        TIMESTAMPTZ,

@@ -53,7 +53,8 @@ struct ServeArgs {
     /// Dataflow worker threads (default: number of cores).
     #[arg(long)]
     workers: Option<usize>,
-    /// How often sinks make their output and progress durable, in milliseconds.
+    /// How often sinks make their output and progress durable and snapshotted views write
+    /// a checkpoint, in milliseconds.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     checkpoint_interval_ms: u64,
 }
@@ -76,7 +77,7 @@ impl ServeArgs {
 fn report_restore(server: &rampart_server::ServerHandle, args: &ServeArgs) {
     if server.restored > 0 {
         eprintln!(
-            "restored {} objects from {}; views are replaying their input",
+            "restored {} objects from {}; views resume from their checkpoints or replay their input",
             server.restored,
             args.data_dir.display()
         );

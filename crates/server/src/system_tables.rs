@@ -30,6 +30,16 @@ pub fn late_events_schema() -> SchemaRef {
     log_schema("arrived_at")
 }
 
+/// The columns of the system table `name`, if it is one.
+pub fn schema_of(name: &str) -> Option<SchemaRef> {
+    match name {
+        SOURCES => Some(sources_schema()),
+        CHECKPOINTS => Some(checkpoints_schema()),
+        FRONTIERS => Some(frontiers_schema()),
+        _ => log_table_schema(name),
+    }
+}
+
 /// The columns of `name` if it is one of the log-backed system tables.
 pub fn log_table_schema(name: &str) -> Option<SchemaRef> {
     match name {

@@ -466,6 +466,26 @@ async fn show_describe_explain_and_batch_selects() {
             row!["failures", "bigint"]
         ]
     );
+    // Every system table can be described (its columns as the operations docs list them).
+    assert_eq!(
+        describe("rampart_frontiers").await,
+        vec![
+            row!["name", "character varying"],
+            row!["kind", "character varying"],
+            row!["frontier", "timestamp with time zone"]
+        ]
+    );
+    for table in [
+        "rampart_sources",
+        "rampart_checkpoints",
+        "rampart_source_errors",
+        "rampart_late_events",
+    ] {
+        assert!(
+            !ordered_rows(&client, &format!("DESCRIBE {table}")).await.is_empty(),
+            "{table}"
+        );
+    }
     let (code, msg) = fails(&client, "DESCRIBE no_such_thing").await;
     assert_eq!(code, "42P01", "{msg}");
 

@@ -275,7 +275,7 @@ FORMAT PLAIN ENCODE JSON;"#,
 
 /// The seed's only deviations from valid SQL, as (text in the seed, replacement, missing
 /// column): two statements select a column their relation does not have, and RisingWave
-/// rejects them as well (see the README's "Known deviation from the seed SQL").
+/// rejects them as well (see docs/sql.md, "Known deviation from the seed SQL").
 /// - `alert_summary` selects `event_time` from `alert_brute_force`, whose time columns are
 ///   `window_start` and `window_end`: the brute-force branch uses `window_end AS event_time`.
 /// - `soar_alerts_sink` selects `target_resource` from `alert_brute_force`: `NULL AS
