@@ -55,13 +55,15 @@ pub struct PreparedSql {
 }
 
 impl PreparedSql {
-    /// Prepares `sql`.
-    pub fn new(sql: &str) -> Self {
-        PreparedSql {
+    /// Prepares `sql`; fails on a parameter number above [`crate::params::MAX_PARAMETERS`].
+    pub fn new(sql: &str) -> Result<Self, SqlError> {
+        let template = SqlTemplate::parse(sql);
+        template.check_parameter_numbers()?;
+        Ok(PreparedSql {
             sql: sql.to_string(),
-            template: Arc::new(SqlTemplate::parse(sql)),
+            template: Arc::new(template),
             described: Arc::new(Mutex::new(None)),
-        }
+        })
     }
 }
 
@@ -77,7 +79,7 @@ impl QueryParser for Parser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        Ok(Some(PreparedSql::new(sql)))
+        PreparedSql::new(sql).map(Some).map_err(|e| user_error(&e, None))
     }
 
     fn get_parameter_types(&self, _stmt: &PreparedSql) -> PgWireResult<Vec<Type>> {

@@ -19,12 +19,18 @@ enum Piece {
     },
 }
 
+/// The most parameters a statement may have (the protocol counts them in 16 bits, and
+/// PostgreSQL allows as many).
+pub const MAX_PARAMETERS: usize = 65_535;
+
 /// SQL text split at its `$n` placeholders (ignoring those inside string literals, quoted
 /// identifiers, dollar-quoted strings and comments).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqlTemplate {
     pieces: Vec<Piece>,
     param_count: usize,
+    /// The first `$n` above [`MAX_PARAMETERS`], if any (the statement is refused).
+    out_of_range: Option<u128>,
 }
 
 fn is_ident_char(c: char) -> bool {
@@ -38,6 +44,7 @@ impl SqlTemplate {
         let mut pieces = Vec::new();
         let mut text = String::new();
         let mut param_count = 0;
+        let mut out_of_range = None;
         let mut i = 0;
         let prev_is_ident = |i: usize| i > 0 && is_ident_char(chars[i - 1]);
         while i < chars.len() {
@@ -65,6 +72,14 @@ impl SqlTemplate {
                         }
                         let digits: String = chars[i + 1..j].iter().collect();
                         match digits.parse::<usize>() {
+                            Ok(n) if n > MAX_PARAMETERS => {
+                                out_of_range.get_or_insert(n as u128);
+                                j
+                            }
+                            Err(_) => {
+                                out_of_range.get_or_insert(u128::MAX);
+                                j
+                            }
                             Ok(n) if n >= 1 => {
                                 if !text.is_empty() {
                                     pieces.push(Piece::Text(std::mem::take(&mut text)));
@@ -92,7 +107,30 @@ impl SqlTemplate {
         if !text.is_empty() {
             pieces.push(Piece::Text(text));
         }
-        SqlTemplate { pieces, param_count }
+        SqlTemplate {
+            pieces,
+            param_count,
+            out_of_range,
+        }
+    }
+
+    /// An error if the text names a parameter above [`MAX_PARAMETERS`] (SQLSTATE 54023,
+    /// too many arguments): such a statement is refused before anything is sized by it.
+    pub fn check_parameter_numbers(&self) -> Result<(), SqlError> {
+        match self.out_of_range {
+            None => Ok(()),
+            Some(n) => {
+                let named = if n == u128::MAX {
+                    "a huge number".to_string()
+                } else {
+                    format!("${n}")
+                };
+                Err(SqlError::new(
+                    "54023",
+                    format!("parameter {named} is out of range: a statement has at most {MAX_PARAMETERS} parameters"),
+                ))
+            }
+        }
     }
 
     /// The highest `$n` referenced.

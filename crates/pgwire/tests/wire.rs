@@ -529,3 +529,28 @@ async fn psql_reads_rows_notices_and_errors() {
     assert!(stderr.contains(&caret), "{stderr}");
     assert!(stderr.contains("HINT:  remove the oops"), "{stderr}");
 }
+
+/// A Parse naming a parameter beyond what the protocol can bind (`$99999999999`) is refused
+/// at once with SQLSTATE 54023, without sizing anything by that number, and the connection
+/// stays usable; `$65535`, the most there can be, is still accepted.
+#[tokio::test]
+async fn a_parameter_number_beyond_the_protocol_is_refused() {
+    let server = start().await;
+    let (client, _notices) = connect(server.port).await;
+    for sql in [
+        "SELECT $99999999999",
+        "SELECT $65536",
+        "SELECT $1 + $999999999999999999999999999",
+    ] {
+        let err = client.prepare(sql).await.expect_err("refused");
+        let db = err.as_db_error().expect("database error");
+        assert_eq!(db.code().code(), "54023", "{sql}: {}", db.message());
+        assert!(db.message().contains("at most 65535 parameters"), "{}", db.message());
+    }
+    let stmt = client
+        .prepare("SELECT $65535")
+        .await
+        .expect("the most parameters there can be");
+    assert_eq!(stmt.params().len(), 65_535);
+    assert_eq!(client.query("SELECT 1", &[]).await.expect("still usable").len(), 2);
+}

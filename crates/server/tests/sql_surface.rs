@@ -1310,3 +1310,32 @@ async fn the_readme_example_runs_as_written() {
         .expect("the example's SELECT runs");
     assert_eq!(ordered.len(), expected.len());
 }
+
+/// COPY reads regular files only: a FIFO with no writer (whose open would block the
+/// statement, and every statement queued behind it, forever) and `/dev/zero` (endless) are
+/// refused at once, and the server keeps answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_refuses_fifos_and_devices_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success(), "mkfifo");
+    let handle = server().await;
+    let client = connect(&handle).await;
+    exec_all(&client, "CREATE TABLE t (a INT)").await;
+    for (path, what) in [
+        (fifo.display().to_string(), "a FIFO"),
+        ("/dev/zero".to_string(), "a device"),
+    ] {
+        let started = Instant::now();
+        let (code, msg) = fails(&client, &format!("COPY t FROM '{path}'")).await;
+        assert_eq!(code, "22023", "{msg}");
+        assert!(msg.contains("regular files only") && msg.contains(what), "{msg}");
+        assert!(started.elapsed() < Duration::from_secs(5), "refused at once");
+    }
+    let other = connect(&handle).await;
+    assert_eq!(rows(&other, "SELECT COUNT(*) FROM t").await.unwrap(), vec![row!["0"]]);
+}

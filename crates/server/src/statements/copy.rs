@@ -78,8 +78,7 @@ impl State {
             })
             .collect::<Result<_, PlanError>>()?;
         let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
-        let file = std::fs::File::open(filename)
-            .map_err(|e| PlanError::new("58P01", format!("could not open file \"{filename}\" for reading: {e}")))?;
+        let file = open_regular_file(filename)?;
         let reader = datafusion::arrow::csv::ReaderBuilder::new(schema)
             .with_header(header)
             .with_delimiter(delimiter)
@@ -93,4 +92,38 @@ impl State {
         self.apply_updates(&table, rows.into_iter().map(|r| (r, 1)).collect(), "COPY")
             .await
     }
+}
+
+/// Opens `path` for COPY, which reads regular files only: a FIFO, a device (`/dev/zero`), a
+/// socket or a directory is refused. It is opened without blocking (a FIFO with no writer
+/// would otherwise hold the statement, and every statement behind it, forever) and checked
+/// after opening, so a file swapped in between is judged as it is read.
+fn open_regular_file(path: &str) -> Result<std::fs::File, PlanError> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| PlanError::new("58P01", format!("could not open file \"{path}\" for reading: {e}")))?;
+    let kind = file
+        .metadata()
+        .map_err(|e| PlanError::new("58030", format!("could not read the metadata of \"{path}\": {e}")))?
+        .file_type();
+    let what = if kind.is_file() {
+        return Ok(file);
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    };
+    Err(PlanError::new(
+        "22023",
+        format!("COPY reads regular files only: \"{path}\" is {what}"),
+    ))
 }
