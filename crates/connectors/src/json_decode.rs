@@ -256,11 +256,31 @@ fn convert(v: &Value, ty: ColumnType) -> Result<Datum, String> {
             _ => return Err(wrong()),
         },
         ColumnType::Int32 | ColumnType::Int64 => {
+            let out_of_range = || format!("{} is out of range for bigint", short(v));
             let i = match v {
-                Value::Number(n) => n
-                    .as_i64()
-                    .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
-                Value::String(s) => s.trim().parse::<i64>().ok(),
+                Value::Number(n) if n.is_u64() && n.as_i64().is_none() => return Err(out_of_range()),
+                Value::Number(n) => match n.as_i64() {
+                    Some(i) => Some(i),
+                    None => match n.as_f64().filter(|f| f.fract() == 0.0) {
+                        // Whole numbers written with an exponent or a fraction part, only
+                        // where an i64 holds them exactly (never saturated to its limits).
+                        Some(f) if (i64::MIN as f64..i64::MAX as f64).contains(&f) => Some(f as i64),
+                        Some(_) => return Err(out_of_range()),
+                        None => None,
+                    },
+                },
+                Value::String(s) => match s.trim().parse::<i64>() {
+                    Ok(i) => Some(i),
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow
+                        ) =>
+                    {
+                        return Err(out_of_range())
+                    }
+                    Err(_) => None,
+                },
                 _ => None,
             }
             .ok_or_else(wrong)?;
@@ -282,7 +302,10 @@ fn convert(v: &Value, ty: ColumnType) -> Result<Datum, String> {
         },
         ColumnType::Timestamp | ColumnType::TimestampTz => match v {
             Value::String(s) => Datum::Timestamp(parse_timestamp(s).ok_or_else(wrong)?),
-            Value::Number(n) => Datum::Timestamp(epoch_to_micros(n.as_f64().ok_or_else(wrong)?)),
+            Value::Number(n) => Datum::Timestamp(
+                epoch_to_micros(n.as_f64().ok_or_else(wrong)?)
+                    .ok_or_else(|| format!("{} is out of range for {}", short(v), ty.sql_name()))?,
+            ),
             _ => return Err(wrong()),
         },
         ColumnType::Date => match v {
@@ -340,15 +363,21 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
 }
 
 /// Interprets an epoch number by magnitude: seconds, milliseconds or microseconds.
-fn epoch_to_micros(x: f64) -> i64 {
+/// An epoch number in seconds, milliseconds or microseconds (told apart by magnitude) as
+/// microseconds; `None` when it is not a time a timestamp can hold (years 4713 BC to
+/// 294276 AD, as in PostgreSQL), rather than a value saturated to the limits.
+fn epoch_to_micros(x: f64) -> Option<i64> {
+    /// 4713-11-24 BC and 294277-01-01 AD in microseconds since the epoch.
+    const RANGE_US: std::ops::Range<f64> = -210_866_803_200_000_000.0..9_224_318_016_000_000_000.0;
     let a = x.abs();
-    if a >= 1e14 {
-        x as i64
+    let us = if a >= 1e14 {
+        x
     } else if a >= 1e11 {
-        (x * 1e3) as i64
+        x * 1e3
     } else {
-        (x * 1e6) as i64
-    }
+        x * 1e6
+    };
+    RANGE_US.contains(&us).then_some(us as i64)
 }
 
 #[cfg(test)]
@@ -387,6 +416,25 @@ mod tests {
         let secs = d.decode(r#"{"event_time":1704067201}"#).unwrap();
         let millis = d.decode(r#"{"event_time":1704067201000}"#).unwrap();
         assert_eq!(secs[0], millis[0]);
+    }
+
+    /// Numbers a column cannot hold are decode errors (the line goes to
+    /// `rampart_source_errors`), never a value saturated to the type's limits.
+    #[test]
+    fn numbers_out_of_range_are_errors_not_saturated() {
+        let mut d = JsonDecoder::new(&desc());
+        for bytes in ["9223372036854775808", "1e30", "-1e19", "\"99999999999999999999\""] {
+            let err = d.decode(&format!(r#"{{"bytes":{bytes}}}"#)).unwrap_err();
+            assert!(err.contains("out of range for bigint"), "{bytes}: {err}");
+        }
+        let max = d.decode(r#"{"bytes":9223372036854775807}"#).unwrap();
+        assert_eq!(max[3], Datum::Int(i64::MAX), "the largest bigint itself is kept");
+        let whole = d.decode(r#"{"bytes":1.5e3}"#).unwrap();
+        assert_eq!(whole[3], Datum::Int(1500));
+        for t in ["1e300", "-1e300", "1e19"] {
+            let err = d.decode(&format!(r#"{{"event_time":{t}}}"#)).unwrap_err();
+            assert!(err.contains("out of range for timestamp"), "{t}: {err}");
+        }
     }
 
     #[test]
