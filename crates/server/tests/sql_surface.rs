@@ -1339,3 +1339,47 @@ async fn copy_refuses_fifos_and_devices_at_once() {
     let other = connect(&handle).await;
     assert_eq!(rows(&other, "SELECT COUNT(*) FROM t").await.unwrap(), vec![row!["0"]]);
 }
+
+/// A materialized view of constants (its dataflow finishes at once) must not stop other
+/// queries: a SELECT on a table answers, and the view can be read and dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_of_constants_does_not_stall_queries() {
+    let handle = server().await;
+    let client = connect(&handle).await;
+    exec_all(
+        &client,
+        "CREATE TABLE t (a INT);\nINSERT INTO t VALUES (1);\nCREATE MATERIALIZED VIEW mvb AS VALUES (233, 'risingwave'), (233, 'risingwave');",
+    )
+    .await;
+    let answered = tokio::time::timeout(Duration::from_secs(10), rows(&client, "SELECT a FROM t")).await;
+    assert_eq!(answered.expect("answers within 10 s").unwrap(), vec![row!["1"]]);
+    let view = tokio::time::timeout(Duration::from_secs(10), rows(&client, "SELECT * FROM mvb")).await;
+    assert_eq!(
+        view.expect("answers within 10 s").unwrap(),
+        vec![row!["233", "risingwave"], row!["233", "risingwave"]]
+    );
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        client.simple_query("DROP MATERIALIZED VIEW mvb"),
+    )
+    .await
+    .expect("drops within 10 s")
+    .unwrap();
+}
+
+/// A CHECK constraint, which Rampart would not enforce, is refused (0A000) instead of being
+/// accepted and ignored; nothing is created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_constraints_are_refused_not_ignored() {
+    let handle = server().await;
+    let client = connect(&handle).await;
+    for sql in [
+        "CREATE TABLE c1 (a INT CHECK (a > 0))",
+        "CREATE TABLE c2 (a INT, CONSTRAINT positive CHECK (a > 0))",
+    ] {
+        let (code, msg) = fails(&client, sql).await;
+        assert_eq!(code, "0A000", "{sql}: {msg}");
+        assert!(msg.contains("CHECK"), "{msg}");
+    }
+    assert!(show(&client, "TABLES").await.is_empty());
+}

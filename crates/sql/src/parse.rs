@@ -484,6 +484,12 @@ pub fn columns_to_desc(columns: &[ColumnDef]) -> Result<RelationDesc, PlanError>
         };
         let ty = sql_type(&c.data_type.to_string())
             .ok_or_else(|| PlanError::unsupported(format!("column {name}: type {} is not supported", c.data_type)))?;
+        if c.options
+            .iter()
+            .any(|o| matches!(o.option, datafusion::sql::sqlparser::ast::ColumnOption::Check(_)))
+        {
+            return Err(check_unsupported());
+        }
         if out.iter().any(|(n, _)| n == &name) {
             return Err(PlanError::new(
                 "42701",
@@ -493,6 +499,12 @@ pub fn columns_to_desc(columns: &[ColumnDef]) -> Result<RelationDesc, PlanError>
         out.push((name, ty));
     }
     Ok(RelationDesc::new(out))
+}
+
+/// The error for a `CHECK` constraint: Rampart would not enforce it, so it is refused
+/// rather than accepted and ignored.
+pub fn check_unsupported() -> PlanError {
+    PlanError::unsupported("CHECK constraints are not supported (Rampart would not enforce them)")
 }
 
 /// Maps a SQL type name (as sqlparser prints it) to a column type.

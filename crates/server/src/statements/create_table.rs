@@ -22,6 +22,13 @@ impl State {
                 "CREATE TABLE ... AS SELECT is not supported; use CREATE MATERIALIZED VIEW",
             ));
         }
+        if ct
+            .constraints
+            .iter()
+            .any(|c| matches!(c, datafusion::sql::sqlparser::ast::TableConstraint::Check(_)))
+        {
+            return Err(rampart_sql::parse::check_unsupported());
+        }
         let desc = columns_to_desc(&ct.columns)?;
         if desc.columns.is_empty() {
             return Err(PlanError::invalid(format!("table {name} declares no columns")));
