@@ -21,7 +21,9 @@ struct Followed {
     line_no: i64,
     /// Byte offset just past the last complete line read.
     offset: u64,
-    partial: String,
+    /// The bytes of a last line still waiting for its newline (a character split across
+    /// two writes is whole once the rest arrives).
+    partial: Vec<u8>,
 }
 
 pub(crate) fn spawn(
@@ -66,7 +68,7 @@ pub(crate) fn spawn(
                             reader: BufReader::with_capacity(1 << 20, f),
                             line_no,
                             offset,
-                            partial: String::new(),
+                            partial: Vec::new(),
                         },
                     );
                 }
@@ -81,12 +83,12 @@ pub(crate) fn spawn(
                     let location = name.display().to_string();
                     loop {
                         let mut line = std::mem::take(&mut f.partial);
-                        match f.reader.read_line(&mut line) {
+                        match f.reader.read_until(b'\n', &mut line) {
                             Ok(0) => {
                                 f.partial = line;
                                 break;
                             }
-                            Ok(_) if !line.ends_with('\n') => {
+                            Ok(_) if !line.ends_with(b"\n") => {
                                 f.partial = line;
                                 break;
                             }
@@ -95,6 +97,21 @@ pub(crate) fn spawn(
                                 f.line_no += 1;
                                 f.offset += line.len() as u64;
                                 out.advance(&location, f.offset);
+                                let line = match String::from_utf8(line) {
+                                    Ok(line) => line,
+                                    Err(e) => {
+                                        let at = e.utf8_error().valid_up_to();
+                                        let raw = String::from_utf8_lossy(e.as_bytes()).trim().to_string();
+                                        ctx.errors.record(
+                                            &ctx.name,
+                                            &location,
+                                            Some(f.line_no),
+                                            &raw,
+                                            format!("invalid UTF-8 at byte {at} of the line"),
+                                        );
+                                        continue;
+                                    }
+                                };
                                 let text = line.trim();
                                 if text.is_empty() {
                                     continue;
@@ -122,7 +139,8 @@ pub(crate) fn spawn(
                                     "",
                                     format!("read error: {e}"),
                                 );
-                                f.partial.clear();
+                                // What was read of the line stays, to be completed later.
+                                f.partial = line;
                                 break;
                             }
                         }
