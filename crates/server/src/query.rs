@@ -219,7 +219,7 @@ impl State {
     pub(crate) fn describe_relation(&self, name: &ObjectName) -> Result<Executed, PlanError> {
         let n = object_name(name);
         let desc = if let Some(schema) = system_tables::log_table_schema(&n) {
-            rampart_repr::RelationDesc::from_arrow(&schema).map_err(PlanError::invalid)?
+            rampart_repr::RelationDesc::from_arrow(&schema)?
         } else {
             self.catalog
                 .get(&n)

@@ -77,7 +77,7 @@ pub async fn start_server(config: ServerConfig) -> Result<ServerHandle, String> 
     let storage = match &config.data_dir {
         None => None,
         Some(dir) => {
-            let data_dir = DataDir::open(dir)?;
+            let data_dir = DataDir::open(dir).map_err(|e| e.to_string())?;
             let (catalog, objects) = CatalogLog::open(&data_dir.catalog_path())
                 .map_err(|e| format!("cannot read the catalog in {}: {}", dir.display(), describe_io(&e)))?;
             stored = objects;
