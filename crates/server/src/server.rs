@@ -118,7 +118,7 @@ pub async fn start_server(config: ServerConfig) -> Result<ServerHandle, String> 
             })
         }
     };
-    let engine = Arc::new(Engine::start(config.workers)?);
+    let engine = Arc::new(Engine::start(config.workers).map_err(|e| e.to_string())?);
     let coordinator = Coordinator::with_storage(engine, errors.clone(), late, storage);
     let restored = stored.len();
     let restore_failures = if stored.is_empty() {
