@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use rampart_repr::{Delivered, Positions, Row, SinkWriter};
+use rampart_repr::{Delivered, Error, Positions, Row, SinkWriter};
 
 use crate::{Diff, Time};
 
@@ -145,7 +145,7 @@ impl SinkWriter for WatchedSink {
         self.inner.output_len()
     }
 
-    fn sync(&self) -> Result<(), String> {
+    fn sync(&self) -> Result<(), Error> {
         self.inner.sync()
     }
 
@@ -153,11 +153,11 @@ impl SinkWriter for WatchedSink {
         self.inner.acknowledged_writes()
     }
 
-    fn take_error(&self) -> Option<String> {
+    fn take_error(&self) -> Option<Error> {
         self.inner.take_error()
     }
 
-    fn cut_back(&self, len: u64) -> Result<(), String> {
+    fn cut_back(&self, len: u64) -> Result<(), Error> {
         self.inner.cut_back(len)
     }
 
@@ -165,7 +165,7 @@ impl SinkWriter for WatchedSink {
         self.inner.output_positions(write)
     }
 
-    fn delivered_since(&self, recorded: &Positions) -> Result<Delivered, String> {
+    fn delivered_since(&self, recorded: &Positions) -> Result<Delivered, Error> {
         self.inner.delivered_since(recorded)
     }
 }

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
-use rampart_repr::Row;
+use rampart_repr::{Error, Row, SqlState};
 
 use crate::capture::StoreRegistry;
 use crate::command::{Command, PeekReply, PeekRequest};
@@ -22,7 +22,7 @@ pub struct Engine {
 
 impl Engine {
     /// Starts `workers` worker threads (at least one).
-    pub fn start(workers: usize) -> Result<Engine, String> {
+    pub fn start(workers: usize) -> Result<Engine, Error> {
         let workers = workers.max(1);
         let registry = StoreRegistry::new();
         let (senders, receivers): (Vec<Sender<Command>>, Vec<Receiver<Command>>) =
@@ -34,7 +34,8 @@ impl Engine {
             if let Some(rx) = rx {
                 worker::run(w, rx, reg.clone());
             }
-        })?;
+        })
+        .map_err(|e| Error::internal(format!("cannot start the dataflow workers: {e}")))?;
         let threads = guards.guards().iter().map(|g| g.thread().clone()).collect();
         Ok(Engine {
             senders,
@@ -80,14 +81,11 @@ impl Engine {
     /// The contents of the named tables and materialized views, all as of one time (the
     /// registry's sealed time): rows once per unit of multiplicity, in the order of `names`.
     /// Waits at most `timeout` for the workers to answer.
-    pub fn peek(&self, names: &[String], timeout: Duration) -> Result<Vec<Vec<Row>>, String> {
+    pub fn peek(&self, names: &[String], timeout: Duration) -> Result<Vec<Vec<Row>>, Error> {
         let deadline = Instant::now() + timeout;
         loop {
             if Instant::now() >= deadline {
-                return Err(format!(
-                    "the dataflow workers did not answer the query within {}s",
-                    timeout.as_secs()
-                ));
+                return Err(no_answer(timeout));
             }
             let at = self.registry.reseal().saturating_sub(1);
             let (reply, answers) = unbounded();
@@ -108,16 +106,14 @@ impl Engine {
                     }
                     Ok(PeekReply::Retry) => retry = true,
                     Ok(PeekReply::Missing(name)) => {
-                        return Err(format!(
-                            "relation \"{name}\" has no running dataflow (it is being dropped, or its dataflow failed to build: see rampart_source_errors)"
+                        return Err(Error::new(
+                            SqlState::ObjectNotInPrerequisiteState,
+                            format!(
+                                "relation \"{name}\" has no running dataflow (it is being dropped, or its dataflow failed to build: see rampart_source_errors)"
+                            ),
                         ))
                     }
-                    Err(_) => {
-                        return Err(format!(
-                            "the dataflow workers did not answer the query within {}s",
-                            timeout.as_secs()
-                        ))
-                    }
+                    Err(_) => return Err(no_answer(timeout)),
                 }
             }
             if !retry {
@@ -139,4 +135,15 @@ impl Engine {
             drop(g.join());
         }
     }
+}
+
+/// The workers did not answer a peek in time (`55000`: the views cannot be read now).
+fn no_answer(timeout: Duration) -> Error {
+    Error::new(
+        SqlState::ObjectNotInPrerequisiteState,
+        format!(
+            "the dataflow workers did not answer the query within {}s",
+            timeout.as_secs()
+        ),
+    )
 }

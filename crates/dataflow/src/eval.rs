@@ -8,6 +8,7 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::DFSchemaRef;
+use datafusion::error::DataFusionError;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::simplify::SimplifyContext;
@@ -17,7 +18,7 @@ use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 use rampart_repr::arrow_convert::array_to_datums;
-use rampart_repr::{rows_to_batch_projected, Datum, Row, RowRef};
+use rampart_repr::{rows_to_batch_projected, Datum, Error, Row, RowRef, SqlState};
 
 use crate::row_expr::RowExpr;
 use crate::row_predicate::RowPredicate;
@@ -52,8 +53,9 @@ struct SplitPredicate {
 }
 
 impl Evaluator {
-    /// Compiles `exprs` against `input_schema`.
-    pub fn new(exprs: &[Expr], input_schema: &DFSchemaRef) -> Result<Self, String> {
+    /// Compiles `exprs` against `input_schema`. An expression DataFusion cannot run is an
+    /// error with the SQLSTATE of its kind ([`datafusion_error`]), naming the expression.
+    pub fn new(exprs: &[Expr], input_schema: &DFSchemaRef) -> Result<Self, Error> {
         Self::build(exprs, input_schema, true)
     }
 
@@ -76,7 +78,7 @@ impl Evaluator {
         self.direct.iter().filter(|d| d.is_some()).count()
     }
 
-    fn build(exprs: &[Expr], input_schema: &DFSchemaRef, split: bool) -> Result<Self, String> {
+    fn build(exprs: &[Expr], input_schema: &DFSchemaRef, split: bool) -> Result<Self, Error> {
         let props = ExecutionProps::new();
         let ctx = PhysicalPlanningContext::default();
         // Some functions (COALESCE, NVL) are only executable after simplification. NOW()
@@ -89,7 +91,9 @@ impl Evaluator {
         let physical = exprs
             .iter()
             .map(|e| {
-                let simplified = simplifier.simplify(e.clone()).map_err(|err| format!("{e}: {err}"))?;
+                let simplified = simplifier
+                    .simplify(e.clone())
+                    .map_err(|err| datafusion_error(format!("{e}: {err}"), err))?;
                 if split && direct.is_empty() {
                     predicate = SplitPredicate::compile(&simplified, input_schema)?;
                 }
@@ -107,7 +111,8 @@ impl Evaluator {
                         Err(_) => used.iter_mut().for_each(|u| *u = true),
                     }
                 }
-                create_physical_expr(&simplified, input_schema, &props, &ctx).map_err(|err| format!("{e}: {err}"))
+                create_physical_expr(&simplified, input_schema, &props, &ctx)
+                    .map_err(|err| datafusion_error(format!("{e}: {err}"), err))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let columns: Vec<usize> = (0..used.len()).filter(|&i| used[i]).collect();
@@ -158,15 +163,16 @@ impl Evaluator {
     pub fn eval_columns<'a, R: RowRef + 'a>(
         &self,
         rows: impl ExactSizeIterator<Item = &'a R> + Clone,
-    ) -> Result<Vec<ArrayRef>, String> {
+    ) -> Result<Vec<ArrayRef>, Error> {
         let n = rows.len();
-        let batch = rows_to_batch_projected(rows, &self.schema, &self.columns).map_err(|e| e.to_string())?;
+        let batch = rows_to_batch_projected(rows, &self.schema, &self.columns)
+            .map_err(|e| Error::data(e.to_string()).with_source(e))?;
         self.exprs
             .iter()
             .map(|e| {
                 e.evaluate(&batch)
                     .and_then(|v| v.into_array(n))
-                    .map_err(|err| format!("evaluating {e}: {err}"))
+                    .map_err(|err| datafusion_error(format!("evaluating {e}: {err}"), err))
             })
             .collect()
     }
@@ -174,7 +180,7 @@ impl Evaluator {
     /// Evaluates every expression on every row and returns one output row per input row.
     /// Expressions with a row-level form (column references, constants, ...) are computed
     /// from the input row; only the others go through Arrow.
-    pub fn eval_rows<'a>(&self, rows: impl ExactSizeIterator<Item = &'a Row> + Clone) -> Result<Vec<Row>, String> {
+    pub fn eval_rows<'a>(&self, rows: impl ExactSizeIterator<Item = &'a Row> + Clone) -> Result<Vec<Row>, Error> {
         let n = rows.len();
         let through_arrow = match &self.computed {
             Some(c) => Some(c.as_ref()),
@@ -186,7 +192,11 @@ impl Evaluator {
             Some(e) => e
                 .eval_columns(rows.clone())?
                 .iter()
-                .map(|col| array_to_datums(col).map(Vec::into_iter).map_err(|e| e.to_string()))
+                .map(|col| {
+                    array_to_datums(col)
+                        .map(Vec::into_iter)
+                        .map_err(|e| Error::data(e.to_string()).with_source(e))
+                })
                 .collect::<Result<_, _>>()?,
             None => Vec::new(),
         };
@@ -217,7 +227,7 @@ impl Evaluator {
     pub fn eval_predicate<'a, R: RowRef + 'a>(
         &self,
         rows: impl ExactSizeIterator<Item = &'a R> + Clone,
-    ) -> Result<Vec<bool>, String> {
+    ) -> Result<Vec<bool>, Error> {
         if let Some(p) = &self.predicate {
             let mut keep: Vec<bool> = rows.clone().map(|r| p.on_rows.eval(r) == Some(true)).collect();
             if let Some(rest) = &p.rest {
@@ -238,7 +248,7 @@ impl Evaluator {
         };
         let b = col
             .as_boolean_opt()
-            .ok_or_else(|| format!("predicate is not boolean but {}", col.data_type()))?;
+            .ok_or_else(|| Error::internal(format!("predicate is not boolean but {}", col.data_type())))?;
         Ok((0..n).map(|i| b.is_valid(i) && b.value(i)).collect())
     }
 }
@@ -246,7 +256,7 @@ impl Evaluator {
 impl SplitPredicate {
     /// Splits `predicate` (simplified, over `schema`); `None` when no conjunct has a
     /// row-level form.
-    fn compile(predicate: &Expr, schema: &DFSchemaRef) -> Result<Option<SplitPredicate>, String> {
+    fn compile(predicate: &Expr, schema: &DFSchemaRef) -> Result<Option<SplitPredicate>, Error> {
         let mut on_rows: Option<RowPredicate> = None;
         let mut rest = Vec::new();
         for conjunct in split_conjunction(predicate) {
@@ -272,7 +282,7 @@ impl SplitPredicate {
 }
 
 /// `expr` reading column `renumbered[i]` wherever it read input column `i`.
-fn renumber_columns(expr: Arc<dyn PhysicalExpr>, renumbered: &[usize]) -> Result<Arc<dyn PhysicalExpr>, String> {
+fn renumber_columns(expr: Arc<dyn PhysicalExpr>, renumbered: &[usize]) -> Result<Arc<dyn PhysicalExpr>, Error> {
     let shown = expr.to_string();
     expr.transform_up(|e| {
         let Some(c) = e.downcast_ref::<Column>() else {
@@ -282,7 +292,7 @@ fn renumber_columns(expr: Arc<dyn PhysicalExpr>, renumbered: &[usize]) -> Result
             Some(&j) if j != usize::MAX => Ok(Transformed::yes(
                 Arc::new(Column::new(c.name(), j)) as Arc<dyn PhysicalExpr>
             )),
-            _ => Err(datafusion::error::DataFusionError::Internal(format!(
+            _ => Err(DataFusionError::Internal(format!(
                 "column {} (#{}) is not among the columns read",
                 c.name(),
                 c.index()
@@ -290,20 +300,34 @@ fn renumber_columns(expr: Arc<dyn PhysicalExpr>, renumbered: &[usize]) -> Result
         }
     })
     .map(|t| t.data)
-    .map_err(|err| format!("{shown}: {err}"))
+    .map_err(|err| datafusion_error(format!("{shown}: {err}"), err))
 }
 
 /// Evaluates a timestamp expression to microseconds since the epoch per row (NULL → None).
-pub fn timestamps_micros(col: &ArrayRef) -> Result<Vec<Option<i64>>, String> {
-    let datums = array_to_datums(col).map_err(|e| e.to_string())?;
+pub fn timestamps_micros(col: &ArrayRef) -> Result<Vec<Option<i64>>, Error> {
+    let datums = array_to_datums(col).map_err(|e| Error::data(e.to_string()).with_source(e))?;
     datums
         .into_iter()
         .map(|d| match d {
             Datum::Null => Ok(None),
             Datum::Timestamp(us) => Ok(Some(us)),
-            other => Err(format!("expected a timestamp, got {other:?}")),
+            other => Err(Error::data(format!("expected a timestamp, got {other:?}"))),
         })
         .collect()
+}
+
+/// A DataFusion error as an [`Error`] whose SQLSTATE follows its kind: a construct
+/// DataFusion does not implement `0A000`; a plan or schema error (an expression of the
+/// wrong type) `42804`; DataFusion's internal error `XX000`; anything else (evaluating a
+/// value: Arrow, execution) `22000`. `message` names the expression; `e` is the source.
+pub fn datafusion_error(message: String, e: DataFusionError) -> Error {
+    let state = match e.find_root() {
+        DataFusionError::NotImplemented(_) => SqlState::FeatureNotSupported,
+        DataFusionError::Plan(_) | DataFusionError::SchemaError(..) => SqlState::DatatypeMismatch,
+        DataFusionError::Internal(_) => SqlState::InternalError,
+        _ => SqlState::DataException,
+    };
+    Error::new(state, message).with_source(e)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 
 use datafusion::common::DFSchemaRef;
 use datafusion::logical_expr::Expr;
-use rampart_repr::{Datum, Row};
+use rampart_repr::{Datum, Error, Row};
 
 use crate::eval::Evaluator;
 use crate::row_expr::RowExpr;
@@ -24,7 +24,7 @@ pub struct SourceProjection {
 impl SourceProjection {
     /// Compiles `exprs` over `schema` (the source's columns). `None` when some expression
     /// needs DataFusion (then the projection stays an operator of the dataflow).
-    pub fn compile(exprs: &[Expr], schema: &DFSchemaRef) -> Result<Option<Self>, String> {
+    pub fn compile(exprs: &[Expr], schema: &DFSchemaRef) -> Result<Option<Self>, Error> {
         Ok(Evaluator::new(exprs, schema)?
             .row_exprs()
             .map(|exprs| SourceProjection { exprs }))

@@ -24,7 +24,7 @@ use crate::render::{render_view, ExpiryCut, ImportedView, RenderContext, Rendere
 use crate::row_log::RowLog;
 use crate::stored::{retention_of, Stored, ViewStorage};
 use crate::{now_ms, Diff, Time};
-use rampart_repr::{FeedProgress, SinkWriter};
+use rampart_repr::{Error, FeedProgress, SinkWriter, SqlState};
 
 type WatermarkTrace = TraceAgent<KeySpine<i64, Time, Diff>>;
 
@@ -321,12 +321,20 @@ fn snapshot_and_restore<'s>(rows: Rows<'s>, spec: &ViewSpec, worker: usize) -> R
     }
 }
 
+/// A relation a new dataflow reads that has no running dataflow or stored contents (`55000`).
+fn unavailable(dep: &str) -> Error {
+    Error::new(
+        SqlState::ObjectNotInPrerequisiteState,
+        format!("relation {dep} is not available to the dataflow"),
+    )
+}
+
 fn build_view(
     worker: &mut Worker,
     spec: &ViewSpec,
     objects: &mut HashMap<String, Object>,
     epoch: Time,
-) -> Result<Built, String> {
+) -> Result<Built, Error> {
     let index = worker.index();
     worker.dataflow::<Time, _, _>(|scope| {
         // When the restored rows are all in, on every worker: restored watermarks wait
@@ -357,7 +365,7 @@ fn build_view(
                 };
                 let receiver = feed
                     .take(index)
-                    .ok_or_else(|| format!("feed for source {dep} already taken"))?;
+                    .ok_or_else(|| Error::internal(format!("feed for source {dep} already taken")))?;
                 sources.push(SourceInput {
                     session,
                     watermarks,
@@ -374,7 +382,7 @@ fn build_view(
                 inputs.insert(dep, Rendered { rows, watermark });
             } else if let Some(o) = objects.get_mut(&dep) {
                 let Some(stored) = o.stored.as_mut() else {
-                    return Err(format!("relation {dep} is not available to the dataflow"));
+                    return Err(unavailable(&dep));
                 };
                 let snapshot_upper = if spec.restoring { Time::MIN } else { stored.upper() };
                 // A closed trace (upper empty, read as `Time::MAX`) has no snapshot to cut.
@@ -405,7 +413,7 @@ fn build_view(
                     },
                 );
             } else {
-                return Err(format!("relation {dep} is not available to the dataflow"));
+                return Err(unavailable(&dep));
             }
         }
         let ctx = RenderContext {

@@ -29,7 +29,7 @@ const ALERT_QUERIES: [(&str, &str); 3] = [
 /// demo left in `dir` (after checking no server is using it). `rampart serve --data-dir
 /// DIR` is how to resume a stopped demo instead.
 fn start_fresh(dir: &std::path::Path) -> Result<(), String> {
-    let data = rampart_storage::DataDir::open(dir)?;
+    let data = rampart_storage::DataDir::open(dir).map_err(|e| e.to_string())?;
     let catalog = data.catalog_path();
     if catalog.exists() {
         println!(

@@ -24,7 +24,7 @@ use datafusion::arrow::error::ArrowError;
 use ordered_float::OrderedFloat;
 
 use crate::datum::Datum;
-use crate::Row;
+use crate::{Error, Row};
 
 /// Something read like a row: its `i`-th datum (NULL past its end).
 pub trait RowRef {
@@ -98,11 +98,11 @@ pub fn rows_to_batch_projected<'a, R: RowRef + 'a>(
     )
 }
 
-fn mismatch(d: &Datum, dt: &DataType) -> String {
-    format!("value {d:?} does not fit type {dt}")
+fn mismatch(d: &Datum, dt: &DataType) -> Error {
+    Error::data(format!("value {d:?} does not fit type {dt}"))
 }
 
-fn column_of<'a>(vals: impl Iterator<Item = &'a Datum>, n: usize, dt: &DataType) -> Result<ArrayRef, String> {
+fn column_of<'a>(vals: impl Iterator<Item = &'a Datum>, n: usize, dt: &DataType) -> Result<ArrayRef, Error> {
     macro_rules! build {
         ($builder:expr, $pat:pat => $val:expr) => {{
             let mut b = $builder;
@@ -158,10 +158,10 @@ fn column_of<'a>(vals: impl Iterator<Item = &'a Datum>, n: usize, dt: &DataType)
                 .map(|d| natural_type(d))
                 .unwrap_or(DataType::Null);
             if &natural == other {
-                return Err(format!("unsupported column type {other}"));
+                return Err(Error::unsupported(format!("unsupported column type {other}")));
             }
             let col = column_of(vals.into_iter(), n, &natural)?;
-            datafusion::arrow::compute::cast(&col, other).map_err(|e| e.to_string())?
+            datafusion::arrow::compute::cast(&col, other).map_err(|e| Error::data(e.to_string()).with_source(e))?
         }
     })
 }

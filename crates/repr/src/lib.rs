@@ -3,10 +3,12 @@
 //! conversion between rows and Arrow record batches (the format DataFusion evaluates); and
 //! the types the engine, connectors and storage exchange without depending on each other:
 //! dataflow [`Time`] and [`Diff`], a reader's [`FeedProgress`], and the [`SinkWriter`]
-//! a sink's destination implements.
+//! a sink's destination implements; and the [`Error`] every crate returns, carrying its
+//! SQLSTATE.
 
 pub mod arrow_convert;
 pub mod datum;
+pub mod error;
 pub mod error_log;
 pub mod feed_progress;
 pub mod positions;
@@ -18,6 +20,7 @@ pub mod types;
 
 pub use arrow_convert::{batch_to_rows, rows_to_batch, rows_to_batch_projected, JoinedRow, RowRef};
 pub use datum::Datum;
+pub use error::{Error, SqlState};
 pub use error_log::{ErrorLog, ErrorRecord, MAX_RECORDS};
 pub use feed_progress::FeedProgress;
 pub use positions::Positions;

@@ -3,7 +3,7 @@
 //! engine.
 
 use crate::time::{Diff, Time};
-use crate::{Positions, Row};
+use crate::{Error, Positions, Row};
 
 /// What a readback found at a sink's destination ([`SinkWriter::delivered_since`]): the
 /// changes its messages carried, and the output positions after them.
@@ -26,7 +26,7 @@ pub trait SinkWriter: Send + Sync {
 
     /// Makes the output written so far durable (fsync for files; for sinks that count
     /// [`SinkWriter::acknowledged_writes`], waits until everything written is acknowledged).
-    fn sync(&self) -> Result<(), String> {
+    fn sync(&self) -> Result<(), Error> {
         Ok(())
     }
 
@@ -41,12 +41,12 @@ pub trait SinkWriter: Send + Sync {
 
     /// The error of a write that failed since the last call, if any (`write` itself cannot
     /// fail: a sink that cannot write reports it here).
-    fn take_error(&self) -> Option<String> {
+    fn take_error(&self) -> Option<Error> {
         None
     }
 
     /// Cuts the output back to `len` bytes (see [`SinkWriter::output_len`]).
-    fn cut_back(&self, _len: u64) -> Result<(), String> {
+    fn cut_back(&self, _len: u64) -> Result<(), Error> {
         Ok(())
     }
 
@@ -63,7 +63,7 @@ pub trait SinkWriter: Send + Sync {
     /// of the sink's last record), as they were written, and the output positions after
     /// them. The sink continues after them. These are the writes that were delivered but
     /// not yet acknowledged (or not yet recorded) when the server stopped.
-    fn delivered_since(&self, recorded: &Positions) -> Result<Delivered, String> {
+    fn delivered_since(&self, recorded: &Positions) -> Result<Delivered, Error> {
         Ok((Vec::new(), recorded.clone()))
     }
 }

@@ -121,12 +121,14 @@ impl RelationDesc {
         ))
     }
 
-    /// The relation description of an Arrow schema; columns of unsupported types are an error.
-    pub fn from_arrow(schema: &Schema) -> Result<Self, String> {
+    /// The relation description of an Arrow schema; columns of unsupported types are an error
+    /// (`0A000`).
+    pub fn from_arrow(schema: &Schema) -> Result<Self, crate::Error> {
         let mut columns = Vec::new();
         for f in schema.fields() {
-            let ty = ColumnType::from_arrow(f.data_type())
-                .ok_or_else(|| format!("column {} has unsupported type {}", f.name(), f.data_type()))?;
+            let ty = ColumnType::from_arrow(f.data_type()).ok_or_else(|| {
+                crate::Error::unsupported(format!("column {} has unsupported type {}", f.name(), f.data_type()))
+            })?;
             columns.push(Column {
                 name: f.name().clone(),
                 ty,

@@ -146,8 +146,7 @@ impl State {
         let engine = self.engine.clone();
         let contents = tokio::task::spawn_blocking(move || engine.peek(&peeked, PEEK_TIMEOUT))
             .await
-            .map_err(|e| PlanError::new("XX000", format!("reading the views failed: {e}")))?
-            .map_err(|e| PlanError::new("55000", e))?;
+            .map_err(|e| PlanError::new("XX000", format!("reading the views failed: {e}")))??;
         let ctx = new_session_context();
         if wants_pg_catalog {
             crate::pg_catalog::register(&ctx, Some(&self.catalog));
@@ -228,7 +227,7 @@ impl State {
     pub(crate) fn describe_relation(&self, name: &ObjectName) -> Result<Executed, PlanError> {
         let n = object_name(name);
         let desc = if let Some(schema) = system_tables::schema_of(&n) {
-            rampart_repr::RelationDesc::from_arrow(&schema).map_err(PlanError::invalid)?
+            rampart_repr::RelationDesc::from_arrow(&schema)?
         } else {
             self.catalog
                 .get(&n)

@@ -96,7 +96,7 @@ pub async fn start_server(config: ServerConfig) -> Result<ServerHandle, String> 
     let storage = match &config.data_dir {
         None => None,
         Some(dir) => {
-            let data_dir = DataDir::open(dir)?;
+            let data_dir = DataDir::open(dir).map_err(|e| e.to_string())?;
             let (catalog, objects) = CatalogLog::open(&data_dir.catalog_path())
                 .map_err(|e| format!("cannot read the catalog in {}: {}", dir.display(), describe_io(&e)))?;
             stored = objects;
@@ -139,7 +139,7 @@ pub async fn start_server(config: ServerConfig) -> Result<ServerHandle, String> 
             })
         }
     };
-    let engine = Arc::new(Engine::start(config.workers)?);
+    let engine = Arc::new(Engine::start(config.workers).map_err(|e| e.to_string())?);
     let coordinator = Coordinator::with_storage(engine, errors.clone(), late, storage);
     let restored = stored.len();
     let restore_failures = if stored.is_empty() {

@@ -5,7 +5,8 @@
 pub struct PlanError {
     /// Five-character SQLSTATE (`42601` syntax error, `42P01` undefined table, `42703`
     /// undefined column, `0A000` feature not supported, `42710` duplicate object, `22023`
-    /// invalid parameter value).
+    /// invalid parameter value; an error converted from [`rampart_repr::Error`] keeps its
+    /// own).
     pub sqlstate: &'static str,
     /// What went wrong, naming the construct.
     pub message: String,
@@ -112,3 +113,50 @@ impl std::fmt::Display for PlanError {
 }
 
 impl std::error::Error for PlanError {}
+
+/// An error from the engine, storage or a connector reaches the client with the SQLSTATE it
+/// carries and its message.
+impl From<rampart_repr::Error> for PlanError {
+    fn from(e: rampart_repr::Error) -> Self {
+        PlanError {
+            sqlstate: e.sqlstate(),
+            message: e.into_message(),
+            position: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rampart_repr::{Error, SqlState};
+
+    #[test]
+    fn an_error_from_another_crate_keeps_its_sqlstate_and_message() {
+        for (e, state) in [
+            (Error::unsupported("INCLUDE foo is not supported"), "0A000"),
+            (
+                Error::invalid_parameter("unknown option 'pth' for the file source"),
+                "22023",
+            ),
+            (
+                Error::io(
+                    "cannot create sinks/s.log: Permission denied",
+                    std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+                ),
+                "58030",
+            ),
+            (
+                Error::new(SqlState::WindowingError, "EMIT ON WINDOW CLOSE needs a GROUP BY"),
+                "42P20",
+            ),
+            (Error::internal("an operator lacks an input"), "XX000"),
+        ] {
+            let message = e.to_string();
+            let p = PlanError::from(e);
+            assert_eq!(p.sqlstate, state, "{message}");
+            assert_eq!(p.message, message);
+            assert_eq!(p.position, None);
+        }
+    }
+}

@@ -37,7 +37,7 @@ pub enum NowMode {
 
 /// Lowers a logical plan to a view plan.
 pub fn lower_plan(plan: &LogicalPlan, now_mode: NowMode) -> Result<ViewPlan, PlanError> {
-    let desc = RelationDesc::from_arrow(plan.schema().as_arrow()).map_err(PlanError::unsupported)?;
+    let desc = RelationDesc::from_arrow(plan.schema().as_arrow())?;
     let mut lowered = Lowerer { now_mode }.lower(plan)?;
     lowered.fuse_projections();
     Ok(ViewPlan {
@@ -72,7 +72,7 @@ impl Lowerer {
             LogicalPlan::TableScan(scan) => {
                 let name = scan.table_name.table().to_string();
                 let full = scan.source.schema();
-                let desc = RelationDesc::from_arrow(&full).map_err(PlanError::unsupported)?;
+                let desc = RelationDesc::from_arrow(&full)?;
                 if !scan.filters.is_empty() {
                     return Err(PlanError::unsupported("filters pushed into a table scan"));
                 }

@@ -4,6 +4,8 @@ use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 
+use rampart_repr::{Error, SqlState};
+
 /// A data directory, exclusively locked for as long as this value lives:
 ///
 /// ```text
@@ -20,27 +22,35 @@ pub struct DataDir {
 }
 
 impl DataDir {
-    /// Creates (if needed) and locks `root`. Fails if another server holds it.
-    pub fn open(root: &Path) -> Result<DataDir, String> {
+    /// Creates (if needed) and locks `root`. Fails if another server holds it (`55006`),
+    /// or with the I/O error on the file or directory it names (`58030`).
+    pub fn open(root: &Path) -> Result<DataDir, Error> {
         for dir in [
             root.to_path_buf(),
             root.join("tables"),
             root.join("sinks"),
             root.join("views"),
         ] {
-            fs::create_dir_all(&dir).map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+            fs::create_dir_all(&dir)
+                .map_err(|e| Error::io(format!("cannot create data directory {}: {e}", dir.display()), e))?;
         }
         let lock_path = root.join("LOCK");
-        let lock = File::create(&lock_path).map_err(|e| format!("cannot create {}: {e}", lock_path.display()))?;
+        let lock = File::create(&lock_path)
+            .map_err(|e| Error::io(format!("cannot create {}: {e}", lock_path.display()), e))?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => {
-                return Err(format!(
-                    "data directory {} is in use by another Rampart server; stop it or pick another --data-dir",
-                    root.display()
+                return Err(Error::new(
+                    SqlState::ObjectInUse,
+                    format!(
+                        "data directory {} is in use by another Rampart server; stop it or pick another --data-dir",
+                        root.display()
+                    ),
                 ))
             }
-            Err(fs::TryLockError::Error(e)) => return Err(format!("cannot lock {}: {e}", lock_path.display())),
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(Error::io(format!("cannot lock {}: {e}", lock_path.display()), e))
+            }
         }
         Ok(DataDir {
             root: root.to_path_buf(),
@@ -104,13 +114,20 @@ fn file_name(name: &str) -> String {
     out
 }
 
-/// Reports whether an error from this module is about the disk being full.
+/// An I/O error's text, saying so when the disk holding the data directory is full.
 pub fn describe_io(e: &io::Error) -> String {
     if crate::is_disk_full(e) {
         format!("{e} (the disk holding the data directory is full: free space, then retry)")
     } else {
         e.to_string()
     }
+}
+
+/// A failed operation on a file of the data directory as an [`Error`]: `"{what}: {e}"`
+/// (with [`describe_io`]'s advice on a full disk), `53100` when the disk is full, else
+/// `58030`; `what` names the file or the object it belongs to.
+pub fn io_error(what: impl std::fmt::Display, e: io::Error) -> Error {
+    Error::io(format!("{what}: {}", describe_io(&e)), e)
 }
 
 #[cfg(test)]
@@ -122,7 +139,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let first = DataDir::open(dir.path()).unwrap();
         let err = DataDir::open(dir.path()).err().unwrap();
-        assert!(err.contains("in use by another Rampart server"), "{err}");
+        assert!(err.message().contains("in use by another Rampart server"), "{err}");
+        assert_eq!(err.state(), SqlState::ObjectInUse);
         drop(first);
         DataDir::open(dir.path()).unwrap();
         assert_eq!(file_name("a.b/c"), "a%2eb%2fc");

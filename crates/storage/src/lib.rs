@@ -34,7 +34,7 @@ mod table_log;
 mod view_log;
 
 pub use catalog_log::{CatalogLog, StoredObject};
-pub use data_dir::{describe_io, DataDir};
+pub use data_dir::{describe_io, io_error, DataDir};
 pub use error_journal::ErrorJournal;
 pub use record_log::RecordLog;
 pub use resumable_sink::ResumableSink;
@@ -44,6 +44,4 @@ pub use table_log::TableLog;
 pub use view_log::{ViewCheckpoint, ViewLog};
 
 /// Whether an I/O error means the disk is full (so callers can say so, SQLSTATE 53100).
-pub fn is_disk_full(e: &std::io::Error) -> bool {
-    e.raw_os_error() == Some(28) || e.kind() == std::io::ErrorKind::StorageFull
-}
+pub use rampart_repr::error::is_disk_full;

@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rampart_repr::{now_ms, Delivered, Diff, FeedProgress, SinkWriter, Time};
-use rampart_repr::{Positions, Row};
+use rampart_repr::{Error, Positions, Row};
 
 use crate::sink_state::{apply, SinkCheckpoint, SinkStateLog};
 
@@ -90,7 +90,7 @@ struct Readback {
     /// The output positions of the sink's last record.
     from: Positions,
     /// The readback's answer, once it is in.
-    answer: std::sync::mpsc::Receiver<Result<Delivered, String>>,
+    answer: std::sync::mpsc::Receiver<Result<Delivered, Error>>,
     /// After a failed readback: when to try again.
     retry_at: Option<Instant>,
 }
@@ -127,7 +127,7 @@ impl Readback {
             Ok(Ok(delivered)) => return Some(delivered),
             Ok(Err(e)) => e,
             Err(std::sync::mpsc::TryRecvError::Empty) => return None,
-            Err(std::sync::mpsc::TryRecvError::Disconnected) => "the readback thread stopped".into(),
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => Error::internal("the readback thread stopped"),
         };
         tracing::warn!(
             sink = name,
@@ -352,7 +352,7 @@ impl ResumableSink {
 
     /// Counts what a readback found at the destination (written after the last record) as
     /// emitted, and records it.
-    fn count_delivered(&self, st: &mut State, delivered: Vec<(Row, Diff)>, positions: Positions) -> Result<(), String> {
+    fn count_delivered(&self, st: &mut State, delivered: Vec<(Row, Diff)>, positions: Positions) -> Result<(), Error> {
         let changes: Vec<(Row, Diff)> = delivered
             .into_iter()
             .map(|(row, d)| (self.recorded(&row).unwrap_or(row), d))
@@ -367,7 +367,7 @@ impl ResumableSink {
         st.log
             .append_at(changes, None, Some(positions), BTreeMap::new())
             .and_then(|_| st.log.sync())
-            .map_err(|e| format!("cannot record the sink's progress: {}", crate::describe_io(&e)))
+            .map_err(|e| crate::io_error("cannot record the sink's progress", e))
     }
 
     /// What the log holds: the checkpoint without the batches still unacknowledged.
@@ -411,9 +411,10 @@ impl ResumableSink {
 
     /// Back to the last record that reached the log: reload it and cut the output to its
     /// length, so the difference emitted next starts from what is really there.
-    fn rewind(&self, st: &mut State) -> Result<(), String> {
+    fn rewind(&self, st: &mut State) -> Result<(), Error> {
         let path = st.log.path().to_path_buf();
-        let (log, cp) = SinkStateLog::open(&path).map_err(|e| crate::describe_io(&e))?;
+        let (log, cp) = SinkStateLog::open(&path)
+            .map_err(|e| crate::io_error(format!("cannot read the sink's log {}", path.display()), e))?;
         if let Some(len) = cp.output_len {
             self.inner.cut_back(len)?;
         }
@@ -531,7 +532,7 @@ impl SinkWriter for ResumableSink {
                     if let Err(why) = self.count_delivered(&mut st, changes, positions) {
                         // Retried from the log: the readback is repeated then, and the
                         // rebuilt collection kept.
-                        self.stall(&mut st, why, vec![]);
+                        self.stall(&mut st, why.into_message(), vec![]);
                         if let Some(stalled) = st.resume.as_mut() {
                             stalled.rebuilt = r.rebuilt;
                             stalled.produced = r.produced;
@@ -737,7 +738,7 @@ mod tests {
     struct FlakyFile {
         lines: Mutex<Vec<(Row, Diff)>>,
         fail: std::sync::atomic::AtomicBool,
-        error: Mutex<Option<String>>,
+        error: Mutex<Option<Error>>,
     }
 
     impl SinkWriter for FlakyFile {
@@ -747,18 +748,24 @@ mod tests {
                 .unwrap()
                 .extend(updates.iter().map(|(r, _, d)| (r.clone(), *d)));
             if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
-                *self.error.lock().unwrap() = Some("No space left on device".into());
+                *self.error.lock().unwrap() = Some(Error::io(
+                    "No space left on device",
+                    std::io::Error::from_raw_os_error(28),
+                ));
             }
         }
         fn output_len(&self) -> Option<u64> {
             Some(self.lines.lock().unwrap().len() as u64)
         }
-        fn take_error(&self) -> Option<String> {
+        fn take_error(&self) -> Option<Error> {
             self.error.lock().unwrap().take()
         }
-        fn cut_back(&self, len: u64) -> Result<(), String> {
+        fn cut_back(&self, len: u64) -> Result<(), Error> {
             if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
-                return Err("No space left on device".into());
+                return Err(Error::io(
+                    "No space left on device",
+                    std::io::Error::from_raw_os_error(28),
+                ));
             }
             self.lines.lock().unwrap().truncate(len as usize);
             Ok(())
@@ -806,14 +813,14 @@ mod tests {
     struct Queued {
         writes: std::sync::atomic::AtomicU64,
         acked: std::sync::atomic::AtomicU64,
-        error: Mutex<Option<String>>,
+        error: Mutex<Option<Error>>,
     }
 
     impl SinkWriter for Queued {
         fn write(&self, _updates: &[(Row, Time, Diff)]) {
             self.writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
-        fn sync(&self) -> Result<(), String> {
+        fn sync(&self) -> Result<(), Error> {
             let w = self.writes.load(std::sync::atomic::Ordering::SeqCst);
             self.acked.store(w, std::sync::atomic::Ordering::SeqCst);
             Ok(())
@@ -821,7 +828,7 @@ mod tests {
         fn acknowledged_writes(&self) -> Option<u64> {
             Some(self.acked.load(std::sync::atomic::Ordering::SeqCst))
         }
-        fn take_error(&self) -> Option<String> {
+        fn take_error(&self) -> Option<Error> {
             self.error.lock().unwrap().take()
         }
     }
@@ -863,7 +870,7 @@ mod tests {
             p.advance("seq", seq);
             Some(p)
         }
-        fn delivered_since(&self, recorded: &Positions) -> Result<Delivered, String> {
+        fn delivered_since(&self, recorded: &Positions) -> Result<Delivered, Error> {
             let from = recorded.0.get("seq").copied().unwrap_or(0) as usize;
             let messages = self.messages.lock().unwrap();
             let mut p = Positions::default();
@@ -974,7 +981,7 @@ mod tests {
         let sink = open(&out, &feed);
         feed.ingested(0, &at(5), 0);
         sink.write(&[(row("c"), 1, 1)]);
-        *out.error.lock().unwrap() = Some("broker down".into());
+        *out.error.lock().unwrap() = Some(Error::new(rampart_repr::SqlState::ConnectionFailure, "broker down"));
         out.acked.store(1, SeqCst);
         sink.progress(2);
         std::mem::forget(sink);

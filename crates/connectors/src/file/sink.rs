@@ -8,7 +8,7 @@ use std::io::{Seek, SeekFrom, Write};
 use std::sync::Mutex;
 
 use rampart_dataflow::{Diff, SinkWriter, Time};
-use rampart_repr::{RelationDesc, Row};
+use rampart_repr::{Error, RelationDesc, Row};
 
 use crate::envelope::{write_lines, SinkFormat};
 use crate::sink::SinkTarget;
@@ -19,7 +19,7 @@ pub struct JsonSink {
     format: SinkFormat,
     out: Mutex<Output>,
     /// The error of the last failed write, until taken.
-    failed: Mutex<Option<String>>,
+    failed: Mutex<Option<Error>>,
 }
 
 enum Output {
@@ -114,19 +114,19 @@ impl SinkWriter for JsonSink {
         };
         if let Err(e) = result {
             tracing::error!("sink write failed: {e}");
-            *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+            *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(Error::io(e.to_string(), e));
         }
     }
 
-    fn take_error(&self) -> Option<String> {
+    fn take_error(&self) -> Option<Error> {
         self.failed.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
-    fn cut_back(&self, to: u64) -> Result<(), String> {
+    fn cut_back(&self, to: u64) -> Result<(), Error> {
         match &mut *self.out.lock().unwrap_or_else(|p| p.into_inner()) {
             Output::File { file, len } => {
                 file.set_len(to)
-                    .map_err(|e| format!("cannot cut the sink file back: {e}"))?;
+                    .map_err(|e| Error::io(format!("cannot cut the sink file back: {e}"), e))?;
                 *len = to;
                 Ok(())
             }
@@ -141,9 +141,9 @@ impl SinkWriter for JsonSink {
         }
     }
 
-    fn sync(&self) -> Result<(), String> {
+    fn sync(&self) -> Result<(), Error> {
         match &*self.out.lock().unwrap_or_else(|p| p.into_inner()) {
-            Output::File { file, .. } => file.sync_data().map_err(|e| e.to_string()),
+            Output::File { file, .. } => file.sync_data().map_err(|e| Error::io(e.to_string(), e)),
             Output::Stdout => Ok(()),
         }
     }

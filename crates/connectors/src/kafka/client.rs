@@ -1,9 +1,11 @@
 //! librdkafka client configurations shared by the Kafka source, the sink and the sink's
-//! readback.
+//! readback, and [`kafka_error`]: a client error with the SQLSTATE of its kind.
 
 use std::collections::BTreeMap;
 
+use rampart_repr::{Error, SqlState};
 use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 /// A client configuration holding `props`.
 pub(crate) fn client_config(props: &BTreeMap<String, String>) -> ClientConfig {
@@ -29,4 +31,83 @@ pub(crate) fn assign_config(props: &BTreeMap<String, String>, name: &str) -> Cli
         cfg.set("group.id", format!("rampart-{name}-{}", std::process::id()));
     }
     cfg
+}
+
+/// A Kafka client error as an [`Error`] whose SQLSTATE says what kind of failure it is: a
+/// configuration librdkafka refused `22023`; a broker that cannot be reached, a transport
+/// failure or a timeout `08006`; an unknown topic or partition `42704`; refused credentials
+/// `28000`; a refused ACL `42501`; anything else `58000`. `message` says what was being
+/// done (and usually ends with `e`); `e` is kept as the source.
+pub(crate) fn kafka_error(message: impl Into<String>, e: KafkaError) -> Error {
+    use RDKafkaErrorCode as C;
+    let state = match &e {
+        KafkaError::ClientConfig(..) | KafkaError::ClientCreation(_) => SqlState::InvalidParameterValue,
+        other => match other.rdkafka_error_code() {
+            Some(C::InvalidConfig | C::NotConfigured) => SqlState::InvalidParameterValue,
+            Some(
+                C::BrokerTransportFailure
+                | C::Resolve
+                | C::AllBrokersDown
+                | C::BrokerNotAvailable
+                | C::NetworkException
+                | C::LeaderNotAvailable
+                | C::MessageTimedOut
+                | C::OperationTimedOut
+                | C::RequestTimedOut
+                | C::TimedOutQueue
+                | C::SSL,
+            ) => SqlState::ConnectionFailure,
+            Some(C::UnknownTopic | C::UnknownPartition | C::UnknownTopicOrPartition | C::UnknownTopicId) => {
+                SqlState::UndefinedObject
+            }
+            Some(
+                C::Authentication | C::SaslAuthenticationFailed | C::UnsupportedSASLMechanism | C::IllegalSASLState,
+            ) => SqlState::InvalidAuthorization,
+            Some(
+                C::TopicAuthorizationFailed
+                | C::GroupAuthorizationFailed
+                | C::ClusterAuthorizationFailed
+                | C::TransactionalIdAuthorizationFailed
+                | C::DelegationTokenAuthorizationFailed,
+            ) => SqlState::InsufficientPrivilege,
+            _ => SqlState::SystemError,
+        },
+    };
+    Error::new(state, message).with_source(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_errors_carry_the_sqlstate_of_their_kind() {
+        let state = |e: KafkaError| kafka_error(e.to_string(), e).sqlstate();
+        assert_eq!(state(KafkaError::ClientCreation("bad".into())), "22023");
+        assert_eq!(
+            state(KafkaError::MetadataFetch(RDKafkaErrorCode::AllBrokersDown)),
+            "08006"
+        );
+        assert_eq!(state(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut)), "08006");
+        assert_eq!(
+            state(KafkaError::MetadataFetch(RDKafkaErrorCode::UnknownTopicOrPartition)),
+            "42704"
+        );
+        assert_eq!(
+            state(KafkaError::MessageProduction(
+                RDKafkaErrorCode::SaslAuthenticationFailed
+            )),
+            "28000"
+        );
+        assert_eq!(
+            state(KafkaError::MessageProduction(
+                RDKafkaErrorCode::TopicAuthorizationFailed
+            )),
+            "42501"
+        );
+        assert_eq!(
+            state(KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge)),
+            "58000"
+        );
+    }
 }

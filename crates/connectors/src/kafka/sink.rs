@@ -28,7 +28,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use rampart_dataflow::{Delivered, Diff, SinkWriter, Time};
-use rampart_repr::{Positions, RelationDesc, Row};
+use rampart_repr::{Error, Positions, RelationDesc, Row, SqlState};
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -37,7 +37,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::envelope::{keyed_messages, KeyedMessage, SinkFormat};
-use crate::kafka::client::{assign_config, client_config};
+use crate::kafka::client::{assign_config, client_config, kafka_error};
 use crate::sink::SinkTarget;
 
 /// How long `sync` (and dropping the sink) waits for the broker to acknowledge the messages
@@ -75,7 +75,7 @@ fn partition_position(partition: i32) -> String {
 #[derive(Default)]
 pub struct DeliveryLog {
     failures: AtomicU64,
-    last_error: Mutex<Option<String>>,
+    last_error: Mutex<Option<Error>>,
     acks: Mutex<WriteAcks>,
 }
 
@@ -178,7 +178,7 @@ impl DeliveryLog {
         a.outstanding.keys().next().map(|w| w - 1).unwrap_or(a.started)
     }
 
-    fn fail(&self, e: String) {
+    fn fail(&self, e: Error) {
         self.failures.fetch_add(1, Ordering::SeqCst);
         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
     }
@@ -196,7 +196,7 @@ impl ProducerContext for DeliveryLog {
             Err((e, _msg)) => {
                 tracing::error!("kafka sink: delivery failed: {e}");
                 // Recorded before the write counts as acknowledged (see `acknowledged_writes`).
-                self.fail(e.to_string());
+                self.fail(kafka_error(e.to_string(), e.clone()));
             }
         }
         self.settle(write as u64);
@@ -301,7 +301,7 @@ impl KafkaSink {
     }
 
     /// The last delivery error, if any.
-    pub fn last_error(&self) -> Option<String> {
+    pub fn last_error(&self) -> Option<Error> {
         self.producer
             .context()
             .last_error
@@ -345,7 +345,7 @@ impl KafkaSink {
                 Err((e, _)) => {
                     tracing::error!("kafka sink: cannot send to topic '{}': {e}", self.topic);
                     let context = self.producer.context();
-                    context.fail(e.to_string());
+                    context.fail(kafka_error(e.to_string(), e));
                     context.settle(write);
                     return;
                 }
@@ -363,14 +363,19 @@ fn read_back(
     topic: &str,
     properties: &BTreeMap<String, String>,
     recorded: &Positions,
-) -> Result<Delivered, String> {
+) -> Result<Delivered, Error> {
     let from_seq = recorded.0.get(SEQ_POSITION).copied().unwrap_or(0);
     let consumer: BaseConsumer = assign_config(properties, &format!("readback-{name}"))
         .create()
-        .map_err(|e| format!("cannot create a Kafka consumer to read topic '{topic}' back: {e}"))?;
+        .map_err(|e| {
+            kafka_error(
+                format!("cannot create a Kafka consumer to read topic '{topic}' back: {e}"),
+                e,
+            )
+        })?;
     let metadata = consumer
         .fetch_metadata(Some(topic), CONNECT_TIMEOUT)
-        .map_err(|e| format!("cannot fetch metadata of topic '{topic}': {e}"))?;
+        .map_err(|e| kafka_error(format!("cannot fetch metadata of topic '{topic}': {e}"), e))?;
     let Some(t) = metadata
         .topics()
         .iter()
@@ -386,9 +391,12 @@ fn read_back(
     let mut ends: BTreeMap<i32, i64> = BTreeMap::new();
     for p in t.partitions() {
         let (low, high) = consumer.fetch_watermarks(topic, p.id(), CONNECT_TIMEOUT).map_err(|e| {
-            format!(
-                "cannot read the offsets of partition {} of topic '{topic}': {e}",
-                p.id()
+            kafka_error(
+                format!(
+                    "cannot read the offsets of partition {} of topic '{topic}': {e}",
+                    p.id()
+                ),
+                e,
             )
         })?;
         let start = recorded
@@ -403,11 +411,11 @@ fn read_back(
         }
         assignment
             .add_partition_offset(topic, p.id(), Offset::Offset(start))
-            .map_err(|e| format!("cannot assign partition {} of topic '{topic}': {e}", p.id()))?;
+            .map_err(|e| kafka_error(format!("cannot assign partition {} of topic '{topic}': {e}", p.id()), e))?;
     }
     consumer
         .assign(&assignment)
-        .map_err(|e| format!("cannot assign the partitions of topic '{topic}': {e}"))?;
+        .map_err(|e| kafka_error(format!("cannot assign the partitions of topic '{topic}': {e}"), e))?;
     let started = std::time::Instant::now();
     let mut last_message = started;
     let mut seen = std::collections::BTreeSet::new();
@@ -415,15 +423,18 @@ fn read_back(
     let mut next_seq = from_seq;
     while !(pending.is_empty() && last_message.elapsed() >= READBACK_IDLE) {
         if started.elapsed() > READBACK_TIMEOUT {
-            return Err(format!(
-                "reading topic '{topic}' back did not finish within {}s",
-                READBACK_TIMEOUT.as_secs()
+            return Err(Error::new(
+                SqlState::ConnectionFailure,
+                format!(
+                    "reading topic '{topic}' back did not finish within {}s",
+                    READBACK_TIMEOUT.as_secs()
+                ),
             ));
         }
         let Some(message) = consumer.poll(Duration::from_millis(50)) else {
             continue;
         };
-        let m = message.map_err(|e| format!("cannot read topic '{topic}' back: {e}"))?;
+        let m = message.map_err(|e| kafka_error(format!("cannot read topic '{topic}' back: {e}"), e))?;
         last_message = std::time::Instant::now();
         let (partition, offset) = (m.partition(), m.offset());
         let end = ends.entry(partition).or_insert(0);
@@ -506,17 +517,17 @@ impl SinkWriter for KafkaSink {
         Some(self.producer.context().positions_after(write))
     }
 
-    fn delivered_since(&self, recorded: &Positions) -> Result<Delivered, String> {
+    fn delivered_since(&self, recorded: &Positions) -> Result<Delivered, Error> {
         let found = read_back(&self.name, &self.topic, &self.properties, recorded)?;
         self.producer.context().resume_at(&found.1);
         Ok(found)
     }
 
-    fn sync(&self) -> Result<(), String> {
+    fn sync(&self) -> Result<(), Error> {
         self.producer.flush(FLUSH_TIMEOUT).map_err(|e| {
             let why = format!("flush to topic '{}' failed: {e}", self.topic);
             tracing::error!("kafka sink: {why}");
-            why
+            kafka_error(why, e)
         })
     }
 
@@ -524,10 +535,13 @@ impl SinkWriter for KafkaSink {
         Some(self.producer.context().acknowledged())
     }
 
-    fn take_error(&self) -> Option<String> {
+    fn take_error(&self) -> Option<Error> {
         let failures = self.failures();
         if self.reported_failures.swap(failures, Ordering::SeqCst) < failures {
-            return Some(self.last_error().unwrap_or_else(|| "delivery failed".into()));
+            return Some(
+                self.last_error()
+                    .unwrap_or_else(|| Error::new(SqlState::SystemError, "delivery failed")),
+            );
         }
         None
     }
@@ -602,7 +616,7 @@ mod tests {
         assert_eq!(log.acknowledged(), 3);
         let fourth = log.start_write(1).0;
         assert_eq!(log.acknowledged(), 3);
-        log.fail("broker down".into());
+        log.fail(Error::new(SqlState::ConnectionFailure, "broker down"));
         log.settle(fourth);
         assert_eq!(log.acknowledged(), 4, "a failed message is settled too");
         assert_eq!(log.failures.load(Ordering::SeqCst), 1);

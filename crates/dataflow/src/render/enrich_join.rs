@@ -31,7 +31,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use differential_dataflow::{AsCollection, Hashable};
 use foldhash::{HashMap, HashMapExt};
-use rampart_repr::{Datum, ErrorLog, Row, RowRef};
+use rampart_repr::{Datum, Error, ErrorLog, Row, RowRef};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::operator::Operator;
@@ -231,7 +231,7 @@ pub(super) fn render_enrich_join<'s>(
     ranges: Rows<'s>,
     project: Option<Vec<RowExpr>>,
     ctx: &RenderContext<'s>,
-) -> Result<Rows<'s>, String> {
+) -> Result<Rows<'s>, Error> {
     let key_width = spec.input_keys.len();
     let mut input_exprs = spec.input_keys.to_vec();
     input_exprs.push(spec.range.probe.clone());

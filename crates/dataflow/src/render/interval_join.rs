@@ -24,7 +24,7 @@ use datafusion::common::{DFSchema, DFSchemaRef};
 use datafusion::logical_expr::utils::{conjunction, split_conjunction};
 use datafusion::logical_expr::Expr;
 use differential_dataflow::{Hashable, VecCollection};
-use rampart_repr::{Datum, ErrorLog, JoinedRow, Row};
+use rampart_repr::{Datum, Error, ErrorLog, JoinedRow, Row};
 use timely::dataflow::channels::pact::Exchange;
 
 use super::map_filter::eval_isolating;
@@ -270,7 +270,7 @@ pub(super) fn render_interval_join<'s>(
     late: ErrorLog,
     view: String,
     skip_late_retractions: bool,
-) -> Result<Rows<'s>, String> {
+) -> Result<Rows<'s>, Error> {
     let left_width = joined_schema.fields().len() - right_width;
     let (differ, residual) = Differ::split(residual, joined_schema, left_width);
     let eval = residual

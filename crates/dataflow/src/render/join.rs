@@ -16,7 +16,7 @@ use datafusion::common::DFSchemaRef;
 use datafusion::logical_expr::Expr;
 use differential_dataflow::VecCollection;
 use rampart_plan::{JoinKind, Plan};
-use rampart_repr::{Datum, Row};
+use rampart_repr::{Datum, Error, Row};
 
 use super::map_filter::{eval_isolating, eval_rows_isolating, map_rows};
 use super::{RenderContext, Rows};
@@ -30,7 +30,7 @@ pub(super) fn keyed<'s>(
     schema: &DFSchemaRef,
     ctx: &RenderContext<'s>,
     keep_null_keys: bool,
-) -> Result<VecCollection<'s, Time, (Row, Row), Diff>, String> {
+) -> Result<VecCollection<'s, Time, (Row, Row), Diff>, Error> {
     let eval = Evaluator::new(keys, schema)?;
     let (errors, view) = (ctx.errors.clone(), ctx.view.clone());
     let no_keys = keys.is_empty();
@@ -55,7 +55,7 @@ pub(super) fn render_join<'s>(
     left_rows: Rows<'s>,
     right_rows: Rows<'s>,
     ctx: &RenderContext<'s>,
-) -> Result<Rows<'s>, String> {
+) -> Result<Rows<'s>, Error> {
     let Plan::Join {
         kind,
         left_keys,
@@ -67,7 +67,7 @@ pub(super) fn render_join<'s>(
         ..
     } = plan
     else {
-        return Err("not a join".into());
+        return Err(Error::internal("not a join"));
     };
     let left_width = left_schema.fields().len();
     let right_width = right_schema.fields().len();
@@ -140,7 +140,7 @@ pub(super) fn render_lookup_join<'s>(
     left_rows: Rows<'s>,
     right_rows: Rows<'s>,
     ctx: &RenderContext<'s>,
-) -> Result<Rows<'s>, String> {
+) -> Result<Rows<'s>, Error> {
     let Plan::Join {
         left_keys,
         right_keys,
@@ -149,7 +149,7 @@ pub(super) fn render_lookup_join<'s>(
         ..
     } = plan
     else {
-        return Err("not a join".into());
+        return Err(Error::internal("not a join"));
     };
     let left = keyed(left_rows, left_keys, left_schema, ctx, true)?;
     let right = keyed(right_rows, right_keys, right_schema, ctx, false)?;

@@ -10,7 +10,7 @@ use datafusion::common::DFSchemaRef;
 use datafusion::logical_expr::Expr;
 use differential_dataflow::{AsCollection, VecCollection};
 use rampart_plan::Plan;
-use rampart_repr::{ErrorLog, Row};
+use rampart_repr::{Error, ErrorLog, Row};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::operator::Operator;
@@ -46,7 +46,7 @@ where
 /// failing row in `errors`. Returns one result per input row (`None` where it failed).
 pub fn eval_isolating<T, R: std::fmt::Debug>(
     rows: &[&R],
-    eval: impl Fn(&[&R]) -> Result<Vec<T>, String>,
+    eval: impl Fn(&[&R]) -> Result<Vec<T>, Error>,
     errors: &ErrorLog,
     view: &str,
 ) -> Vec<Option<T>> {
@@ -57,7 +57,7 @@ pub fn eval_isolating<T, R: std::fmt::Debug>(
             .map(|r| match eval(std::slice::from_ref(r)) {
                 Ok(mut v) => v.pop(),
                 Err(e) => {
-                    errors.record(view, "dataflow", None, &format!("{r:?}"), e);
+                    errors.record(view, "dataflow", None, &format!("{r:?}"), e.into_message());
                     None
                 }
             })
@@ -82,7 +82,7 @@ pub(super) fn render_map<'s>(
     exprs: &[Expr],
     schema: &DFSchemaRef,
     ctx: &RenderContext<'s>,
-) -> Result<Rows<'s>, String> {
+) -> Result<Rows<'s>, Error> {
     let eval = Evaluator::new(exprs, schema)?;
     let (errors, view) = (ctx.errors.clone(), ctx.view.clone());
     Ok(map_rows(input, "Map", move |data, out| {
@@ -100,7 +100,7 @@ pub(super) fn render_filter<'s>(
     predicate: &Expr,
     schema: &DFSchemaRef,
     ctx: &RenderContext<'s>,
-) -> Result<Rows<'s>, String> {
+) -> Result<Rows<'s>, Error> {
     let eval = Evaluator::new(std::slice::from_ref(predicate), schema)?;
     let (errors, view) = (ctx.errors.clone(), ctx.view.clone());
     Ok(map_rows(input, "Filter", move |data, out| {
@@ -123,7 +123,7 @@ pub(super) fn render_filter_imported<'s>(
     predicate: &Expr,
     schema: &DFSchemaRef,
     ctx: &RenderContext<'s>,
-) -> Result<Option<Rows<'s>>, String> {
+) -> Result<Option<Rows<'s>>, Error> {
     let eval = Evaluator::new(std::slice::from_ref(predicate), schema)?;
     let Some((on_rows, complete)) = eval.row_conjuncts() else {
         return Ok(None);
@@ -142,7 +142,7 @@ pub(super) fn render_filter_imported<'s>(
 
 /// Compiles every expression of the plan, so a plan that cannot render is rejected when
 /// the statement runs instead of inside a worker.
-pub fn validate(plan: &Plan) -> Result<(), String> {
+pub fn validate(plan: &Plan) -> Result<(), Error> {
     let mut result = Ok(());
     plan.visit(&mut |p| {
         if result.is_err() {
@@ -202,4 +202,43 @@ pub fn validate(plan: &Plan) -> Result<(), String> {
         };
     });
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::common::DFSchema;
+    use datafusion::logical_expr::expr::Unnest;
+    use datafusion::prelude::{col, lit};
+    use rampart_repr::{Column, ColumnType, RelationDesc, SqlState};
+
+    use super::*;
+
+    fn filter(predicate: Expr) -> Plan {
+        let schema = Arc::new(DFSchema::try_from(Schema::new(vec![Field::new("a", DataType::Int64, true)])).unwrap());
+        Plan::Filter {
+            input: Box::new(Plan::Get {
+                name: "t".into(),
+                desc: RelationDesc {
+                    columns: vec![Column {
+                        name: "a".into(),
+                        ty: ColumnType::Int64,
+                    }],
+                },
+            }),
+            predicate,
+            input_schema: schema,
+        }
+    }
+
+    #[test]
+    fn validate_refuses_an_expression_datafusion_cannot_run_as_unsupported() {
+        validate(&filter(col("a").gt(lit(1i64)))).unwrap();
+        let e = validate(&filter(Expr::Unnest(Unnest::new(col("a"))))).unwrap_err();
+        assert_eq!(e.state(), SqlState::FeatureNotSupported, "{e}");
+        assert_eq!(e.sqlstate(), "0A000");
+        assert!(e.message().contains("UNNEST"), "names the expression: {e}");
+    }
 }

@@ -22,7 +22,7 @@ use differential_dataflow::trace::implementations::KeySpine;
 use differential_dataflow::VecCollection;
 use rampart_plan::event_time::Lags;
 use rampart_plan::{JoinStrategy, Operator, PhysicalPlan, Plan, PlanContext, ReduceStrategy, Retention};
-use rampart_repr::{ErrorLog, Row};
+use rampart_repr::{Error, ErrorLog, Row, SqlState};
 use timely::dataflow::Scope;
 
 use crate::eval::Evaluator;
@@ -145,16 +145,16 @@ pub fn render_view<'s>(
     ctx: &RenderContext<'s>,
     resumed_watermark: Option<i64>,
     rows_entered: impl FnOnce(Rows<'s>) -> Rows<'s>,
-) -> Result<Rendered<'s>, String> {
+) -> Result<Rendered<'s>, Error> {
     let physical = ctx.physical(plan);
     match (&physical.operator, physical.inputs.as_slice()) {
         (Operator::Retain(retention), [input]) => {
             let i = render(input, ctx)?;
             let Some(watermark) = &i.watermark else {
-                return Err(format!(
+                return Err(Error::unsupported(format!(
                     "the retention of {} needs an event-time column from a source with a WATERMARK",
                     ctx.view
-                ));
+                )));
             };
             let rows = rows_entered(i.rows.clone());
             Ok(Rendered {
@@ -174,22 +174,24 @@ pub fn render_view<'s>(
 
 /// Renders one operator of a physical plan as it was chosen, returning its output
 /// collection and watermark.
-pub fn render<'s>(node: &PhysicalPlan<'_>, ctx: &RenderContext<'s>) -> Result<Rendered<'s>, String> {
+pub fn render<'s>(node: &PhysicalPlan<'_>, ctx: &RenderContext<'s>) -> Result<Rendered<'s>, Error> {
     let same = |input: &Rendered<'s>, rows: Rows<'s>| Rendered {
         rows,
         watermark: input.watermark.clone(),
     };
-    let input = |i: usize| -> Result<Rendered<'s>, String> {
+    let input = |i: usize| -> Result<Rendered<'s>, Error> {
         render(
-            node.inputs.get(i).ok_or("internal error: an operator lacks an input")?,
+            node.inputs
+                .get(i)
+                .ok_or_else(|| Error::internal("internal error: an operator lacks an input"))?,
             ctx,
         )
     };
     Ok(match (&node.operator, node.plan) {
         (Operator::Read, Plan::Get { name, .. }) if ctx.projected.contains(name) => {
-            return Err(format!(
+            return Err(Error::internal(format!(
                 "internal error: source {name} is read without the projection its reader applies"
-            ))
+            )))
         }
         (Operator::Read, Plan::Get { name, .. }) => match (ctx.inputs.get(name), ctx.imported.get(name)) {
             (Some(rendered), _) => rendered.clone(),
@@ -197,7 +199,7 @@ pub fn render<'s>(node: &PhysicalPlan<'_>, ctx: &RenderContext<'s>) -> Result<Re
                 rows: without_expiry(view, view.source.rows(ctx.scope, None), ctx),
                 watermark: view.watermark.clone(),
             },
-            (None, None) => return Err(format!("input {name} is not available")),
+            (None, None) => return Err(Error::internal(format!("input {name} is not available"))),
         },
         (Operator::Constant, Plan::Constant { rows }) => Rendered {
             rows: constant(ctx, rows.clone()),
@@ -218,9 +220,9 @@ pub fn render<'s>(node: &PhysicalPlan<'_>, ctx: &RenderContext<'s>) -> Result<Re
                 }
             }
             if *built_by_join {
-                let project = Evaluator::new(exprs, input_schema)?
-                    .row_exprs()
-                    .ok_or("internal error: a projection built by a join does not run on rows")?;
+                let project = Evaluator::new(exprs, input_schema)?.row_exprs().ok_or_else(|| {
+                    Error::internal("internal error: a projection built by a join does not run on rows")
+                })?;
                 return render_join(&node.inputs[0], Some(project), ctx);
             }
             let i = input(0)?;
@@ -263,7 +265,12 @@ pub fn render<'s>(node: &PhysicalPlan<'_>, ctx: &RenderContext<'s>) -> Result<Re
                 temporal::render_temporal_filter(i.rows.clone(), &bound.expires_at, input_schema, ctx)?,
             )
         }
-        (Operator::Retain(_), _) => return Err(format!("internal error: a retention below the root of {}", ctx.view)),
+        (Operator::Retain(_), _) => {
+            return Err(Error::internal(format!(
+                "internal error: a retention below the root of {}",
+                ctx.view
+            )))
+        }
         (Operator::Union, Plan::Union { .. }) => {
             let rendered = (0..node.inputs.len()).map(input).collect::<Result<Vec<_>, _>>()?;
             combine(ctx, rendered, |rows| {
@@ -292,9 +299,12 @@ pub fn render<'s>(node: &PhysicalPlan<'_>, ctx: &RenderContext<'s>) -> Result<Re
                     },
                 )),
                 _ if *emit_on_window_close => {
-                    return Err(format!(
-                        "EMIT ON WINDOW CLOSE in {} needs a GROUP BY on a window of a source with a WATERMARK",
-                        ctx.view
+                    return Err(Error::new(
+                        SqlState::WindowingError,
+                        format!(
+                            "EMIT ON WINDOW CLOSE in {} needs a GROUP BY on a window of a source with a WATERMARK",
+                            ctx.view
+                        ),
                     ))
                 }
                 _ => None,
@@ -323,9 +333,9 @@ pub fn render<'s>(node: &PhysicalPlan<'_>, ctx: &RenderContext<'s>) -> Result<Re
             )
         }
         (operator, _) => {
-            return Err(format!(
+            return Err(Error::internal(format!(
                 "internal error: operator {operator:?} does not match its plan node"
-            ))
+            )))
         }
     })
 }
@@ -336,26 +346,26 @@ fn render_join<'s>(
     node: &PhysicalPlan<'_>,
     project: Option<Vec<crate::row_expr::RowExpr>>,
     ctx: &RenderContext<'s>,
-) -> Result<Rendered<'s>, String> {
+) -> Result<Rendered<'s>, Error> {
     let Operator::Join(strategy) = &node.operator else {
-        return Err("internal error: not a join".into());
+        return Err(Error::internal("internal error: not a join"));
     };
     let plan = node.plan;
     if *strategy == JoinStrategy::Enrichment {
         let spec = plan
             .enrich_join()
-            .ok_or("internal error: an enrichment join's plan is not one")?;
+            .ok_or_else(|| Error::internal("internal error: an enrichment join's plan is not one"))?;
         return render_enrich(&spec, &node.inputs, project, ctx);
     }
     let [left, right] = node.inputs.as_slice() else {
-        return Err("internal error: a join without two inputs".into());
+        return Err(Error::internal("internal error: a join without two inputs"));
     };
     let (l, r) = (render(left, ctx)?, render(right, ctx)?);
     let rows = match strategy {
         JoinStrategy::Range => {
             let spec = plan
                 .range_join()
-                .ok_or("internal error: a range join's plan is not one")?;
+                .ok_or_else(|| Error::internal("internal error: a range join's plan is not one"))?;
             range_join::render_range_join(plan, spec, l.rows.clone(), r.rows.clone(), project, ctx)?
         }
         JoinStrategy::Interval(interval) => render_interval(plan, &l, &r, *interval, ctx)?,
@@ -384,7 +394,7 @@ fn render_interval<'s>(
     r: &Rendered<'s>,
     interval: interval_join::Interval,
     ctx: &RenderContext<'s>,
-) -> Result<Rows<'s>, String> {
+) -> Result<Rows<'s>, Error> {
     let Plan::Join {
         left_keys,
         right_keys,
@@ -395,7 +405,7 @@ fn render_interval<'s>(
         ..
     } = plan
     else {
-        return Err("not a join".into());
+        return Err(Error::internal("not a join"));
     };
     let lk = join::keyed(l.rows.clone(), left_keys, left_schema, ctx, false)?;
     let rk = join::keyed(r.rows.clone(), right_keys, right_schema, ctx, false)?;
@@ -431,9 +441,11 @@ fn render_enrich<'s>(
     inputs: &[PhysicalPlan<'_>],
     project: Option<Vec<crate::row_expr::RowExpr>>,
     ctx: &RenderContext<'s>,
-) -> Result<Rendered<'s>, String> {
+) -> Result<Rendered<'s>, Error> {
     let [input, table, ranges] = inputs else {
-        return Err("internal error: an enrichment join without its three inputs".into());
+        return Err(Error::internal(
+            "internal error: an enrichment join without its three inputs",
+        ));
     };
     let (x, t1, t2) = (render(input, ctx)?, render(table, ctx)?, render(ranges, ctx)?);
     // `x` read whole from a view's log: the join finds the rows a table change touches

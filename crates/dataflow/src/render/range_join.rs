@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use differential_dataflow::{AsCollection, Hashable};
 use rampart_plan::Plan;
-use rampart_repr::{Datum, JoinedRow, Row};
+use rampart_repr::{Datum, Error, JoinedRow, Row};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::operator::Operator;
@@ -105,14 +105,14 @@ pub(super) fn render_range_join<'s>(
     right: Rows<'s>,
     project: Option<Vec<RowExpr>>,
     ctx: &RenderContext<'s>,
-) -> Result<Rows<'s>, String> {
+) -> Result<Rows<'s>, Error> {
     let Plan::Join {
         left_schema,
         right_schema,
         ..
     } = plan
     else {
-        return Err("not a join".into());
+        return Err(Error::internal("not a join"));
     };
     let right_width = right_schema.fields().len();
     let (errors, view) = (ctx.errors.clone(), ctx.view.clone());

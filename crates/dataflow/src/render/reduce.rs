@@ -15,7 +15,7 @@ use datafusion::common::DFSchemaRef;
 use datafusion::logical_expr::Expr;
 use ordered_float::OrderedFloat;
 use rampart_plan::{Aggregate, AggregateFunc};
-use rampart_repr::{Datum, Row};
+use rampart_repr::{Datum, Error, Row};
 
 use super::map_filter::{eval_rows_isolating, map_rows};
 use super::watermark::Watermark;
@@ -31,7 +31,7 @@ pub(super) fn render_reduce<'s>(
     schema: &DFSchemaRef,
     window: Option<(&Watermark<'s>, WindowClose)>,
     ctx: &RenderContext<'s>,
-) -> Result<Rows<'s>, String> {
+) -> Result<Rows<'s>, Error> {
     // One evaluator for keys, arguments and filters; remember where each lands.
     let mut exprs = group_exprs.to_vec();
     let mut layout = Vec::new();

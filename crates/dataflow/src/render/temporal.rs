@@ -8,7 +8,7 @@
 
 use datafusion::common::DFSchemaRef;
 use datafusion::logical_expr::Expr;
-use rampart_repr::Row;
+use rampart_repr::{Error, Row};
 
 use super::map_filter::{eval_isolating, map_rows};
 use super::{RenderContext, Rows};
@@ -20,7 +20,7 @@ pub(super) fn render_temporal_filter<'s>(
     expires_at: &Expr,
     schema: &DFSchemaRef,
     ctx: &RenderContext<'s>,
-) -> Result<Rows<'s>, String> {
+) -> Result<Rows<'s>, Error> {
     let eval = Evaluator::new(std::slice::from_ref(expires_at), schema)?;
     let (errors, view) = (ctx.errors.clone(), ctx.view.clone());
     Ok(map_rows(input, "TemporalFilter", move |data, out| {

@@ -10,7 +10,7 @@ use std::cmp::Ordering;
 use datafusion::common::DFSchemaRef;
 use datafusion::logical_expr::Expr;
 use rampart_plan::{RankFunc, SortKey};
-use rampart_repr::{Datum, Row};
+use rampart_repr::{Datum, Error, Row};
 
 use super::map_filter::{eval_rows_isolating, map_rows};
 use super::{RenderContext, Rows};
@@ -24,7 +24,7 @@ pub(super) fn render_window<'s>(
     funcs: &[RankFunc],
     schema: &DFSchemaRef,
     ctx: &RenderContext<'s>,
-) -> Result<Rows<'s>, String> {
+) -> Result<Rows<'s>, Error> {
     let mut exprs = partition_by.to_vec();
     exprs.extend(order_by.iter().map(|s| s.expr.clone()));
     let eval = Evaluator::new(&exprs, schema)?;

@@ -32,7 +32,7 @@ impl State {
         let state = self.schema_ctx.state();
         let logical = plan_streaming_query(&state, query).await?;
         let plan = lower_plan(&logical, now)?;
-        validate(&plan.plan).map_err(|e| PlanError::new("42804", e))?;
+        validate(&plan.plan)?;
         for dep in plan.plan.dependencies() {
             if crate::system_tables::is_system_table(&dep) {
                 return Err(PlanError::unsupported(format!(
@@ -126,9 +126,7 @@ impl State {
             };
             if let Some(connector) = &entry.connector {
                 let projection = match plan.plan.projection_over(&dep) {
-                    Some((exprs, schema)) => SourceProjection::compile(exprs, schema)
-                        .map_err(PlanError::invalid)?
-                        .map(Arc::new),
+                    Some((exprs, schema)) => SourceProjection::compile(exprs, schema)?.map(Arc::new),
                     None => None,
                 };
                 let ctx = SourceContext {
