@@ -44,9 +44,10 @@ enum Cmd {
 
 #[derive(clap::Args, Clone)]
 struct ServeArgs {
-    /// Where durable state lives.
-    #[arg(long, default_value = "./rampart-data")]
-    data_dir: PathBuf,
+    /// Where durable state lives (default: ./rampart-data; the demo's own:
+    /// ./rampart-demo-data).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
     /// Address for PostgreSQL clients.
     #[arg(long, default_value = "127.0.0.1:4566")]
     listen: SocketAddr,
@@ -59,15 +60,30 @@ struct ServeArgs {
     checkpoint_interval_ms: u64,
 }
 
+/// The data directory `serve` and `run` use unless told otherwise.
+const DEFAULT_DATA_DIR: &str = "./rampart-data";
+
+/// The demo's own data directory, so a demo never mixes with a pipeline of one's own.
+const DEMO_DATA_DIR: &str = "./rampart-demo-data";
+
 impl ServeArgs {
+    /// The data directory given, or `default`.
+    fn data_dir_or(&self, default: &str) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| PathBuf::from(default))
+    }
+
     fn config(&self) -> ServerConfig {
+        self.config_in(self.data_dir_or(DEFAULT_DATA_DIR))
+    }
+
+    fn config_in(&self, data_dir: PathBuf) -> ServerConfig {
         let workers = self
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
         ServerConfig {
             listen: self.listen,
             workers,
-            data_dir: Some(self.data_dir.clone()),
+            data_dir: Some(data_dir),
             checkpoint_interval: std::time::Duration::from_millis(self.checkpoint_interval_ms),
         }
     }
@@ -79,7 +95,7 @@ fn report_restore(server: &rampart_server::ServerHandle, args: &ServeArgs) {
         eprintln!(
             "restored {} objects from {}; views resume from their checkpoints or replay their input",
             server.restored,
-            args.data_dir.display()
+            args.data_dir_or(DEFAULT_DATA_DIR).display()
         );
     }
     for f in &server.restore_failures {
@@ -94,6 +110,8 @@ fn main() {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "rampart=info,warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: a log file or a journal gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -130,8 +148,8 @@ fn main() {
                             msg.push_str(&format!(
                                 " ({} objects were restored from {}: resume them with `rampart serve --data-dir {}`, or remove the directory to start over)",
                                 server.restored,
-                                args.data_dir.display(),
-                                args.data_dir.display()
+                                args.data_dir_or(DEFAULT_DATA_DIR).display(),
+                                args.data_dir_or(DEFAULT_DATA_DIR).display()
                             ));
                         }
                         msg
@@ -144,7 +162,9 @@ fn main() {
                 eprintln!("executed {}; serving on {} until Ctrl-C", file.display(), server.addr);
                 serve_until_stopped(server).await
             }
-            Cmd::Demo { args, rate, seconds } => demo::run(args.config(), rate, seconds).await,
+            Cmd::Demo { args, rate, seconds } => {
+                demo::run(args.config_in(args.data_dir_or(DEMO_DATA_DIR)), rate, seconds).await
+            }
         }
     });
     if let Err(e) = result {
