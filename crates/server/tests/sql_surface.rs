@@ -1383,3 +1383,20 @@ async fn check_constraints_are_refused_not_ignored() {
     }
     assert!(show(&client, "TABLES").await.is_empty());
 }
+
+/// What client libraries ask when they connect: `version()` in PostgreSQL's form (SQLAlchemy
+/// and pandas read the version number from it) naming Rampart, and `current_schema()`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_and_current_schema_answer_as_postgresql() {
+    let handle = server().await;
+    let client = connect(&handle).await;
+    let row = client
+        .query_one("SELECT version(), current_schema(), current_database()", &[])
+        .await
+        .unwrap();
+    let version: String = row.get(0);
+    assert!(version.starts_with("PostgreSQL 15.0 on "), "{version}");
+    assert!(version.contains("Rampart"), "{version}");
+    assert_eq!(row.get::<_, String>(1), "public");
+    assert_eq!(row.get::<_, String>(2), "dev");
+}

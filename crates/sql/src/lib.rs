@@ -11,6 +11,7 @@ pub mod options;
 pub mod parse;
 pub mod planner;
 pub mod retention;
+pub mod session_functions;
 pub mod udf;
 pub mod window_rewrite;
 

@@ -10,9 +10,12 @@ use datafusion::common::cast::as_string_array;
 use datafusion::error::Result;
 use datafusion::logical_expr::{create_udf, ColumnarValue, ScalarUDF, Volatility};
 
-/// Every UDF Rampart registers.
+/// Every UDF Rampart registers: its security functions and PostgreSQL's session
+/// information functions ([`crate::session_functions`]).
 pub fn all_udfs() -> Vec<ScalarUDF> {
-    vec![inet_aton_udf()]
+    let mut udfs = vec![inet_aton_udf()];
+    udfs.extend(crate::session_functions::session_functions());
+    udfs
 }
 
 /// `inet_aton(text) -> bigint`: the IPv4 address `a.b.c.d` as the integer

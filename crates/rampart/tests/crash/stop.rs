@@ -62,7 +62,10 @@ async fn sigterm_stops_with_a_last_checkpoint_and_exit_zero() {
     );
     assert!(server_log.contains("SIGTERM: stopping"), "{server_log}");
     assert!(server_log.contains("last checkpoint written"), "{server_log}");
-    assert!(!server_log.contains('\u{1b}'), "a log written to a file has no colour codes");
+    assert!(
+        !server_log.contains('\u{1b}'),
+        "a log written to a file has no colour codes"
+    );
 
     append(ids(4000..5000)); // while the server is down
     let server = start(&data, &log);
