@@ -160,6 +160,9 @@ pub async fn start_server(config: ServerConfig) -> Result<ServerHandle, String> 
         )
     })?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    if let Some(warning) = exposure_warning(&addr) {
+        tracing::warn!("{warning}");
+    }
     let backend: Arc<dyn rampart_pgwire::SqlBackend> = coordinator.clone();
     let task = tokio::spawn(rampart_pgwire::serve(listener, backend));
     Ok(ServerHandle {
@@ -171,4 +174,32 @@ pub async fn start_server(config: ServerConfig) -> Result<ServerHandle, String> 
         task,
         checkpointer,
     })
+}
+
+/// The warning for a listen address other hosts can reach: the server authenticates no one
+/// and has no TLS yet, so anyone who reaches the port controls it.
+pub fn exposure_warning(addr: &SocketAddr) -> Option<String> {
+    (!addr.ip().is_loopback()).then(|| {
+        format!(
+            "listening on {addr}, reachable from other hosts, with no authentication and no TLS: \
+             anyone who reaches this port controls the server and can read any file it can; \
+             listen on 127.0.0.1 and reach it through an SSH tunnel or a TLS proxy (docs/security.md)"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_addresses_other_hosts_can_reach_are_warned_about() {
+        for quiet in ["127.0.0.1:4566", "[::1]:4566"] {
+            assert_eq!(exposure_warning(&quiet.parse().unwrap()), None, "{quiet}");
+        }
+        for loud in ["0.0.0.0:4566", "10.1.2.3:4566", "[::]:4566"] {
+            let w = exposure_warning(&loud.parse().unwrap()).expect(loud);
+            assert!(w.contains("no authentication") && w.contains("docs/security.md"), "{w}");
+        }
+    }
 }
