@@ -140,9 +140,7 @@ impl State {
                     projection: projection.clone(),
                     resume_at: resume.get(&dep).cloned(),
                 };
-                let mut feed = connector
-                    .start(ctx, self.engine.workers())
-                    .map_err(PlanError::invalid)?;
+                let mut feed = connector.start(ctx, self.engine.workers())?;
                 feed.watermarked = entry.watermark.is_some();
                 feed.projected = projection.is_some();
                 feeds.insert(dep, feed);
