@@ -54,8 +54,7 @@ impl State {
         let mut plan = self.plan_view(query, now).await?;
         if emit_on_window_close {
             let mut tree = (*plan.plan).clone();
-            tree.set_emit_on_window_close(&|name| self.event_time_of(name))
-                .map_err(|e| PlanError::new("42P20", e))?;
+            tree.set_emit_on_window_close(&|name| self.event_time_of(name))?;
             plan.plan = Arc::new(tree);
         }
         Ok(plan)
