@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 
 use rampart_dataflow::{Diff, Time};
-use rampart_repr::{Datum, RelationDesc, Row};
+use rampart_repr::{Datum, Error, RelationDesc, Row};
 use serde_json::{Map, Value};
 
 /// How a sink encodes changes (`FORMAT ...`).
@@ -31,12 +31,12 @@ pub enum SinkFormat {
 
 impl SinkFormat {
     /// The format for a `FORMAT` keyword (default PLAIN).
-    pub fn parse(format: Option<&str>) -> Result<Self, String> {
+    pub fn parse(format: Option<&str>) -> Result<Self, Error> {
         match format.map(|f| f.to_uppercase()).as_deref() {
             None | Some("PLAIN") => Ok(SinkFormat::Plain),
             Some("UPSERT") => Ok(SinkFormat::Upsert),
             Some("DEBEZIUM") => Ok(SinkFormat::Debezium),
-            Some(other) => Err(format!("FORMAT {other} is not supported for sinks")),
+            Some(other) => Err(Error::unsupported(format!("FORMAT {other} is not supported for sinks"))),
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use ordered_float::OrderedFloat;
-use rampart_repr::{ColumnType, Datum, RelationDesc, Row};
+use rampart_repr::{ColumnType, Datum, Error, RelationDesc, Row};
 use std::borrow::Cow;
 use std::collections::HashMap;
 
@@ -73,7 +73,7 @@ impl JsonDecoder {
 
     /// Decodes one JSON object. Values are decoded straight into datums as the parser
     /// meets them (no intermediate JSON tree); fields that are not columns are skipped.
-    pub fn decode(&mut self, text: &str) -> Result<Row, String> {
+    pub fn decode(&mut self, text: &str) -> Result<Row, Error> {
         let mut values = Vec::with_capacity(self.columns.len());
         self.decode_into(text, &mut values)?;
         Ok(Row::new(values))
@@ -81,22 +81,26 @@ impl JsonDecoder {
 
     /// [`JsonDecoder::decode`] into `values` (cleared first), one datum per column: a
     /// reader reuses one vector for every line instead of allocating one per row.
-    pub fn decode_into(&mut self, text: &str, values: &mut Vec<Datum>) -> Result<(), String> {
+    pub fn decode_into(&mut self, text: &str, values: &mut Vec<Datum>) -> Result<(), Error> {
         values.clear();
         values.resize(self.columns.len(), Datum::Null);
         let mut de = serde_json::Deserializer::from_str(text);
         RowSeed(self, values).deserialize(&mut de).map_err(describe)?;
-        de.end().map_err(|e| format!("malformed JSON: {e}"))
+        de.end()
+            .map_err(|e| Error::data(format!("malformed JSON: {e}")).with_source(e))
     }
 }
 
-fn describe(e: serde_json::Error) -> String {
+/// A decoding failure as a data exception (`22000`): the column and what was wrong with its
+/// value, or the JSON syntax error.
+fn describe(e: serde_json::Error) -> Error {
     let msg = e.to_string();
-    if msg.starts_with("column ") || msg.starts_with("expected a JSON object") {
+    let message = if msg.starts_with("column ") || msg.starts_with("expected a JSON object") {
         msg.split(" at line ").next().unwrap_or(&msg).to_string()
     } else {
         format!("malformed JSON: {msg}")
-    }
+    };
+    Error::data(message).with_source(e)
 }
 
 /// Decodes an object's fields into the datums of their columns (NULL-filled beforehand).
@@ -173,7 +177,7 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
 struct DatumSeed(ColumnType);
 
 impl<'de> DeserializeSeed<'de> for DatumSeed {
-    type Value = Result<Datum, String>;
+    type Value = Result<Datum, Error>;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_any(DatumVisitor(self.0))
@@ -183,7 +187,7 @@ impl<'de> DeserializeSeed<'de> for DatumSeed {
 struct DatumVisitor(ColumnType);
 
 impl<'de> Visitor<'de> for DatumVisitor {
-    type Value = Result<Datum, String>;
+    type Value = Result<Datum, Error>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         write!(f, "a JSON value")
@@ -212,7 +216,7 @@ impl<'de> Visitor<'de> for DatumVisitor {
     fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
         Ok(match serde_json::Number::from_f64(v) {
             Some(n) => convert(&Value::Number(n), self.0),
-            None => Err(format!("{v} is not a finite number")),
+            None => Err(Error::data(format!("{v} is not a finite number"))),
         })
     }
 
@@ -232,22 +236,22 @@ impl<'de> Visitor<'de> for DatumVisitor {
 }
 
 /// Converts a JSON string to a datum without building a JSON value.
-fn convert_str(s: &str, ty: ColumnType) -> Result<Datum, String> {
+fn convert_str(s: &str, ty: ColumnType) -> Result<Datum, Error> {
     match ty {
         ColumnType::Text => Ok(Datum::str(s)),
         ColumnType::Timestamp | ColumnType::TimestampTz => parse_timestamp(s).map(Datum::Timestamp).ok_or_else(|| {
-            format!(
+            Error::data(format!(
                 "expected {}, found \"{}\"",
                 ty.sql_name(),
                 s.chars().take(40).collect::<String>()
-            )
+            ))
         }),
         _ => convert(&Value::String(s.to_string()), ty),
     }
 }
 
-fn convert(v: &Value, ty: ColumnType) -> Result<Datum, String> {
-    let wrong = || format!("expected {}, found {}", ty.sql_name(), short(v));
+fn convert(v: &Value, ty: ColumnType) -> Result<Datum, Error> {
+    let wrong = || Error::data(format!("expected {}, found {}", ty.sql_name(), short(v)));
     Ok(match ty {
         ColumnType::Bool => match v {
             Value::Bool(b) => Datum::Bool(*b),
@@ -256,7 +260,7 @@ fn convert(v: &Value, ty: ColumnType) -> Result<Datum, String> {
             _ => return Err(wrong()),
         },
         ColumnType::Int32 | ColumnType::Int64 => {
-            let out_of_range = || format!("{} is out of range for bigint", short(v));
+            let out_of_range = || Error::data(format!("{} is out of range for bigint", short(v)));
             let i = match v {
                 Value::Number(n) if n.is_u64() && n.as_i64().is_none() => return Err(out_of_range()),
                 Value::Number(n) => match n.as_i64() {
@@ -285,7 +289,7 @@ fn convert(v: &Value, ty: ColumnType) -> Result<Datum, String> {
             }
             .ok_or_else(wrong)?;
             if ty == ColumnType::Int32 && i32::try_from(i).is_err() {
-                return Err(format!("{i} is out of range for integer"));
+                return Err(Error::data(format!("{i} is out of range for integer")));
             }
             Datum::Int(i)
         }
@@ -304,7 +308,7 @@ fn convert(v: &Value, ty: ColumnType) -> Result<Datum, String> {
             Value::String(s) => Datum::Timestamp(parse_timestamp(s).ok_or_else(wrong)?),
             Value::Number(n) => Datum::Timestamp(
                 epoch_to_micros(n.as_f64().ok_or_else(wrong)?)
-                    .ok_or_else(|| format!("{} is out of range for {}", short(v), ty.sql_name()))?,
+                    .ok_or_else(|| Error::data(format!("{} is out of range for {}", short(v), ty.sql_name())))?,
             ),
             _ => return Err(wrong()),
         },
@@ -316,7 +320,10 @@ fn convert(v: &Value, ty: ColumnType) -> Result<Datum, String> {
             _ => return Err(wrong()),
         },
         ColumnType::Interval | ColumnType::Null => {
-            return Err(format!("{} columns cannot be decoded from JSON", ty.sql_name()))
+            return Err(Error::unsupported(format!(
+                "{} columns cannot be decoded from JSON",
+                ty.sql_name()
+            )))
         }
     })
 }
@@ -425,7 +432,7 @@ mod tests {
         let mut d = JsonDecoder::new(&desc());
         for bytes in ["9223372036854775808", "1e30", "-1e19", "\"99999999999999999999\""] {
             let err = d.decode(&format!(r#"{{"bytes":{bytes}}}"#)).unwrap_err();
-            assert!(err.contains("out of range for bigint"), "{bytes}: {err}");
+            assert!(err.message().contains("out of range for bigint"), "{bytes}: {err}");
         }
         let max = d.decode(r#"{"bytes":9223372036854775807}"#).unwrap();
         assert_eq!(max[3], Datum::Int(i64::MAX), "the largest bigint itself is kept");
@@ -433,20 +440,25 @@ mod tests {
         assert_eq!(whole[3], Datum::Int(1500));
         for t in ["1e300", "-1e300", "1e19"] {
             let err = d.decode(&format!(r#"{{"event_time":{t}}}"#)).unwrap_err();
-            assert!(err.contains("out of range for timestamp"), "{t}: {err}");
+            assert!(err.message().contains("out of range for timestamp"), "{t}: {err}");
         }
     }
 
     #[test]
     fn wrong_types_and_bad_json_are_errors() {
         let mut d = JsonDecoder::new(&desc());
-        assert!(d.decode(r#"{"port":"twenty"}"#).unwrap_err().contains("column port"));
+        assert!(d
+            .decode(r#"{"port":"twenty"}"#)
+            .unwrap_err()
+            .message()
+            .contains("column port"));
         assert!(d
             .decode(r#"{"port":99999999999}"#)
             .unwrap_err()
+            .message()
             .contains("out of range"));
-        assert!(d.decode("{not json").unwrap_err().contains("malformed JSON"));
-        assert!(d.decode("[1,2]").unwrap_err().contains("object"));
+        assert!(d.decode("{not json").unwrap_err().message().contains("malformed JSON"));
+        assert!(d.decode("[1,2]").unwrap_err().message().contains("object"));
     }
 
     /// Expected rows written by hand: the remembered key order must never put a value in

@@ -256,9 +256,11 @@ pub enum OptionsError {
     Property(String),
 }
 
-impl From<OptionsError> for String {
-    fn from(e: OptionsError) -> String {
-        e.to_string()
+/// A refused `WITH` clause is an invalid parameter value (`22023`); the message names the
+/// option (or the connector) and says what is allowed.
+impl From<OptionsError> for rampart_repr::Error {
+    fn from(e: OptionsError) -> Self {
+        rampart_repr::Error::invalid_parameter(e.to_string()).with_source(e)
     }
 }
 
@@ -523,7 +525,10 @@ mod tests {
             value: "fast".into(),
             expected: "a number".into(),
         };
-        assert_eq!(String::from(e), "option 'rate' must be a number, not 'fast'");
+        assert_eq!(e.to_string(), "option 'rate' must be a number, not 'fast'");
+        let e = rampart_repr::Error::from(e);
+        assert_eq!(e.sqlstate(), "22023");
+        assert_eq!(e.message(), "option 'rate' must be a number, not 'fast'");
         let e = OptionsError::MissingConnector {
             supported: vec!["file", "kafka"],
         };

@@ -28,7 +28,7 @@ impl RowBuilder {
     }
 
     /// Decodes `text`. On success its values are [`RowBuilder::values`] until the next call.
-    pub(crate) fn decode(&mut self, text: &str) -> Result<(), String> {
+    pub(crate) fn decode(&mut self, text: &str) -> Result<(), rampart_repr::Error> {
         self.decoder.decode_into(text, &mut self.values)
     }
 

@@ -103,7 +103,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_connector_and_the_option() {
-        let error = |options: &[(&str, &str)]| String::from(target(options).unwrap_err());
+        let error = |options: &[(&str, &str)]| target(options).unwrap_err().to_string();
         assert_eq!(
             error(&[]),
             "missing option 'connector' (one of 'file', 'stdout', 'kafka')"

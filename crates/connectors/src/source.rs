@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use rampart_dataflow::SourceFeed;
-use rampart_repr::{ErrorLog, Positions, RelationDesc};
+use rampart_repr::{Error, ErrorLog, Positions, RelationDesc};
 
 use crate::batch::BatchSender;
 use crate::file::FileSourceOptions;
@@ -131,7 +131,7 @@ impl SourceConnector {
     /// of each Kafka partition), or restores that fixed start after a restart. Returns the
     /// positions to keep in the catalog; an error says why a Kafka `latest` source could
     /// not be fixed (its readers then start at the latest offsets when they start).
-    pub fn pin_positions(&mut self, stored: Option<Positions>) -> Result<Option<Positions>, String> {
+    pub fn pin_positions(&mut self, stored: Option<Positions>) -> Result<Option<Positions>, Error> {
         match self {
             SourceConnector::File {
                 path,
@@ -172,14 +172,15 @@ impl SourceConnector {
         }
     }
 
-    /// Whether Rampart can read this connector (every validated connector can today).
-    pub fn check_supported(&self) -> Result<(), String> {
+    /// Whether Rampart can read this connector (every validated connector can today); an
+    /// error would be `0A000`.
+    pub fn check_supported(&self) -> Result<(), Error> {
         Ok(())
     }
 
     /// Starts a reader feeding `workers` workers and returns the feed to hand to the
     /// dataflow. The reader stops when the dataflow drops the feed.
-    pub fn start(&self, ctx: SourceContext, workers: usize) -> Result<SourceFeed, String> {
+    pub fn start(&self, ctx: SourceContext, workers: usize) -> Result<SourceFeed, Error> {
         let resume_at = ctx.resume_at.clone();
         let resumed_watermark = resume_at
             .as_ref()
@@ -268,7 +269,19 @@ mod tests {
     }
 
     fn error(options: &[(&str, &str)]) -> String {
-        SourceConnector::from_options(&with(options)).unwrap_err().into()
+        SourceConnector::from_options(&with(options)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_refused_option_is_an_invalid_parameter_naming_the_option() {
+        let e = rampart_repr::Error::from(
+            SourceConnector::from_options(&with(&[("connector", "file"), ("path", "/x"), ("pth", "/y")])).unwrap_err(),
+        );
+        assert_eq!(e.sqlstate(), "22023");
+        assert!(
+            e.message().starts_with("unknown option 'pth' for the file source"),
+            "{e}"
+        );
     }
 
     #[test]

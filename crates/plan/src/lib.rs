@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use datafusion::common::DFSchemaRef;
 use datafusion::logical_expr::Expr;
-use rampart_repr::{RelationDesc, Row};
+use rampart_repr::{Error, RelationDesc, Row, SqlState};
 
 /// An aggregate function a [`Plan::Reduce`] computes per group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -392,29 +392,29 @@ impl Plan {
 
     /// Makes every `GROUP BY` of the plan emit on window close (`EMIT ON WINDOW CLOSE`).
     /// Fails, saying why, when the plan has no `GROUP BY` or one whose key holds no
-    /// event-time column.
-    pub fn set_emit_on_window_close(
-        &mut self,
-        inputs: &dyn Fn(&str) -> Option<event_time::Lags>,
-    ) -> Result<(), String> {
+    /// event-time column (a windowing error, `42P20`).
+    pub fn set_emit_on_window_close(&mut self, inputs: &dyn Fn(&str) -> Option<event_time::Lags>) -> Result<(), Error> {
         let mut found = false;
         self.set_eowc(inputs, &mut found)?;
         if found {
             Ok(())
         } else {
-            Err(
-                "EMIT ON WINDOW CLOSE needs a GROUP BY over a window (TUMBLE or HOP) of a source with a WATERMARK"
-                    .into(),
-            )
+            Err(Error::new(
+                SqlState::WindowingError,
+                "EMIT ON WINDOW CLOSE needs a GROUP BY over a window (TUMBLE or HOP) of a source with a WATERMARK",
+            ))
         }
     }
 
-    fn set_eowc(&mut self, inputs: &dyn Fn(&str) -> Option<event_time::Lags>, found: &mut bool) -> Result<(), String> {
+    fn set_eowc(&mut self, inputs: &dyn Fn(&str) -> Option<event_time::Lags>, found: &mut bool) -> Result<(), Error> {
         if let Plan::Reduce { group_exprs, .. } = &*self {
             if self.window_keys(inputs).is_none() {
-                return Err(format!(
-                    "EMIT ON WINDOW CLOSE: GROUP BY [{}] has no window column derived from a source with a WATERMARK, so its groups never close",
-                    group_exprs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
+                return Err(Error::new(
+                    SqlState::WindowingError,
+                    format!(
+                        "EMIT ON WINDOW CLOSE: GROUP BY [{}] has no window column derived from a source with a WATERMARK, so its groups never close",
+                        group_exprs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
+                    ),
                 ));
             }
         }
@@ -543,6 +543,15 @@ mod tests {
 
     fn projection(plan: &Plan, name: &str) -> Option<Vec<Expr>> {
         plan.projection_over(name).map(|(exprs, _)| exprs.to_vec())
+    }
+
+    #[test]
+    fn emit_on_window_close_without_a_group_by_is_a_windowing_error() {
+        let mut plan = map(get("s"), vec![col("a")]);
+        let e = plan.set_emit_on_window_close(&|_| None).unwrap_err();
+        assert_eq!(e.state(), SqlState::WindowingError);
+        assert_eq!(e.sqlstate(), "42P20");
+        assert!(e.message().starts_with("EMIT ON WINDOW CLOSE needs a GROUP BY"), "{e}");
     }
 
     #[test]

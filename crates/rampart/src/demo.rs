@@ -74,7 +74,7 @@ pub async fn run(config: ServerConfig, rate: f64, seconds: Option<u64>) -> Resul
         .replace("{ASSETS_CSV}", &assets.display().to_string())
         .replace("{GEO_CSV}", &geo.display().to_string())
         .replace("{ALERTS_FILE}", &alerts.display().to_string());
-    let server = start_server(config).await?;
+    let server = start_server(config).await.map_err(|e| e.to_string())?;
     server
         .coordinator
         .execute_script(&sql)

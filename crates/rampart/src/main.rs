@@ -124,7 +124,7 @@ fn main() {
     let result = rt.block_on(async move {
         match cli.command {
             Cmd::Serve(args) => {
-                let server = start_server(args.config()).await?;
+                let server = start_server(args.config()).await.map_err(|e| e.to_string())?;
                 report_restore(&server, &args);
                 eprintln!(
                     "rampart listening on {} (psql -h {} -p {} -U root -d dev)",
@@ -136,7 +136,7 @@ fn main() {
             }
             Cmd::Run { file, args } => {
                 let sql = std::fs::read_to_string(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-                let server = start_server(args.config()).await?;
+                let server = start_server(args.config()).await.map_err(|e| e.to_string())?;
                 report_restore(&server, &args);
                 for outcome in server
                     .coordinator

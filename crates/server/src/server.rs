@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rampart_dataflow::Engine;
-use rampart_repr::ErrorLog;
+use rampart_repr::{Error, ErrorLog};
 use tokio::net::TcpListener;
 
-use rampart_storage::{describe_io, CatalogLog, DataDir, ErrorJournal, RoundLog};
+use rampart_storage::{io_error, CatalogLog, DataDir, ErrorJournal, RoundLog};
 
 use crate::coordinator::Coordinator;
 use crate::durability::Storage;
@@ -87,8 +87,10 @@ impl ServerHandle {
     }
 }
 
-/// Starts the engine and the pgwire listener. Must be called inside a tokio runtime.
-pub async fn start_server(config: ServerConfig) -> Result<ServerHandle, String> {
+/// Starts the engine and the pgwire listener. Must be called inside a tokio runtime. A data
+/// directory another server holds is `55006`; one that cannot be read, or a port that
+/// cannot be listened on, `58030` naming the file or the address.
+pub async fn start_server(config: ServerConfig) -> Result<ServerHandle, Error> {
     let mut stored = Vec::new();
     let mut checkpointer = None;
     let errors = ErrorLog::new();
@@ -96,33 +98,18 @@ pub async fn start_server(config: ServerConfig) -> Result<ServerHandle, String> 
     let storage = match &config.data_dir {
         None => None,
         Some(dir) => {
-            let data_dir = DataDir::open(dir).map_err(|e| e.to_string())?;
+            let data_dir = DataDir::open(dir)?;
             let (catalog, objects) = CatalogLog::open(&data_dir.catalog_path())
-                .map_err(|e| format!("cannot read the catalog in {}: {}", dir.display(), describe_io(&e)))?;
+                .map_err(|e| io_error(format!("cannot read the catalog in {}", dir.display()), e))?;
             stored = objects;
-            let (journal, saved) = ErrorJournal::open(&data_dir.errors_path()).map_err(|e| {
-                format!(
-                    "cannot read the saved source errors in {}: {}",
-                    dir.display(),
-                    describe_io(&e)
-                )
-            })?;
+            let (journal, saved) = ErrorJournal::open(&data_dir.errors_path())
+                .map_err(|e| io_error(format!("cannot read the saved source errors in {}", dir.display()), e))?;
             errors.restore(saved);
-            let (late_journal, late_saved) = ErrorJournal::open(&data_dir.late_events_path()).map_err(|e| {
-                format!(
-                    "cannot read the saved late events in {}: {}",
-                    dir.display(),
-                    describe_io(&e)
-                )
-            })?;
+            let (late_journal, late_saved) = ErrorJournal::open(&data_dir.late_events_path())
+                .map_err(|e| io_error(format!("cannot read the saved late events in {}", dir.display()), e))?;
             late.restore(late_saved);
-            let rounds = RoundLog::open(&data_dir.rounds_path()).map_err(|e| {
-                format!(
-                    "cannot read the checkpoint rounds in {}: {}",
-                    dir.display(),
-                    describe_io(&e)
-                )
-            })?;
+            let rounds = RoundLog::open(&data_dir.rounds_path())
+                .map_err(|e| io_error(format!("cannot read the checkpoint rounds in {}", dir.display()), e))?;
             let started = crate::durability::checkpoint::Checkpointer::start(config.checkpoint_interval, rounds);
             checkpointer = Some(started.clone());
             let checkpointer = started;
@@ -139,7 +126,7 @@ pub async fn start_server(config: ServerConfig) -> Result<ServerHandle, String> 
             })
         }
     };
-    let engine = Arc::new(Engine::start(config.workers).map_err(|e| e.to_string())?);
+    let engine = Arc::new(Engine::start(config.workers)?);
     let coordinator = Coordinator::with_storage(engine, errors.clone(), late, storage);
     let restored = stored.len();
     let restore_failures = if stored.is_empty() {
@@ -154,12 +141,17 @@ pub async fn start_server(config: ServerConfig) -> Result<ServerHandle, String> 
     };
     let restored = restored - restore_failures.len();
     let listener = TcpListener::bind(config.listen).await.map_err(|e| {
-        format!(
-            "cannot listen on {}: {e} (is another server using the port? pick one with --listen)",
-            config.listen
+        Error::io(
+            format!(
+                "cannot listen on {}: {e} (is another server using the port? pick one with --listen)",
+                config.listen
+            ),
+            e,
         )
     })?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::io(format!("cannot read the address listened on: {e}"), e))?;
     if let Some(warning) = exposure_warning(&addr) {
         tracing::warn!("{warning}");
     }

@@ -955,6 +955,53 @@ async fn unsupported_statements_are_rejected() {
     wait_for(&client, "SELECT id FROM mv", &[row![0], row![1]]).await;
 }
 
+/// An error found below the SQL layer reaches the client with the SQLSTATE of the crate that
+/// found it: a refused connector option (connectors, 22023, naming the option), a sink file
+/// that cannot be created (connectors' I/O, 58030, naming the file), an expression the
+/// engine cannot run (dataflow's validation, 0A000).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_keep_the_sqlstate_of_the_crate_that_found_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let handle = server().await;
+    let client = connect(&handle).await;
+    exec_all(&client, "CREATE TABLE tbl (k VARCHAR, n BIGINT)").await;
+
+    let (code, msg) = fails(
+        &client,
+        "CREATE SOURCE s (id INT) WITH (connector = 'file', path = '/tmp/x.jsonl', pth = '/tmp/y') \
+         FORMAT PLAIN ENCODE JSON",
+    )
+    .await;
+    assert_eq!(code, "22023", "{msg}");
+    assert!(msg.contains("unknown option 'pth' for the file source"), "{msg}");
+
+    // The sink's directory would be inside a regular file.
+    let plain = dir.path().join("plain");
+    std::fs::write(&plain, "").unwrap();
+    let (code, msg) = fails(
+        &client,
+        &format!(
+            "CREATE SINK out FROM tbl WITH (connector = 'file', path = '{}')",
+            plain.join("out.jsonl").display()
+        ),
+    )
+    .await;
+    assert_eq!(code, "58030", "{msg}");
+    assert!(msg.contains(&plain.display().to_string()), "names the file: {msg}");
+
+    let (code, msg) = fails(
+        &client,
+        "CREATE MATERIALIZED VIEW bad AS SELECT k FROM tbl WHERE n > ALL (SELECT n FROM tbl)",
+    )
+    .await;
+    assert_eq!(code, "0A000", "{msg}");
+    assert!(msg.contains("ALL"), "{msg}");
+
+    // Nothing was created.
+    assert!(show(&client, "SINKS").await.is_empty());
+    assert!(show(&client, "MATERIALIZED VIEWS").await.is_empty());
+}
+
 // ---------------------------------------------------------------------------------------
 // 8. JSON type decoding
 // ---------------------------------------------------------------------------------------

@@ -145,4 +145,17 @@ mod tests {
         DataDir::open(dir.path()).unwrap();
         assert_eq!(file_name("a.b/c"), "a%2eb%2fc");
     }
+
+    #[test]
+    fn a_data_directory_that_cannot_be_created_is_an_io_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, "").unwrap();
+        let err = DataDir::open(&plain.join("data")).err().unwrap();
+        assert_eq!(err.state(), SqlState::IoError);
+        assert!(err.message().contains(&plain.display().to_string()), "{err}");
+        let err = io_error("cannot read table t", io::Error::from_raw_os_error(28));
+        assert_eq!(err.state(), SqlState::DiskFull);
+        assert!(err.message().starts_with("cannot read table t: "), "{err}");
+    }
 }

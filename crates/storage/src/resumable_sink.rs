@@ -62,6 +62,11 @@ struct Unacknowledged {
 pub struct ResumableSink {
     name: String,
     inner: Arc<dyn SinkWriter>,
+    /// While the server restores: the dataflow time from which its inputs are live
+    /// (`u64::MAX` until every object is back). Restored rows enter, and what they cause
+    /// (a retention's expiry of rows that had expired before the stop) happens, before it,
+    /// so a resuming sink compares what it emitted with its rebuilt input only past it.
+    restore_gate: Option<Arc<std::sync::atomic::AtomicU64>>,
     upstream: Vec<(String, FeedProgress)>,
     sync_every: Duration,
     /// Output columns computed from the emission time.
@@ -157,6 +162,13 @@ struct Resume {
 }
 
 impl ResumableSink {
+    /// The same sink, resuming only once the server's restore `gate` has opened and its
+    /// input has passed it: what the restore brought back has settled by then.
+    pub fn with_restore_gate(mut self, gate: Option<Arc<std::sync::atomic::AtomicU64>>) -> Self {
+        self.restore_gate = gate;
+        self
+    }
+
     /// Wraps `inner`. `checkpoint` is what the sink's log held when opened (empty for a new
     /// sink); `upstream` names every reader feeding the sink's dataflow, directly or
     /// through the materialized views it reads; `emit_time_columns` are the output columns
@@ -208,6 +220,7 @@ impl ResumableSink {
         ResumableSink {
             name: name.to_string(),
             inner,
+            restore_gate: None,
             upstream,
             sync_every,
             emit_time_columns,
@@ -504,9 +517,14 @@ impl SinkWriter for ResumableSink {
                     .target
                     .iter()
                     .all(|(id, target)| now.get(id).is_none_or(|p| p.covers(target)));
-                if reached {
-                    // Everything ingested so far carries a time at most this.
-                    r.caught_up_at = Some(now_ms());
+                let live_from = self
+                    .restore_gate
+                    .as_ref()
+                    .map_or(0, |g| g.load(std::sync::atomic::Ordering::Acquire));
+                if reached && live_from != u64::MAX {
+                    // Everything ingested so far carries a time at most this, and what the
+                    // restore brought back has settled before the gate.
+                    r.caught_up_at = Some(now_ms().max(live_from));
                     tracing::info!(sink = %self.name, target = ?r.target, now = ?now, "sink inputs replayed to its checkpoint");
                 } else if !r.warned && r.since.elapsed() > CATCH_UP_WARNING {
                     r.warned = true;

@@ -34,34 +34,38 @@ enum Output {
 impl JsonSink {
     /// Opens the target (creating the file and its directory if needed). With
     /// `resume_at`, a file longer than that is cut back to it: the lines after it were
-    /// written after the sink's last checkpoint and will be written again.
+    /// written after the sink's last checkpoint and will be written again. A failed file
+    /// operation is `58030` naming the file.
     pub fn open(
         target: &SinkTarget,
         desc: RelationDesc,
         format: SinkFormat,
         resume_at: Option<u64>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, Error> {
         let out = match target {
             SinkTarget::File(path) => {
                 if let Some(dir) = std::path::Path::new(path).parent() {
                     if !dir.as_os_str().is_empty() {
-                        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                        std::fs::create_dir_all(dir)
+                            .map_err(|e| Error::io(format!("cannot create {}: {e}", dir.display()), e))?;
                     }
                 }
                 let mut file: File = OpenOptions::new()
                     .create(true)
                     .append(true)
                     .open(path)
-                    .map_err(|e| format!("cannot open sink file {path}: {e}"))?;
+                    .map_err(|e| Error::io(format!("cannot open sink file {path}: {e}"), e))?;
                 let mut len = file
                     .metadata()
-                    .map_err(|e| format!("cannot read sink file {path}: {e}"))?
+                    .map_err(|e| Error::io(format!("cannot read sink file {path}: {e}"), e))?
                     .len();
                 if let Some(at) = resume_at {
                     if len > at {
-                        file.set_len(at)
-                            .map_err(|e| format!("cannot cut sink file {path} back to its checkpoint: {e}"))?;
-                        file.seek(SeekFrom::End(0)).map_err(|e| e.to_string())?;
+                        file.set_len(at).map_err(|e| {
+                            Error::io(format!("cannot cut sink file {path} back to its checkpoint: {e}"), e)
+                        })?;
+                        file.seek(SeekFrom::End(0))
+                            .map_err(|e| Error::io(format!("cannot seek sink file {path}: {e}"), e))?;
                         tracing::info!(path, dropped_bytes = len - at, "sink file cut back to its checkpoint");
                         len = at;
                     } else if len < at {
@@ -76,7 +80,7 @@ impl JsonSink {
             }
             SinkTarget::Stdout => Output::Stdout,
             SinkTarget::Kafka { .. } => {
-                return Err("a kafka sink is written by KafkaSink, not JsonSink".into());
+                return Err(Error::internal("a kafka sink is written by KafkaSink, not JsonSink"));
             }
         };
         Ok(JsonSink {
@@ -181,5 +185,19 @@ mod tests {
         let sink = JsonSink::open(&target, desc, SinkFormat::Debezium, Some(first)).unwrap();
         assert_eq!(sink.output_len(), Some(first));
         assert_eq!(std::fs::metadata(&path).unwrap().len(), first);
+    }
+
+    #[test]
+    fn a_sink_file_that_cannot_be_created_is_an_io_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_a_dir = dir.path().join("plain");
+        std::fs::write(&not_a_dir, "").unwrap();
+        let path = not_a_dir.join("sink.jsonl");
+        let target = SinkTarget::File(path.display().to_string());
+        let e = JsonSink::open(&target, RelationDesc { columns: vec![] }, SinkFormat::Plain, None)
+            .err()
+            .unwrap();
+        assert_eq!(e.sqlstate(), "58030");
+        assert!(e.message().contains(&not_a_dir.display().to_string()), "{e}");
     }
 }

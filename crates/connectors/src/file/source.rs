@@ -8,6 +8,8 @@ use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use rampart_repr::{Error, SqlState};
+
 use crate::batch::{BatchSender, BATCH_ROWS};
 use crate::options::StartupMode;
 use crate::row_builder::RowBuilder;
@@ -32,8 +34,10 @@ pub(crate) fn spawn(
     start_at: Option<rampart_repr::Positions>,
     ctx: SourceContext,
     mut out: BatchSender,
-) -> Result<(), String> {
-    glob::Pattern::new(&path).map_err(|e| format!("option 'path' is not a valid file name or glob: {e}"))?;
+) -> Result<(), Error> {
+    glob::Pattern::new(&path).map_err(|e| {
+        Error::invalid_parameter(format!("option 'path' is not a valid file name or glob: {e}")).with_source(e)
+    })?;
     let mut rows = RowBuilder::new(&ctx.desc, ctx.projection.clone());
     let mut late = crate::late::LateFilter::for_reader(&ctx);
     let initial: Vec<PathBuf> = matches(&path);
@@ -123,7 +127,10 @@ pub(crate) fn spawn(
                                             late.report(&location, &mut out);
                                         }
                                     }
-                                    Err(e) => ctx.errors.record(&ctx.name, &location, Some(f.line_no), text, e),
+                                    Err(e) => {
+                                        ctx.errors
+                                            .record(&ctx.name, &location, Some(f.line_no), text, e.into_message())
+                                    }
                                 }
                                 if batch.len() >= BATCH_ROWS
                                     && !out.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS)))
@@ -157,7 +164,9 @@ pub(crate) fn spawn(
                 }
             }
         })
-        .map_err(|e| format!("could not start the reader thread: {e}"))?;
+        .map_err(|e| {
+            Error::new(SqlState::SystemError, format!("could not start the reader thread: {e}")).with_source(e)
+        })?;
     Ok(())
 }
 

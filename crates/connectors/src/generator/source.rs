@@ -10,6 +10,8 @@
 
 use std::time::Duration;
 
+use rampart_repr::{Error, SqlState};
+
 use crate::batch::{BatchSender, BATCH_ROWS};
 use crate::generator::{EventGenerator, GeneratorKind};
 use crate::row_builder::RowBuilder;
@@ -26,7 +28,7 @@ pub(crate) fn spawn(
     skip: u64,
     ctx: SourceContext,
     mut out: BatchSender,
-) -> Result<(), String> {
+) -> Result<(), Error> {
     let mut rows = RowBuilder::new(&ctx.desc, ctx.projection.clone());
     let mut late = crate::late::LateFilter::for_reader(&ctx);
     std::thread::Builder::new()
@@ -56,9 +58,10 @@ pub(crate) fn spawn(
                                 late.report("generator", &mut out);
                             }
                         }
-                        Err(e) => ctx
-                            .errors
-                            .record(&ctx.name, "generator", Some(emitted as i64), &event, e),
+                        Err(e) => {
+                            ctx.errors
+                                .record(&ctx.name, "generator", Some(emitted as i64), &event, e.into_message())
+                        }
                     }
                     if batch.len() >= BATCH_ROWS && !out.send(std::mem::take(&mut batch)) {
                         return;
@@ -70,6 +73,12 @@ pub(crate) fn spawn(
                 std::thread::sleep(TICK);
             }
         })
-        .map_err(|e| format!("could not start the generator thread: {e}"))?;
+        .map_err(|e| {
+            Error::new(
+                SqlState::SystemError,
+                format!("could not start the generator thread: {e}"),
+            )
+            .with_source(e)
+        })?;
     Ok(())
 }

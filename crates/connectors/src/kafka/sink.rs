@@ -221,19 +221,21 @@ pub struct KafkaSink {
 
 impl KafkaSink {
     /// Connects to the broker of a [`SinkTarget::Kafka`] target for sink `name` and checks
-    /// the options: the primary key columns exist (and are given for UPSERT) and the broker
-    /// answers.
-    pub fn open(name: &str, target: &SinkTarget, desc: RelationDesc, format: SinkFormat) -> Result<Self, String> {
+    /// the options: the primary key columns exist (and are given for UPSERT: else `22023`)
+    /// and the broker answers (else the Kafka error's state, [`kafka_error`]).
+    pub fn open(name: &str, target: &SinkTarget, desc: RelationDesc, format: SinkFormat) -> Result<Self, Error> {
         let SinkTarget::Kafka {
             topic,
             properties,
             primary_key,
         } = target
         else {
-            return Err("KafkaSink::open needs a kafka target".into());
+            return Err(Error::internal("KafkaSink::open needs a kafka target"));
         };
         if format == SinkFormat::Upsert && primary_key.is_empty() {
-            return Err("FORMAT UPSERT needs option primary_key = 'col1,col2' (the columns of the message key)".into());
+            return Err(Error::invalid_parameter(
+                "FORMAT UPSERT needs option primary_key = 'col1,col2' (the columns of the message key)",
+            ));
         }
         let mut key_columns = Vec::with_capacity(primary_key.len());
         for k in primary_key {
@@ -244,10 +246,10 @@ impl KafkaSink {
                 .or_else(|| desc.columns.iter().position(|c| c.name.eq_ignore_ascii_case(k)))
                 .ok_or_else(|| {
                     let names: Vec<&str> = desc.columns.iter().map(|c| c.name.as_str()).collect();
-                    format!(
+                    Error::invalid_parameter(format!(
                         "primary_key column '{k}' is not a column of the sink (columns: {})",
                         names.join(", ")
-                    )
+                    ))
                 })?;
             key_columns.push(i);
         }
@@ -258,10 +260,10 @@ impl KafkaSink {
         }
         let producer: ThreadedProducer<DeliveryLog> = cfg
             .create_with_context(DeliveryLog::default())
-            .map_err(|e| format!("cannot create the Kafka producer for topic '{topic}': {e}"))?;
+            .map_err(|e| kafka_error(format!("cannot create the Kafka producer for topic '{topic}': {e}"), e))?;
         let metadata = producer.client().fetch_metadata(None, CONNECT_TIMEOUT).map_err(|e| {
             let servers = properties.get("bootstrap.servers").map(String::as_str).unwrap_or("?");
-            format!("cannot reach the Kafka broker at '{servers}': {e}")
+            kafka_error(format!("cannot reach the Kafka broker at '{servers}': {e}"), e)
         })?;
         // Where the topic ends now: every message this sink sends lands after it. (A topic
         // that does not exist yet is created by the first message: its partitions start at 0.)
@@ -275,9 +277,12 @@ impl KafkaSink {
                     .client()
                     .fetch_watermarks(topic, p.id(), CONNECT_TIMEOUT)
                     .map_err(|e| {
-                        format!(
-                            "cannot read the end offset of partition {} of topic '{topic}': {e}",
-                            p.id()
+                        kafka_error(
+                            format!(
+                                "cannot read the end offset of partition {} of topic '{topic}': {e}",
+                                p.id()
+                            ),
+                            e,
                         )
                     })?;
                 producer.context().delivered(p.id(), high - 1);
@@ -575,14 +580,16 @@ mod tests {
             primary_key: vec![],
         };
         let e = KafkaSink::open("s", &target, desc(), SinkFormat::Upsert).err().unwrap();
-        assert!(e.contains("primary_key"), "{e}");
+        assert!(e.message().contains("primary_key"), "{e}");
+        assert_eq!(e.sqlstate(), "22023");
         let target = SinkTarget::Kafka {
             topic: "t".into(),
             properties: [("bootstrap.servers".to_string(), "127.0.0.1:1".to_string())].into(),
             primary_key: vec!["nope".into()],
         };
         let e = KafkaSink::open("s", &target, desc(), SinkFormat::Upsert).err().unwrap();
-        assert!(e.contains("'nope'"), "{e}");
+        assert!(e.message().contains("'nope'"), "{e}");
+        assert_eq!(e.sqlstate(), "22023");
     }
 
     #[test]
@@ -597,7 +604,11 @@ mod tests {
             primary_key: vec![],
         };
         let e = KafkaSink::open("s", &target, desc(), SinkFormat::Plain).err().unwrap();
-        assert!(e.contains("cannot reach the Kafka broker at '127.0.0.1:1'"), "{e}");
+        assert!(
+            e.message().contains("cannot reach the Kafka broker at '127.0.0.1:1'"),
+            "{e}"
+        );
+        assert_eq!(e.sqlstate(), "08006", "a broker that cannot be reached: {e}");
     }
 
     #[test]

@@ -10,13 +10,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use rampart_repr::{Error, SqlState};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::batch::{BatchSender, BATCH_ROWS};
-use crate::kafka::client::{assign_config, client_config};
+use crate::kafka::client::{assign_config, client_config, kafka_error};
 use crate::row_builder::RowBuilder;
 use crate::source::SourceContext;
 
@@ -71,15 +72,15 @@ pub enum MetaColumn {
 
 impl MetaColumn {
     /// The metadata for an `INCLUDE` keyword.
-    pub fn parse(word: &str) -> Result<Self, String> {
+    pub fn parse(word: &str) -> Result<Self, Error> {
         match word.to_lowercase().as_str() {
             "key" => Ok(MetaColumn::Key),
             "partition" => Ok(MetaColumn::Partition),
             "offset" => Ok(MetaColumn::Offset),
             "timestamp" => Ok(MetaColumn::Timestamp),
-            other => Err(format!(
+            other => Err(Error::unsupported(format!(
                 "INCLUDE {other} is not supported (key, partition, offset, timestamp)"
-            )),
+            ))),
         }
     }
 
@@ -120,20 +121,20 @@ pub enum KafkaStartup {
 
 /// The end offset of every partition of `topic` now, keyed like reader positions
 /// (`partition N`): what `latest` means at this moment.
-pub fn end_offsets(topic: &str, props: &BTreeMap<String, String>) -> Result<rampart_repr::Positions, String> {
+pub fn end_offsets(topic: &str, props: &BTreeMap<String, String>) -> Result<rampart_repr::Positions, Error> {
     let mut cfg = client_config(props);
     cfg.set("group.id", format!("rampart-pin-{}", std::process::id()));
     let consumer: BaseConsumer = cfg
         .create()
-        .map_err(|e| format!("cannot create a Kafka consumer: {e}"))?;
+        .map_err(|e| kafka_error(format!("cannot create a Kafka consumer: {e}"), e))?;
     let md = consumer
         .fetch_metadata(Some(topic), PIN_TIMEOUT)
-        .map_err(|e| format!("cannot fetch metadata of topic '{topic}': {e}"))?;
+        .map_err(|e| kafka_error(format!("cannot fetch metadata of topic '{topic}': {e}"), e))?;
     let t = md
         .topics()
         .iter()
         .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
-        .ok_or_else(|| format!("topic '{topic}' not found"))?;
+        .ok_or_else(|| topic_not_found(topic))?;
     let mut out = rampart_repr::Positions::default();
     for p in t.partitions() {
         let (_low, high) = consumer
@@ -256,14 +257,14 @@ pub(crate) fn spawn(
     idle_after: Duration,
     ctx: SourceContext,
     out: BatchSender,
-) -> Result<(), String> {
+) -> Result<(), Error> {
     let mut cfg = assign_config(&props, &ctx.name);
     // Offsets are Rampart's own: never store them either.
     cfg.set("enable.auto.offset.store", "false");
     cfg.set("enable.partition.eof", "false");
     let consumer: BaseConsumer = cfg
         .create()
-        .map_err(|e| format!("cannot create the Kafka consumer for topic '{topic}': {e}"))?;
+        .map_err(|e| kafka_error(format!("cannot create the Kafka consumer for topic '{topic}': {e}"), e))?;
     let status = StatusEntry::register(&ctx.name, &topic);
     std::thread::Builder::new()
         .name(format!("kafka-{}", ctx.name))
@@ -282,7 +283,9 @@ pub(crate) fn spawn(
             };
             reader.run();
         })
-        .map_err(|e| format!("could not start the reader thread: {e}"))?;
+        .map_err(|e| {
+            Error::new(SqlState::SystemError, format!("could not start the reader thread: {e}")).with_source(e)
+        })?;
     Ok(())
 }
 
@@ -371,11 +374,13 @@ impl Reader {
                                             late.report(&stream, &mut self.out);
                                         }
                                     }
-                                    Err(e) => {
-                                        self.ctx
-                                            .errors
-                                            .record(&self.ctx.name, &location(), Some(offset), text, e)
-                                    }
+                                    Err(e) => self.ctx.errors.record(
+                                        &self.ctx.name,
+                                        &location(),
+                                        Some(offset),
+                                        text,
+                                        e.into_message(),
+                                    ),
                                 }
                             }
                             Err(e) => self.ctx.errors.record(
@@ -509,20 +514,23 @@ impl Reader {
 
     /// Looks up the topic's partitions and assigns any new ones. Ok(true) once at least
     /// one partition is assigned.
-    fn refresh_partitions(&mut self) -> Result<bool, String> {
+    fn refresh_partitions(&mut self) -> Result<bool, Error> {
         let md = self
             .consumer
             .fetch_metadata(Some(&self.topic), REQUEST_TIMEOUT)
-            .map_err(|e| format!("cannot fetch metadata of topic '{}': {e}", self.topic))?;
+            .map_err(|e| kafka_error(format!("cannot fetch metadata of topic '{}': {e}", self.topic), e))?;
         let first = !self.initialized;
         let Some(t) = md.topics().iter().find(|t| t.name() == self.topic) else {
             self.initialized = true;
-            return Err(format!("topic '{}' not found", self.topic));
+            return Err(topic_not_found(&self.topic));
         };
         if let Some(err) = t.error() {
             // The broker answered: partitions that appear from now on are new data.
             self.initialized = true;
-            return Err(format!("topic '{}': {err:?}", self.topic));
+            return Err(kafka_error(
+                format!("topic '{}': {err:?}", self.topic),
+                KafkaError::MetadataFetch(err.into()),
+            ));
         }
         let new: Vec<i32> = t
             .partitions()
@@ -548,11 +556,14 @@ impl Reader {
         let mut tpl = TopicPartitionList::new();
         for (p, off) in &self.positions {
             tpl.add_partition_offset(&self.topic, *p, *off)
-                .map_err(|e| format!("cannot assign partition {p}: {e}"))?;
+                .map_err(|e| kafka_error(format!("cannot assign partition {p}: {e}"), e))?;
         }
-        self.consumer
-            .assign(&tpl)
-            .map_err(|e| format!("cannot assign the partitions of topic '{}': {e}", self.topic))?;
+        self.consumer.assign(&tpl).map_err(|e| {
+            kafka_error(
+                format!("cannot assign the partitions of topic '{}': {e}", self.topic),
+                e,
+            )
+        })?;
         let n = self.positions.len();
         self.status.update(|s| {
             s.state = "reading".into();
@@ -570,7 +581,7 @@ impl Reader {
 
     /// Where each of the partitions present at start-up begins, as concrete offsets where
     /// the broker answers (so positions are Rampart's own from the first message).
-    fn startup_offsets(&self, partitions: &[i32]) -> Result<Vec<(i32, Offset)>, String> {
+    fn startup_offsets(&self, partitions: &[i32]) -> Result<Vec<(i32, Offset)>, Error> {
         match &self.startup {
             KafkaStartup::Earliest => Ok(partitions.iter().map(|p| (*p, Offset::Beginning)).collect()),
             KafkaStartup::Latest => partitions
@@ -591,12 +602,14 @@ impl Reader {
                 let mut tpl = TopicPartitionList::new();
                 for p in partitions {
                     tpl.add_partition_offset(&self.topic, *p, Offset::Offset(*ms))
-                        .map_err(|e| format!("partition {p}: {e}"))?;
+                        .map_err(|e| kafka_error(format!("partition {p}: {e}"), e))?;
                 }
-                let found = self
-                    .consumer
-                    .offsets_for_times(tpl, REQUEST_TIMEOUT)
-                    .map_err(|e| format!("cannot look up offsets by timestamp in topic '{}': {e}", self.topic))?;
+                let found = self.consumer.offsets_for_times(tpl, REQUEST_TIMEOUT).map_err(|e| {
+                    kafka_error(
+                        format!("cannot look up offsets by timestamp in topic '{}': {e}", self.topic),
+                        e,
+                    )
+                })?;
                 Ok(found
                     .elements()
                     .iter()
@@ -614,8 +627,13 @@ impl Reader {
     }
 }
 
-fn describe_offsets_error(topic: &str, partition: i32, e: KafkaError) -> String {
-    format!("cannot fetch the end offset of {topic}/{partition}: {e}")
+fn describe_offsets_error(topic: &str, partition: i32, e: KafkaError) -> Error {
+    kafka_error(format!("cannot fetch the end offset of {topic}/{partition}: {e}"), e)
+}
+
+/// The broker does not know `topic` (`42704`).
+fn topic_not_found(topic: &str) -> Error {
+    Error::new(SqlState::UndefinedObject, format!("topic '{topic}' not found"))
 }
 
 /// The low and high offsets librdkafka last saw for `topic`/`partition` (the high one is

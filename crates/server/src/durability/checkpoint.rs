@@ -238,6 +238,7 @@ impl Checkpointer {
                 }
                 Err(e) => {
                     complete = false;
+                    let e = describe_io(&e);
                     if s.error.is_none() {
                         tracing::error!(view = %name, "cannot write a checkpoint: {e}; its rows stay in memory and the next checkpoint tries again");
                     }
@@ -342,7 +343,7 @@ fn compact_if_grown(view: &mut SnapshottedView) {
 
 /// Writes a view's part of round `round` at `time`; on failure its rows go back to the
 /// capture.
-fn write(view: &mut SnapshottedView, p: Prepared, round: u64, time: Time) -> Result<CheckpointStats, String> {
+fn write(view: &mut SnapshottedView, p: Prepared, round: u64, time: Time) -> std::io::Result<CheckpointStats> {
     let started = Instant::now();
     match view.log.checkpoint(&p.rows, round, time, &p.positions) {
         Ok(()) => {
@@ -360,7 +361,7 @@ fn write(view: &mut SnapshottedView, p: Prepared, round: u64, time: Time) -> Res
         }
         Err(e) => {
             view.capture.put_back(p.rows, time);
-            Err(describe_io(&e))
+            Err(e)
         }
     }
 }

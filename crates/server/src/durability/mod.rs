@@ -19,8 +19,7 @@ use rampart_dataflow::{now_ms, Diff, FeedProgress, SinkWriter, SnapshotCapture, 
 use rampart_repr::Row;
 use rampart_sql::PlanError;
 use rampart_storage::{
-    describe_io, is_disk_full, CatalogLog, DataDir, ResumableSink, SinkCheckpoint, SinkStateLog, StoredObject,
-    TableLog, ViewCheckpoint, ViewLog,
+    CatalogLog, DataDir, ResumableSink, SinkCheckpoint, SinkStateLog, StoredObject, TableLog, ViewCheckpoint, ViewLog,
 };
 
 use crate::coordinator::{Coordinator, State};
@@ -89,9 +88,10 @@ pub(crate) struct SinkResume {
     pub(crate) checkpoint: SinkCheckpoint,
 }
 
+/// A failed operation on the data directory as the client sees it: `58030`, or `53100`
+/// when the disk is full ([`rampart_storage::io_error`]).
 fn io_error(what: &str, e: std::io::Error) -> PlanError {
-    let code = if is_disk_full(&e) { "53100" } else { "58030" };
-    PlanError::new(code, format!("{what}: {}", describe_io(&e)))
+    rampart_storage::io_error(what, e).into()
 }
 
 impl State {
@@ -540,16 +540,41 @@ impl State {
         emit_time_columns: Vec<usize>,
     ) -> Arc<dyn SinkWriter> {
         match (resume, self.storage.as_ref()) {
-            (Some(r), Some(storage)) => Arc::new(ResumableSink::new(
-                name,
-                inner,
-                r.log,
-                r.checkpoint,
-                upstream,
-                storage.sync_every,
-                emit_time_columns,
-            )),
+            (Some(r), Some(storage)) => Arc::new(
+                ResumableSink::new(
+                    name,
+                    inner,
+                    r.log,
+                    r.checkpoint,
+                    upstream,
+                    storage.sync_every,
+                    emit_time_columns,
+                )
+                .with_restore_gate(self.restore_gate(None, 0)),
+            ),
             _ => inner,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_data_directory_failure_reaches_the_client_as_58030_naming_the_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, "").unwrap();
+        let e = TableLog::create(&plain.join("t.log")).err().unwrap();
+        let err = io_error("cannot create table t", e);
+        assert_eq!(err.sqlstate, "58030", "{err}");
+        assert!(err.message.starts_with("cannot create table t: "), "{err}");
+        let full = io_error("cannot write table t", std::io::Error::from_raw_os_error(28));
+        assert_eq!(full.sqlstate, "53100");
+        assert!(
+            full.message.contains("the disk holding the data directory is full"),
+            "{full}"
+        );
     }
 }

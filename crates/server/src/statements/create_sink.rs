@@ -30,8 +30,8 @@ impl State {
             return Ok(notice_exists("sink", name));
         }
         self.check_free(name)?;
-        let target = SinkTarget::from_options(options).map_err(PlanError::invalid)?;
-        let sink_format = SinkFormat::parse(format.map(|f| f.format.as_str())).map_err(PlanError::unsupported)?;
+        let target = SinkTarget::from_options(options).map_err(rampart_repr::Error::from)?;
+        let sink_format = SinkFormat::parse(format.map(|f| f.format.as_str()))?;
         let query: Box<Query> = match from {
             SinkFrom::Query(q) => q.clone(),
             SinkFrom::Relation(rel) => {
@@ -49,13 +49,13 @@ impl State {
         let resume = self.open_sink_state(name)?;
         let output_len = resume.as_ref().and_then(|r| r.checkpoint.output_len);
         let writer: Arc<dyn rampart_dataflow::SinkWriter> = match &target {
-            SinkTarget::Kafka { .. } => Arc::new(
-                rampart_connectors::kafka_sink::KafkaSink::open(name, &target, plan.desc.clone(), sink_format)
-                    .map_err(PlanError::invalid)?,
-            ),
-            _ => Arc::new(
-                JsonSink::open(&target, plan.desc.clone(), sink_format, output_len).map_err(PlanError::invalid)?,
-            ),
+            SinkTarget::Kafka { .. } => Arc::new(rampart_connectors::kafka_sink::KafkaSink::open(
+                name,
+                &target,
+                plan.desc.clone(),
+                sink_format,
+            )?),
+            _ => Arc::new(JsonSink::open(&target, plan.desc.clone(), sink_format, output_len)?),
         };
         let feeds = self.source_feeds(&plan, &BTreeMap::new())?;
         self.restore_plan(name, &plan.plan, false, true)?;

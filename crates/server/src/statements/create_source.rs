@@ -31,7 +31,7 @@ impl State {
             return Ok(notice_exists("source", name));
         }
         self.check_free(name)?;
-        let mut connector = SourceConnector::from_options(options).map_err(PlanError::invalid)?;
+        let mut connector = SourceConnector::from_options(options).map_err(rampart_repr::Error::from)?;
         let mut columns = columns.clone();
         if !includes.is_empty() {
             let SourceConnector::Kafka { include, .. } = &mut connector else {
@@ -40,7 +40,7 @@ impl State {
                 ));
             };
             for (what, alias) in includes {
-                let meta = MetaColumn::parse(what).map_err(PlanError::unsupported)?;
+                let meta = MetaColumn::parse(what)?;
                 let col = alias.clone().unwrap_or_else(|| meta.default_name().to_string());
                 if columns.index_of(&col).is_some() {
                     return Err(PlanError::new(
@@ -56,7 +56,7 @@ impl State {
             }
         }
         let columns = &columns;
-        connector.check_supported().map_err(PlanError::unsupported)?;
+        connector.check_supported()?;
         if let Some(f) = format {
             if f.format != "PLAIN" {
                 return Err(PlanError::unsupported(format!(

@@ -54,8 +54,7 @@ impl State {
         let mut plan = self.plan_view(query, now).await?;
         if emit_on_window_close {
             let mut tree = (*plan.plan).clone();
-            tree.set_emit_on_window_close(&|name| self.event_time_of(name))
-                .map_err(|e| PlanError::new("42P20", e))?;
+            tree.set_emit_on_window_close(&|name| self.event_time_of(name))?;
             plan.plan = Arc::new(tree);
         }
         Ok(plan)
@@ -140,9 +139,7 @@ impl State {
                     projection: projection.clone(),
                     resume_at: resume.get(&dep).cloned(),
                 };
-                let mut feed = connector
-                    .start(ctx, self.engine.workers())
-                    .map_err(PlanError::invalid)?;
+                let mut feed = connector.start(ctx, self.engine.workers())?;
                 feed.watermarked = entry.watermark.is_some();
                 feed.projected = projection.is_some();
                 feeds.insert(dep, feed);
