@@ -27,6 +27,9 @@ pub enum SinkTarget {
     File(String),
     /// Print JSON lines to standard output.
     Stdout,
+    /// Discard every change (`connector = 'blackhole'`, as in RisingWave): for measuring a
+    /// pipeline without a destination.
+    Blackhole,
     /// A Kafka topic, written by [`crate::kafka::KafkaSink`].
     Kafka {
         /// Topic.
@@ -48,7 +51,11 @@ impl SinkTarget {
             Ok(SinkTarget::File(FileSinkOptions::from_with(options)?.path))
         } else if StdoutSinkOptions::selected_by(connector) {
             StdoutSinkOptions::from_with(options)?;
-            Ok(SinkTarget::Stdout)
+            if connector.eq_ignore_ascii_case("blackhole") {
+                Ok(SinkTarget::Blackhole)
+            } else {
+                Ok(SinkTarget::Stdout)
+            }
         } else if KafkaSinkOptions::selected_by(connector) {
             let o = KafkaSinkOptions::from_with(options)?;
             Ok(SinkTarget::Kafka {
@@ -85,7 +92,7 @@ mod tests {
             Ok(SinkTarget::File("/tmp/out.jsonl".into()))
         );
         assert_eq!(target(&[("connector", "stdout")]), Ok(SinkTarget::Stdout));
-        assert_eq!(target(&[("connector", "Blackhole")]), Ok(SinkTarget::Stdout));
+        assert_eq!(target(&[("connector", "Blackhole")]), Ok(SinkTarget::Blackhole));
         assert_eq!(
             target(&[
                 ("connector", "kafka"),

@@ -1,6 +1,6 @@
 //! The `stdout` sink connector: the file sink's JSON lines printed to the server's standard
-//! output ([`crate::file::JsonSink`] writes them). `docs/connectors/stdout.md` shows its
-//! options table.
+//! output ([`crate::file::JsonSink`] writes them); under the name `blackhole` it discards
+//! them. `docs/connectors/stdout.md` shows its options table.
 
 use crate::options::Validate;
 

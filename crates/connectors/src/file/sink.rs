@@ -29,6 +29,8 @@ enum Output {
         len: u64,
     },
     Stdout,
+    /// Nothing: every change is discarded.
+    Discard,
 }
 
 impl JsonSink {
@@ -79,6 +81,7 @@ impl JsonSink {
                 Output::File { file, len }
             }
             SinkTarget::Stdout => Output::Stdout,
+            SinkTarget::Blackhole => Output::Discard,
             SinkTarget::Kafka { .. } => {
                 return Err(Error::internal("a kafka sink is written by KafkaSink, not JsonSink"));
             }
@@ -94,6 +97,9 @@ impl JsonSink {
 
 impl SinkWriter for JsonSink {
     fn write(&self, updates: &[(Row, Time, Diff)]) {
+        if matches!(*self.out.lock().unwrap_or_else(|p| p.into_inner()), Output::Discard) {
+            return;
+        }
         let mut lines = String::new();
         write_lines(self.format, &self.desc, updates, &mut lines);
         if lines.is_empty() {
@@ -115,6 +121,7 @@ impl SinkWriter for JsonSink {
                 let mut stdout = std::io::stdout().lock();
                 stdout.write_all(lines.as_bytes()).and_then(|_| stdout.flush())
             }
+            Output::Discard => Ok(()),
         };
         if let Err(e) = result {
             tracing::error!("sink write failed: {e}");
@@ -134,21 +141,21 @@ impl SinkWriter for JsonSink {
                 *len = to;
                 Ok(())
             }
-            Output::Stdout => Ok(()),
+            Output::Stdout | Output::Discard => Ok(()),
         }
     }
 
     fn output_len(&self) -> Option<u64> {
         match &*self.out.lock().unwrap_or_else(|p| p.into_inner()) {
             Output::File { len, .. } => Some(*len),
-            Output::Stdout => None,
+            Output::Stdout | Output::Discard => None,
         }
     }
 
     fn sync(&self) -> Result<(), Error> {
         match &*self.out.lock().unwrap_or_else(|p| p.into_inner()) {
             Output::File { file, .. } => file.sync_data().map_err(|e| Error::io(e.to_string(), e)),
-            Output::Stdout => Ok(()),
+            Output::Stdout | Output::Discard => Ok(()),
         }
     }
 }
