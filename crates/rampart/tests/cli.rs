@@ -46,11 +46,25 @@ async fn a_blackhole_sink_discards_and_a_stdout_sink_prints() {
     // Both sinks have written what the table held once every frontier passes now.
     rampart_testkit::wait_settled(&client, std::time::SystemTime::now()).await;
     drop(client);
+    let pid = child.id() as i32;
     // SAFETY: `kill` with a valid pid and signal number has no memory effects.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    // Reading stdout ends when the server exits; should it not stop, it is killed after
+    // 60 s, so the test fails instead of hanging.
+    let exited = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watched = exited.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(60));
+        if !watched.load(std::sync::atomic::Ordering::Acquire) {
+            // SAFETY: as above (the process has not been reaped, so the pid is still its).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    });
     let mut out = String::new();
     child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    child.wait().unwrap();
+    let status = child.wait().unwrap();
+    exited.store(true, std::sync::atomic::Ordering::Release);
+    assert_eq!(status.code(), Some(0), "a graceful stop");
     let mut lines: Vec<&str> = out.lines().collect();
     lines.sort();
     assert_eq!(lines, vec![r#"{"k":"a"}"#, r#"{"k":"b"}"#, r#"{"k":"c"}"#], "{out}");
