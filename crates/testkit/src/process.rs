@@ -1,5 +1,6 @@
-//! A real `rampart serve` process for crash tests: started on a free 127.0.0.1 port with a
-//! data directory, its log appended to a file, killed with SIGKILL and started again.
+//! A real `rampart serve` process for crash and command-line tests: started on a free
+//! 127.0.0.1 port with a data directory, its log appended to a file, stopped with SIGTERM
+//! or killed with SIGKILL and started again.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -37,6 +38,12 @@ impl RampartProcess {
     /// Starts `binary serve` with two workers, checkpoints every 50 ms and `data` as its
     /// data directory; its standard error is appended to `log`.
     pub fn start(binary: &Path, data: &Path, log: &Path) -> Self {
+        Self::start_with_stdout(binary, data, log, Stdio::null())
+    }
+
+    /// [`RampartProcess::start`], its standard output going to `stdout` (`Stdio::piped()`
+    /// to read what its sinks print from `child.stdout`).
+    pub fn start_with_stdout(binary: &Path, data: &Path, log: &Path, stdout: Stdio) -> Self {
         let port = free_port();
         let stderr = std::fs::OpenOptions::new()
             .create(true)
@@ -55,11 +62,32 @@ impl RampartProcess {
             .arg(data)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .env("RUST_LOG", "rampart=info,rampart_storage=info,warn")
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(stderr)
             .spawn()
             .expect("rampart starts");
         RampartProcess { child, port }
+    }
+
+    /// Asks the process to stop gracefully (SIGTERM, as systemd and Kubernetes do).
+    pub fn sigterm(&self) {
+        // SAFETY: `kill` with the pid of a child not yet reaped and a valid signal number
+        // has no memory effects.
+        let sent = unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        assert_eq!(sent, 0, "SIGTERM sent");
+    }
+
+    /// Waits for the process to exit and returns how it did; panics if it has not within
+    /// `timeout` (dropping the process then kills it).
+    pub async fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("the server's status") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the server did not exit within {timeout:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Kills the process with SIGKILL and waits for it to be gone.

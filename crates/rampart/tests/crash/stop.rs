@@ -42,18 +42,9 @@ async fn sigterm_stops_with_a_last_checkpoint_and_exit_zero() {
     drop(client);
 
     // SIGTERM while the reader may still be reading the appended lines.
-    let pid = server.child.id() as i32;
-    // SAFETY: `kill` with a valid pid and signal number has no memory effects.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "SIGTERM sent");
     let mut server = server;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "no exit within 30 s of SIGTERM");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    server.sigterm();
+    let status = server.wait_exit(Duration::from_secs(30)).await;
     let server_log = std::fs::read_to_string(&log).unwrap_or_default();
     assert_eq!(
         (status.code(), status.signal()),
