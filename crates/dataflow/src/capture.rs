@@ -82,16 +82,21 @@ impl StoreRegistry {
     /// Waits (polling) until the sealed time reaches `t` or `timeout` passes. Returns
     /// whether it did.
     pub fn wait_sealed(&self, t: Time, timeout: std::time::Duration) -> bool {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            if self.reseal() >= t {
-                return true;
-            }
-            if std::time::Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
+        poll_until(timeout, || self.reseal() >= t)
+    }
+}
+
+/// Polls `done` every millisecond until it holds (true) or `timeout` passes (false).
+fn poll_until(timeout: std::time::Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if done() {
+            return true;
         }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 
@@ -120,14 +125,7 @@ impl WatchedSink {
     /// Waits (polling) until the sink's input has progressed past `t` or `timeout` passes.
     /// Returns whether it did.
     pub fn wait_past(&self, t: Time, timeout: std::time::Duration) -> bool {
-        let deadline = std::time::Instant::now() + timeout;
-        while self.upper.load(Ordering::Acquire) <= t {
-            if std::time::Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        true
+        poll_until(timeout, || self.upper.load(Ordering::Acquire) > t)
     }
 }
 

@@ -522,7 +522,8 @@ mod tests {
 
     use super::*;
 
-    fn get(name: &str) -> Plan {
+    /// A read of `name`, one text column `a` (shared with the other modules' tests).
+    pub(crate) fn get(name: &str) -> Plan {
         Plan::Get {
             name: name.into(),
             desc: RelationDesc::new([("a".to_string(), ColumnType::Text)]),

@@ -405,16 +405,9 @@ mod tests {
 
     use datafusion::common::DFSchema;
     use datafusion::prelude::col;
-    use rampart_repr::{ColumnType, RelationDesc};
 
     use super::*;
-
-    fn get(name: &str) -> Plan {
-        Plan::Get {
-            name: name.into(),
-            desc: RelationDesc::new([("a".to_string(), ColumnType::Text)]),
-        }
-    }
+    use crate::tests::get;
 
     fn join(kind: JoinKind, residual: Option<Expr>) -> Plan {
         Plan::Join {
