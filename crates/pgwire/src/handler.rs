@@ -157,6 +157,11 @@ pub fn command_tag(tag: &str, rows: Option<usize>) -> Tag {
     }
 }
 
+/// [`command_tag`] as the text the client reads (`INSERT 0 3`).
+pub fn command_tag_text(tag: &str, rows: Option<usize>) -> String {
+    pgwire::messages::response::CommandComplete::from(command_tag(tag, rows)).tag
+}
+
 async fn send_notices<C>(client: &mut C, notices: &[String]) -> PgWireResult<()>
 where
     C: Sink<PgWireBackendMessage> + Unpin + Send,
@@ -613,11 +618,10 @@ mod tests {
 
     #[test]
     fn tags() {
-        let s = |t: Tag| pgwire::messages::response::CommandComplete::from(t).tag;
-        assert_eq!(s(command_tag("INSERT", Some(3))), "INSERT 0 3");
-        assert_eq!(s(command_tag("DELETE", Some(3))), "DELETE 3");
+        assert_eq!(command_tag_text("INSERT", Some(3)), "INSERT 0 3");
+        assert_eq!(command_tag_text("DELETE", Some(3)), "DELETE 3");
         assert_eq!(
-            s(command_tag("CREATE_MATERIALIZED_VIEW", None)),
+            command_tag_text("CREATE_MATERIALIZED_VIEW", None),
             "CREATE MATERIALIZED VIEW"
         );
     }

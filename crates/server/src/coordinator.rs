@@ -98,14 +98,7 @@ impl Executed {
     pub(crate) fn tag_text(&self) -> String {
         match &self.output {
             QueryOutput::Rows { .. } => "SELECT".to_string(),
-            QueryOutput::Command { tag, rows } => {
-                let name = tag.replace('_', " ");
-                match rows {
-                    Some(n) if name == "INSERT" => format!("INSERT 0 {n}"),
-                    Some(n) => format!("{name} {n}"),
-                    None => name,
-                }
-            }
+            QueryOutput::Command { tag, rows } => rampart_pgwire::handler::command_tag_text(tag, *rows),
         }
     }
 }
