@@ -119,26 +119,12 @@ impl Coordinator {
     ) -> Arc<Self> {
         let schema_ctx = new_session_context();
         crate::pg_catalog::register(&schema_ctx, None);
-        let _ = schema_ctx.register_table(
-            system_tables::SOURCE_ERRORS,
-            Arc::new(EmptyTable::new(system_tables::source_errors_schema())),
-        );
-        let _ = schema_ctx.register_table(
-            system_tables::LATE_EVENTS,
-            Arc::new(EmptyTable::new(system_tables::late_events_schema())),
-        );
-        let _ = schema_ctx.register_table(
-            system_tables::SOURCES,
-            Arc::new(EmptyTable::new(system_tables::sources_schema())),
-        );
-        let _ = schema_ctx.register_table(
-            system_tables::CHECKPOINTS,
-            Arc::new(EmptyTable::new(system_tables::checkpoints_schema())),
-        );
-        let _ = schema_ctx.register_table(
-            system_tables::FRONTIERS,
-            Arc::new(EmptyTable::new(system_tables::frontiers_schema())),
-        );
+        // Every system table, by its columns only, for planning.
+        for name in system_tables::ALL {
+            if let Some(schema) = system_tables::schema_of(name) {
+                let _ = schema_ctx.register_table(name, Arc::new(EmptyTable::new(schema)));
+            }
+        }
         Arc::new(Coordinator {
             state: Mutex::new(State {
                 catalog: Catalog::default(),

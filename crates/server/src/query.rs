@@ -159,47 +159,12 @@ impl State {
                 .map(|((n, schema), rows)| (n, schema, rows))
                 .collect(),
         )?;
-        for (name, log) in [
-            (system_tables::SOURCE_ERRORS, &self.errors),
-            (system_tables::LATE_EVENTS, &self.late),
-        ] {
-            if let Some(schema) = system_tables::log_table_schema(name).filter(|_| names.contains(name)) {
-                let batch = system_tables::log_batch(log, schema.clone());
-                let mem = MemTable::try_new(schema, vec![vec![batch]]).map_err(PlanError::from_datafusion)?;
-                ctx.register_table(TableReference::bare(name), Arc::new(mem))
-                    .map_err(PlanError::from_datafusion)?;
-            }
-        }
-        if names.contains(system_tables::SOURCES) {
-            let mem = MemTable::try_new(
-                system_tables::sources_schema(),
-                vec![vec![system_tables::sources_batch()]],
-            )
-            .map_err(PlanError::from_datafusion)?;
-            ctx.register_table(system_tables::SOURCES, Arc::new(mem))
-                .map_err(PlanError::from_datafusion)?;
-        }
-        if names.contains(system_tables::CHECKPOINTS) {
-            let stats = self
-                .storage
-                .as_ref()
-                .map(|s| s.checkpointer.stats())
-                .unwrap_or_default();
-            let mem = MemTable::try_new(
-                system_tables::checkpoints_schema(),
-                vec![vec![system_tables::checkpoints_batch(&stats)]],
-            )
-            .map_err(PlanError::from_datafusion)?;
-            ctx.register_table(system_tables::CHECKPOINTS, Arc::new(mem))
-                .map_err(PlanError::from_datafusion)?;
-        }
-        if names.contains(system_tables::FRONTIERS) {
-            let mem = MemTable::try_new(
-                system_tables::frontiers_schema(),
-                vec![vec![system_tables::frontiers_batch(&self.catalog)]],
-            )
-            .map_err(PlanError::from_datafusion)?;
-            ctx.register_table(system_tables::FRONTIERS, Arc::new(mem))
+        for name in system_tables::ALL.into_iter().filter(|n| names.contains(*n)) {
+            let Some(batch) = self.system_table_batch(name) else {
+                continue;
+            };
+            let mem = MemTable::try_new(batch.schema(), vec![vec![batch]]).map_err(PlanError::from_datafusion)?;
+            ctx.register_table(TableReference::bare(name), Arc::new(mem))
                 .map_err(PlanError::from_datafusion)?;
         }
         for e in self.catalog.in_creation_order() {
@@ -210,6 +175,31 @@ impl State {
             }
         }
         Ok((ctx, query.clone()))
+    }
+
+    /// The rows of the system table `name` now (`None`: not a system table).
+    fn system_table_batch(&self, name: &str) -> Option<RecordBatch> {
+        Some(match name {
+            system_tables::SOURCE_ERRORS | system_tables::LATE_EVENTS => {
+                let log = if name == system_tables::SOURCE_ERRORS {
+                    &self.errors
+                } else {
+                    &self.late
+                };
+                system_tables::log_batch(log, system_tables::log_table_schema(name)?)
+            }
+            system_tables::SOURCES => system_tables::sources_batch(),
+            system_tables::CHECKPOINTS => {
+                let stats = self
+                    .storage
+                    .as_ref()
+                    .map(|s| s.checkpointer.stats())
+                    .unwrap_or_default();
+                system_tables::checkpoints_batch(&stats)
+            }
+            system_tables::FRONTIERS => system_tables::frontiers_batch(&self.catalog),
+            _ => return None,
+        })
     }
 
     pub(crate) fn show(&self, kind: ShowKind) -> Result<Executed, PlanError> {

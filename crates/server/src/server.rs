@@ -92,7 +92,9 @@ impl ServerHandle {
 /// cannot be listened on, `58030` naming the file or the address.
 pub async fn start_server(config: ServerConfig) -> Result<ServerHandle, Error> {
     let mut stored = Vec::new();
-    let mut checkpointer = None;
+    // The checkpointer the stop takes its last checkpoint with (without a data directory,
+    // none).
+    let mut stop_checkpointer = None;
     let errors = ErrorLog::new();
     let late = ErrorLog::new();
     let storage = match &config.data_dir {
@@ -110,9 +112,8 @@ pub async fn start_server(config: ServerConfig) -> Result<ServerHandle, Error> {
             late.restore(late_saved);
             let rounds = RoundLog::open(&data_dir.rounds_path())
                 .map_err(|e| io_error(format!("cannot read the checkpoint rounds in {}", dir.display()), e))?;
-            let started = crate::durability::checkpoint::Checkpointer::start(config.checkpoint_interval, rounds);
-            checkpointer = Some(started.clone());
-            let checkpointer = started;
+            let checkpointer = crate::durability::checkpoint::Checkpointer::start(config.checkpoint_interval, rounds);
+            stop_checkpointer = Some(checkpointer.clone());
             checkpointer.save_errors(errors.clone(), journal);
             checkpointer.save_errors(late.clone(), late_journal);
             Some(Storage {
@@ -164,7 +165,7 @@ pub async fn start_server(config: ServerConfig) -> Result<ServerHandle, Error> {
         restore_failures,
         restored,
         task,
-        checkpointer,
+        checkpointer: stop_checkpointer,
     })
 }
 
