@@ -27,5 +27,5 @@ pub use positions::Positions;
 pub use row::{Row, RowIntoIter};
 pub use sink_writer::{Delivered, SinkWriter};
 pub use text::Str;
-pub use time::{now_ms, Diff, Time};
+pub use time::{now_ms, Diff, Time, DERIVED_CHANGES_MS};
 pub use types::{Column, ColumnType, RelationDesc};

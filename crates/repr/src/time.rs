@@ -14,3 +14,9 @@ pub fn now_ms() -> Time {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
+
+/// How much later (ms of dataflow time) than the input that causes them the changes
+/// operators derive on their own come: a retention's expiry (1 ms after the watermark step
+/// that passes a row), a window closing. Whoever waits for the consequences of some input
+/// waits this much past it.
+pub const DERIVED_CHANGES_MS: Time = 10;

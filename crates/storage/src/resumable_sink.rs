@@ -36,7 +36,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rampart_repr::{now_ms, Delivered, Diff, FeedProgress, SinkWriter, Time};
+use rampart_repr::{now_ms, Delivered, Diff, FeedProgress, SinkWriter, Time, DERIVED_CHANGES_MS};
 use rampart_repr::{Error, Positions, Row};
 
 use crate::sink_state::{apply, SinkCheckpoint, SinkStateLog};
@@ -522,9 +522,11 @@ impl SinkWriter for ResumableSink {
                     .as_ref()
                     .map_or(0, |g| g.load(std::sync::atomic::Ordering::Acquire));
                 if reached && live_from != u64::MAX {
-                    // Everything ingested so far carries a time at most this, and what the
-                    // restore brought back has settled before the gate.
-                    r.caught_up_at = Some(now_ms().max(live_from));
+                    // Everything ingested so far carries a time at most now, and what the
+                    // restore brought back has settled before the gate; what operators
+                    // derive from that input on their own (a retention's expiry of rows
+                    // that had expired before the stop) comes within DERIVED_CHANGES_MS.
+                    r.caught_up_at = Some(now_ms().max(live_from) + DERIVED_CHANGES_MS);
                     tracing::info!(sink = %self.name, target = ?r.target, now = ?now, "sink inputs replayed to its checkpoint");
                 } else if !r.warned && r.since.elapsed() > CATCH_UP_WARNING {
                     r.warned = true;
@@ -701,11 +703,12 @@ mod tests {
         assert_eq!(feed.complete(), at(12));
         sink.write(&[(row("b"), 7, 1), (row("c"), 7, 1)]);
         sink.progress(8);
-        // Caught up at the wall clock: the frontier has to pass it.
-        sink.progress(now_ms() + 1);
+        // Caught up at the wall clock: the frontier has to pass it, and the time within
+        // which operators derive changes from that input.
+        sink.progress(now_ms() + DERIVED_CHANGES_MS + 1);
         assert!(!sink.resuming());
         assert_eq!(*second.0.lock().unwrap(), vec![(row("c"), 1)]);
-        sink.write(&[(row("a"), now_ms() + 2, -1)]);
+        sink.write(&[(row("a"), now_ms() + DERIVED_CHANGES_MS + 2, -1)]);
         assert_eq!(second.0.lock().unwrap().last(), Some(&(row("a"), -1)));
     }
 
@@ -740,8 +743,8 @@ mod tests {
         assert!(sink.resuming());
         feed.ingested(0, &at(12), 0);
         sink.write(&[(alert("a", 900), 5, 1), (alert("b", 901), 5, 1)]);
-        sink.progress(now_ms() + 1);
-        sink.progress(now_ms() + 2);
+        sink.progress(now_ms() + DERIVED_CHANGES_MS + 1);
+        sink.progress(now_ms() + DERIVED_CHANGES_MS + 2);
         assert!(!sink.resuming());
         assert_eq!(
             *second.0.lock().unwrap(),
@@ -944,7 +947,7 @@ mod tests {
         while sink.resuming() {
             assert!(Instant::now() < deadline, "the readback never finished");
             std::thread::sleep(Duration::from_millis(5));
-            sink.progress(now_ms() + 1);
+            sink.progress(now_ms() + DERIVED_CHANGES_MS + 1);
         }
         assert_eq!(
             *second.messages.lock().unwrap(),
@@ -952,7 +955,7 @@ mod tests {
             "b reached the destination before the kill: only c is sent after it"
         );
         second.acked.store(1, SeqCst);
-        sink.progress(now_ms() + 2);
+        sink.progress(now_ms() + DERIVED_CHANGES_MS + 2);
         drop(sink);
         let (_, cp) = SinkStateLog::open(&path).unwrap();
         assert_eq!(cp.emitted, [(row("a"), 1), (row("b"), 1), (row("c"), 1)].into());

@@ -56,10 +56,6 @@ impl Storage {
     }
 }
 
-/// How long after the last restored row or watermark (ms of dataflow time) the restore is
-/// complete: what operators produce from restored input lands at most this much later.
-const RESTORE_MARGIN_MS: u64 = 10;
-
 /// What a restore in progress has restored so far.
 pub(crate) struct RestoreProgress {
     /// When readers may enter batches: `u64::MAX` until the restore is complete.

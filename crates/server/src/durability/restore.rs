@@ -43,7 +43,8 @@ impl Coordinator {
         // muting their output.
         if let Some(storage) = state.storage.as_ref() {
             if let Some(r) = storage.restore.lock().take() {
-                let live = now_ms().max(r.until) + RESTORE_MARGIN_MS;
+                // What operators produce from restored input lands at most this much later.
+                let live = now_ms().max(r.until) + rampart_repr::DERIVED_CHANGES_MS;
                 r.gate.store(live, std::sync::atomic::Ordering::Release);
             }
         }
