@@ -61,7 +61,7 @@ fn start_fresh(dir: &std::path::Path) -> Result<(), String> {
 }
 
 pub async fn run(config: ServerConfig, rate: f64, seconds: Option<u64>) -> Result<(), String> {
-    let dir = config.data_dir.clone().unwrap_or_else(|| "./rampart-demo-data".into());
+    let dir = config.data_dir.clone().unwrap_or_else(|| crate::DEMO_DATA_DIR.into());
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     start_fresh(&dir)?;
     let assets = dir.join("asset_taxonomy.csv");

@@ -77,14 +77,6 @@ impl ServerHandle {
             }
         }
     }
-
-    /// Waits until the listener stops (normally never).
-    pub async fn wait(self) -> std::io::Result<()> {
-        match self.task.await {
-            Ok(r) => r,
-            Err(e) => Err(std::io::Error::other(e)),
-        }
-    }
 }
 
 /// Starts the engine and the pgwire listener. Must be called inside a tokio runtime. A data
