@@ -29,8 +29,9 @@ pub const MAX_PARAMETERS: usize = 65_535;
 pub struct SqlTemplate {
     pieces: Vec<Piece>,
     param_count: usize,
-    /// The first `$n` above [`MAX_PARAMETERS`], if any (the statement is refused).
-    out_of_range: Option<u128>,
+    /// The first `$n` above [`MAX_PARAMETERS`], as written, if any (the statement is
+    /// refused).
+    out_of_range: Option<String>,
 }
 
 fn is_ident_char(c: char) -> bool {
@@ -72,15 +73,8 @@ impl SqlTemplate {
                         }
                         let digits: String = chars[i + 1..j].iter().collect();
                         match digits.parse::<usize>() {
-                            Ok(n) if n > MAX_PARAMETERS => {
-                                out_of_range.get_or_insert(n as u128);
-                                j
-                            }
-                            Err(_) => {
-                                out_of_range.get_or_insert(u128::MAX);
-                                j
-                            }
-                            Ok(n) if n >= 1 => {
+                            Ok(0) => j,
+                            Ok(n) if n <= MAX_PARAMETERS => {
                                 if !text.is_empty() {
                                     pieces.push(Piece::Text(std::mem::take(&mut text)));
                                 }
@@ -93,7 +87,11 @@ impl SqlTemplate {
                                 i = j;
                                 continue;
                             }
-                            _ => j,
+                            // Beyond the limit, or beyond any number at all.
+                            _ => {
+                                out_of_range.get_or_insert(format!("${digits}"));
+                                j
+                            }
                         }
                     } else {
                         skip_dollar_quoted(&chars, i)
@@ -117,19 +115,12 @@ impl SqlTemplate {
     /// An error if the text names a parameter above [`MAX_PARAMETERS`] (SQLSTATE 54023,
     /// too many arguments): such a statement is refused before anything is sized by it.
     pub fn check_parameter_numbers(&self) -> Result<(), SqlError> {
-        match self.out_of_range {
+        match &self.out_of_range {
             None => Ok(()),
-            Some(n) => {
-                let named = if n == u128::MAX {
-                    "a huge number".to_string()
-                } else {
-                    format!("${n}")
-                };
-                Err(SqlError::new(
-                    "54023",
-                    format!("parameter {named} is out of range: a statement has at most {MAX_PARAMETERS} parameters"),
-                ))
-            }
+            Some(named) => Err(SqlError::new(
+                "54023",
+                format!("parameter {named} is out of range: a statement has at most {MAX_PARAMETERS} parameters"),
+            )),
         }
     }
 
